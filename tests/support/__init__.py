@@ -1,0 +1,1 @@
+"""Real-part test helpers: a docker-registry process, small OCI images, skopeo."""

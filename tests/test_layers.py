@@ -1,0 +1,96 @@
+"""DESIGN.md's layering, enforced: a module imports kubenb modules only from lower layers."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import kubenb
+
+PACKAGE = Path(kubenb.__file__).parent
+
+#: DESIGN.md, "Package layout": top-level module or package -> layer.
+LAYERS = {
+    "errors": 0,
+    "model": 1, "events": 1,
+    "reference": 2, "kubefile": 2,
+    "discover": 3, "registry": 3, "store": 3,
+    "cache": 4,
+    "engine": 5, "build": 5,
+    "cli": 6, "magic": 6, "display": 6, "widgets": 6,
+}
+#: The package facade and ``python -m`` entry point sit above every layer.
+FACADES = {"__init__", "__main__"}
+FRONT_END_ONLY = {"IPython", "ipywidgets", "argparse"}
+
+
+def _top(module: str) -> str:
+    return module.split(".")[1] if module.startswith("kubenb.") else module.split(".", maxsplit=1)[0]
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.module, node.lineno))
+            if node.module == "kubenb":
+                found += [(f"kubenb.{alias.name}", node.lineno) for alias in node.names]
+    return found
+
+
+def _modules() -> list[tuple[str, Path]]:
+    return [
+        (path.relative_to(PACKAGE).parts[0].removesuffix(".py"), path)
+        for path in sorted(PACKAGE.rglob("*.py"))
+    ]
+
+
+def test_every_module_has_a_layer() -> None:
+    unknown = {top for top, _ in _modules() if top not in LAYERS and top not in FACADES}
+    assert not unknown, f"add these to DESIGN.md's layer table and to LAYERS: {sorted(unknown)}"
+
+
+def test_modules_import_only_from_lower_layers() -> None:
+    violations = []
+    for top, path in _modules():
+        if top in FACADES:
+            continue
+        for module, line in _imports(path):
+            if not module.startswith("kubenb"):
+                continue
+            target = _top(module)
+            if target == top:
+                continue  # a package's own modules
+            if target not in LAYERS or LAYERS[target] >= LAYERS[top]:
+                violations.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}")
+    assert not violations, "\n".join(violations)
+
+
+def test_only_front_ends_import_front_end_libraries() -> None:
+    violations = [
+        f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}"
+        for top, path in _modules()
+        if top not in FACADES and LAYERS.get(top, 6) < 6
+        for module, line in _imports(path)
+        if module.split(".")[0] in FRONT_END_ONLY
+    ]
+    assert not violations, "\n".join(violations)
+
+
+def test_the_layer_check_catches_an_upward_import(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("from kubenb.cli import main\nimport kubenb.engine\n")
+    assert _imports(bad) == [("kubenb.cli", 1), ("kubenb.engine", 2)]
+    assert LAYERS[_top("kubenb.cli")] > LAYERS["reference"]
+
+
+def test_public_api_is_explicit() -> None:
+    exported = set(kubenb.__all__)
+    public = {name for name in vars(kubenb) if not name.startswith("_") and name != "annotations"}
+    submodules = {name for name in public if type(getattr(kubenb, name)).__name__ == "module"}
+    assert exported == (public - submodules) | {"__version__"}
+    for name in exported:
+        assert hasattr(kubenb, name), name
