@@ -5,6 +5,7 @@ The public Python API is what ``__all__`` names; everything else may change betw
 
 from __future__ import annotations
 
+from kubenb.discover import list_images
 from kubenb.errors import (
     AuthenticationError,
     BuildError,
@@ -17,7 +18,7 @@ from kubenb.errors import (
     UnsupportedError,
 )
 from kubenb.kubefile import expand, load, parse
-from kubenb.model import ImageRef, Instruction, Kubefile
+from kubenb.model import FoundImage, ImageList, ImageRef, Instruction, InvalidImage, Kubefile, Location
 from kubenb.reference import normalize, parse_reference
 
 __version__ = "0.1.0"
@@ -26,17 +27,22 @@ __all__ = [
     "AuthenticationError",
     "BuildError",
     "DiscoveryError",
+    "FoundImage",
+    "ImageList",
     "ImageRef",
     "Instruction",
+    "InvalidImage",
     "InvalidReferenceError",
     "Kubefile",
     "KubefileError",
     "KubenbError",
+    "Location",
     "RegistryError",
     "StoreError",
     "UnsupportedError",
     "__version__",
     "expand",
+    "list_images",
     "load",
     "normalize",
     "parse",

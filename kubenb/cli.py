@@ -16,9 +16,12 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from typing import NoReturn, TextIO
 
+from kubenb.discover import list_images
+from kubenb.display import image_list_csv, image_list_plain, image_list_table, locations_text
 from kubenb.errors import KubenbError
 from kubenb.kubefile import declared_arguments, expand, parse, read_text
-from kubenb.model import Kubefile
+from kubenb.model import ImageList, ImageRef, Kubefile
+from kubenb.reference import is_valid_reference, parse_reference
 
 __all__ = ["build_parser", "main"]
 
@@ -54,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     _add_parse(commands, common)
+    _add_list_images(commands, common)
     return parser
 
 
@@ -63,6 +67,76 @@ def _add_parse(commands: argparse._SubParsersAction[_Parser], common: _Parser) -
     sub.add_argument("-o", "--output", choices=("text", "json"), default="text")
     sub.add_argument("--build-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE")
     sub.set_defaults(run=_run_parse)
+
+
+def _chart_option(separator: str) -> Callable[[str], tuple[str, str]]:
+    """``CHART=FILE`` (``--values``) or ``CHART:key=value`` (``--set``)."""
+
+    def parse_option(text: str) -> tuple[str, str]:
+        chart, found, rest = text.partition(separator)
+        if not found or not chart or not rest:
+            example = "CHART=FILE" if separator == "=" else "CHART:key=value"
+            raise argparse.ArgumentTypeError(f"expected {example}, got {text!r}")
+        return chart, rest
+
+    return parse_option
+
+
+def _add_list_images(commands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    sub = commands.add_parser("list-images", parents=[common],
+                              help="list every image a lite build of CONTEXT would carry")
+    sub.add_argument("context", nargs="?", default=".", metavar="CONTEXT")
+    sub.add_argument("-f", "--file", default=None, help="the Kubefile (default: CONTEXT/Kubefile if present)")
+    sub.add_argument("-o", "--output", choices=("table", "json", "csv", "plain"), default="table")
+    sub.add_argument("--why", metavar="IMAGE", help="show every place IMAGE was found")
+    sub.add_argument("--values", action="append", type=_chart_option("="), default=[], metavar="CHART=FILE")
+    sub.add_argument("--set", action="append", type=_chart_option(":"), default=[], metavar="CHART:K=V")
+    sub.add_argument("--kube-version", help="the Kubernetes version charts see (.Capabilities.KubeVersion)")
+    sub.add_argument("--helm-backend", choices=("sdk", "cli"), default="sdk",
+                     help="render charts with helm-python-sdk (default) or a helm binary on PATH")
+    sub.add_argument("--build-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE")
+    sub.set_defaults(run=_run_list_images)
+
+
+def _grouped(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for key, value in pairs:
+        grouped.setdefault(key, []).append(value)
+    return grouped
+
+
+def _run_list_images(options: argparse.Namespace) -> int:
+    images = list_images(
+        options.context, kubefile=options.file, values=_grouped(options.values), set=_grouped(options.set),
+        kube_version=options.kube_version, build_args=dict(options.build_arg),
+        helm_backend=options.helm_backend,
+    )
+    for warning in images.warnings:
+        print(f"kubenb: warning: {warning}", file=sys.stderr)
+    for invalid in images.invalid:
+        print(f"kubenb: warning: {invalid.location}: invalid image reference {invalid.written!r}: "
+              f"{invalid.reason}", file=sys.stderr)
+    if options.why:
+        return _print_why(images, options.why)
+    print(_RENDERERS[options.output](images), end="")
+    return 0
+
+
+def _print_why(images: ImageList, image: str) -> int:
+    wanted: str | ImageRef = parse_reference(image) if is_valid_reference(image) else image
+    locations = images.why(wanted)
+    if not locations:
+        raise KubenbError(f"{image} is not in the image list", hint="run kubenb list-images to see the list")
+    print(locations_text(locations), end="")
+    return 0
+
+
+_RENDERERS: dict[str, Callable[[ImageList], str]] = {
+    "table": image_list_table,
+    "json": lambda images: json.dumps(images.to_dict(), indent=2) + "\n",
+    "csv": image_list_csv,
+    "plain": image_list_plain,
+}
 
 
 def _read_kubefile(path: str, stdin: TextIO) -> Kubefile:

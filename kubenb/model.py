@@ -7,7 +7,12 @@ values the layers hand to each other, so they must be cheap to build, compare an
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas
 
 __all__ = ["KEYWORDS", "Flag", "ImageRef", "Instruction", "Kubefile"]
 
@@ -124,3 +129,153 @@ class ImageRef:
         if self.digest is not None:
             text += f"@{self.digest}"
         return text
+
+
+#: Where an image can be found, in the order a lite build looks (see DESIGN.md, "Discovery").
+SOURCES: tuple[str, ...] = ("base", "imageList", "manifest", "chart")
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """Where one image reference was written: enough for a user to open the file and see it.
+
+    ``path`` is the YAML path inside the document (``spec.template.spec.containers[0].image``),
+    ``object`` the Kubernetes object (``Deployment/web``), ``chart`` the chart that rendered it.
+    """
+
+    source: str
+    file: str
+    line: int | None = None
+    path: str | None = None
+    object: str | None = None
+    chart: str | None = None
+    written: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "file": self.file, "line": self.line, "path": self.path,
+            "object": self.object, "chart": self.chart,
+        }
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        details = [d for d in (self.object, self.path) if d]
+        chart = f" (chart {self.chart})" if self.chart else ""
+        return " ".join([where, *details]) + chart
+
+
+@dataclass(frozen=True)
+class FoundImage:
+    """One normalised image and every place it was written."""
+
+    image: ImageRef
+    locations: tuple[Location, ...]
+
+    @property
+    def written(self) -> str:
+        """The reference as first written (``nginx``), before normalisation."""
+        return self.locations[0].written if self.locations else str(self.image)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image": str(self.image),
+            "written": self.written,
+            "found_in": [location.to_dict() for location in self.locations],
+        }
+
+
+@dataclass(frozen=True)
+class InvalidImage:
+    """A reference written where an image belongs that is not a valid reference."""
+
+    written: str
+    location: Location
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"written": self.written, "reason": self.reason, "found_in": [self.location.to_dict()]}
+
+
+@dataclass(frozen=True)
+class ImageList:
+    """What a lite build will carry, and what it will not, each with provenance.
+
+    ``images`` are cached by a build; ``potential`` (image-looking strings in env values, flags,
+    ConfigMap data) and ``test`` (images only Helm test hooks use) are shown apart so a person
+    can opt them in; ``invalid`` stops a build unless skipped; ``warnings`` explain files that
+    were skipped.
+    """
+
+    images: tuple[FoundImage, ...] = ()
+    potential: tuple[FoundImage, ...] = ()
+    test: tuple[FoundImage, ...] = ()
+    invalid: tuple[InvalidImage, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __iter__(self) -> Any:
+        return iter(self.images)
+
+    @property
+    def references(self) -> tuple[ImageRef, ...]:
+        return tuple(found.image for found in self.images)
+
+    def why(self, image: str | ImageRef) -> tuple[Location, ...]:
+        """Every place ``image`` was found (normalised or as written); empty when nowhere."""
+        return tuple(
+            location
+            for found in (*self.images, *self.potential, *self.test)
+            if _matches(found, image)
+            for location in found.locations
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of ``kubenb list-images -o json`` (a stable contract, see DESIGN.md)."""
+        return {
+            "images": [found.to_dict() for found in self.images],
+            "potential": [found.to_dict() for found in self.potential],
+            "test": [found.to_dict() for found in self.test],
+            "invalid": [invalid.to_dict() for invalid in self.invalid],
+            "warnings": list(self.warnings),
+        }
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per image and place found, the shape tables and DataFrames show."""
+        return [
+            _row(found, location, kind)
+            for kind, group in (("image", self.images), ("potential", self.potential), ("test", self.test))
+            for found in group
+            for location in found.locations
+        ]
+
+    def to_dataframe(self, *, include: Iterable[str] = ("image",)) -> pandas.DataFrame:
+        """A pandas DataFrame of :meth:`rows` for the kinds in ``include`` (image, potential, test)."""
+        import pandas  # noqa: PLC0415  (pandas is slow to import; only tables need it)
+
+        kinds = set(include)
+        rows = [row for row in self.rows() if row["kind"] in kinds]
+        return pandas.DataFrame(rows, columns=list(ROW_COLUMNS))
+
+
+ROW_COLUMNS: tuple[str, ...] = (
+    "image", "registry", "repository", "tag", "digest", "kind", "source", "file", "line", "path",
+    "object", "chart", "written",
+)
+
+
+def _row(found: FoundImage, location: Location, kind: str) -> dict[str, Any]:
+    ref = found.image
+    return {
+        "image": str(ref), "registry": ref.domain, "repository": ref.path, "tag": ref.tag,
+        "digest": ref.digest, "kind": kind, "source": location.source, "file": location.file,
+        "line": location.line, "path": location.path, "object": location.object,
+        "chart": location.chart, "written": location.written,
+    }
+
+
+def _matches(found: FoundImage, image: str | ImageRef) -> bool:
+    if isinstance(image, ImageRef):
+        return found.image == image
+    return image == str(found.image) or any(image == location.written for location in found.locations)

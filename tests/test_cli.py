@@ -104,3 +104,96 @@ def test_only_working_commands_are_offered() -> None:
     result = kubenb_cli("build", "-t", "x:y")
     assert result.returncode == 2
     assert "invalid choice: 'build'" in result.stderr
+
+
+LIST_CONTEXT_MANIFEST = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.25
+      - name: bad
+        image: foo/-bar
+---
+kind: ConfigMap
+metadata: {name: cfg}
+data: {SIDECAR: "quay.io/x/sidecar:1"}
+"""
+
+
+def _list_context(tmp_path: Path) -> Path:
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "app.yaml").write_text(LIST_CONTEXT_MANIFEST)
+    (tmp_path / "manifests" / "imageList").write_text("redis:7\n")
+    return tmp_path
+
+
+def test_list_images_json_follows_the_contract(tmp_path: Path) -> None:
+    result = kubenb_cli("list-images", str(_list_context(tmp_path)), "-o", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [i["image"] for i in data["images"]] == ["docker.io/library/nginx:1.25", "docker.io/library/redis:7"]
+    nginx = data["images"][0]
+    assert nginx["written"] == "nginx:1.25"
+    assert nginx["found_in"] == [{
+        "source": "manifest", "file": "manifests/app.yaml", "line": 9,
+        "path": "spec.template.spec.containers[0].image", "object": "Deployment/web", "chart": None,
+    }]
+    assert [p["image"] for p in data["potential"]] == ["quay.io/x/sidecar:1"]
+    assert data["test"] == []
+    assert [(i["written"], i["found_in"][0]["line"]) for i in data["invalid"]] == [("foo/-bar", 11)]
+    assert "manifests/app.yaml:11" in result.stderr and "invalid image reference 'foo/-bar'" in result.stderr
+
+
+def test_list_images_plain_csv_table_and_why(tmp_path: Path) -> None:
+    context = str(_list_context(tmp_path))
+    plain = kubenb_cli("list-images", context, "-o", "plain")
+    assert plain.stdout == "docker.io/library/nginx:1.25\ndocker.io/library/redis:7\n"
+    csv_out = kubenb_cli("list-images", context, "-o", "csv").stdout.splitlines()
+    assert csv_out[0].startswith("image,registry,repository,tag,digest,kind,source,file,line")
+    assert len(csv_out) == 1 + 3
+    table = kubenb_cli("list-images", context).stdout
+    assert "docker.io/library/redis:7" in table and "manifests/imageList:1" in table
+    assert "Potential images" in table and "quay.io/x/sidecar:1" in table
+    why = kubenb_cli("list-images", context, "--why", "redis:7")
+    assert why.returncode == 0
+    assert why.stdout == "imageList: manifests/imageList:1\n"
+    missing = kubenb_cli("list-images", context, "--why", "postgres")
+    assert missing.returncode == 1
+    assert missing.stderr.splitlines()[-1] == (
+        "kubenb: postgres is not in the image list; run kubenb list-images to see the list"
+    )
+
+
+def test_list_images_broken_yaml_exits_naming_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "broken.yaml").write_text("kind: Pod\nspec:\n  containers:\n  - image: a\n   b: c\n")
+    result = kubenb_cli("list-images", str(tmp_path))
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("kubenb: manifests/broken.yaml:5: ")
+
+
+def test_list_images_chart_options(tmp_path: Path) -> None:
+    chart = tmp_path / "charts" / "web"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: web\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text("tag: '1.0'\nregistry: docker.io\n")
+    (chart / "templates" / "pod.yaml").write_text(
+        "kind: Pod\nmetadata: {name: x}\nspec:\n  containers:\n"
+        "  - image: {{ .Values.registry }}/web/app:{{ .Values.tag }}\n"
+    )
+    values = tmp_path / "prod.yaml"
+    values.write_text("registry: quay.io\n")
+    result = kubenb_cli(
+        "list-images", str(tmp_path), "-o", "plain", "--values", f"web={values}", "--set", "web:tag=2.0"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "quay.io/web/app:2.0\n"
+    bad = kubenb_cli("list-images", str(tmp_path), "--set", "tag=2.0")
+    assert bad.returncode == 2
+    assert "expected CHART:key=value" in bad.stderr

@@ -1,0 +1,178 @@
+"""Image discovery: the image list of a lite build, with where every image was found.
+
+``list_images`` is the one entry point: it resolves the rootfs the Kubefile describes (or
+takes the folder as a rootfs), then reads ``manifests/imageList``, every manifest under
+``manifests/`` and every chart under ``charts/``. Results are memoised by a hash of the
+content that went in, so a notebook that previews on every cell run answers at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from kubenb.discover.cache import ResultCache, content_key
+from kubenb.discover.charts import ChartSource, render_chart
+from kubenb.discover.documents import Document, load_documents, read_text, split_documents
+from kubenb.discover.hits import Hit, collect
+from kubenb.discover.imagelist import IMAGE_LIST, read_image_list
+from kubenb.discover.rootfs import RootfsView, view_of_folder, view_of_kubefile
+from kubenb.discover.walk import ObjectContext, walk_object
+from kubenb.kubefile import load
+from kubenb.model import ImageList
+
+__all__ = ["DiscoveryOptions", "discover", "list_images", "rootfs_view"]
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+_CACHE = ResultCache()
+
+
+@dataclass(frozen=True)
+class DiscoveryOptions:
+    """How charts are rendered: per-chart values files and ``--set`` expressions, Helm options."""
+
+    values: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)
+    set_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    kube_version: str | None = None
+    helm_backend: str = "sdk"
+
+
+def list_images(
+    context: str | Path = ".",
+    *,
+    kubefile: str | Path | None = None,
+    values: Mapping[str, str | Path | Sequence[str | Path]] | None = None,
+    set: Mapping[str, str | Sequence[str]] | None = None,
+    kube_version: str | None = None,
+    build_args: Mapping[str, str] | None = None,
+    helm_backend: str = "sdk",
+) -> ImageList:
+    """The image list of a lite build of ``context``.
+
+    ``values`` maps a chart name to one or more values files, ``set`` a chart name to
+    ``key=value`` expressions (Helm's ``--set`` syntax).
+    """
+    options = DiscoveryOptions(
+        values={chart: tuple(Path(str(p)) for p in _as_tuple(files)) for chart, files in (values or {}).items()},
+        set_values={chart: tuple(str(e) for e in _as_tuple(exprs)) for chart, exprs in (set or {}).items()},
+        kube_version=kube_version,
+        helm_backend=helm_backend,
+    )
+    return discover(rootfs_view(Path(context), kubefile, build_args), options)
+
+
+def rootfs_view(
+    context: Path, kubefile: str | Path | None = None, build_args: Mapping[str, str] | None = None
+) -> RootfsView:
+    """The rootfs a build of ``context`` would produce: its Kubefile's, or the folder itself."""
+    if kubefile is None:
+        kubefile = context / "Kubefile"
+        if not kubefile.exists():
+            return view_of_folder(context)
+    return view_of_kubefile(load(kubefile, build_args), context)
+
+
+def discover(view: RootfsView, options: DiscoveryOptions | None = None) -> ImageList:
+    """Every image ``view`` needs; memoised on the content of its manifests and charts."""
+    options = options or DiscoveryOptions()
+    inputs = [*view.under("manifests"), *view.under("charts"), *_option_files(options)]
+    key = content_key(inputs, repr(options))
+    return _CACHE.get_or_compute(key, lambda: _discover(view, options))
+
+
+def _discover(view: RootfsView, options: DiscoveryOptions) -> ImageList:
+    warnings: list[str] = []
+    hits: list[Hit] = []
+    if IMAGE_LIST in view.files:
+        hits += read_image_list(read_text(view.files[IMAGE_LIST], IMAGE_LIST), IMAGE_LIST)
+    hits += _manifest_hits(view, warnings)
+    hits += _chart_hits(view, options)
+    return collect(hits, warnings)
+
+
+def _manifest_hits(view: RootfsView, warnings: list[str]) -> Iterator[Hit]:
+    for name, host in view.under("manifests"):
+        if not name.endswith(MANIFEST_SUFFIXES):
+            continue
+        text = read_text(host, name)
+        template_line = _template_line(text)
+        if template_line:
+            warnings.append(
+                f"{name}:{template_line}: skipped: it holds Helm template text ({{{{ ... }}}}); "
+                "put charts under charts/ so they are rendered"
+            )
+            continue
+        yield from _document_hits(split_documents(text, name), "manifest")
+
+
+def _chart_hits(view: RootfsView, options: DiscoveryOptions) -> Iterator[Hit]:
+    for source in _chart_sources(view):
+        rendered = render_chart(
+            source,
+            values_files=options.values.get(source.name, ()),
+            set_values=options.set_values.get(source.name, ()),
+            kube_version=options.kube_version,
+            backend="cli" if options.helm_backend == "cli" else "sdk",
+        )
+        documents = [d for r in rendered for d in split_documents(r.text, r.template, chart=r.chart)]
+        yield from _document_hits(documents, "chart")
+
+
+def _document_hits(documents: Sequence[Document], source: str) -> Iterator[Hit]:
+    for document, obj in load_documents(documents):
+        lines = _LineFinder(document)
+        context = ObjectContext(source=source, file=document.file, chart=document.chart)
+        for hit in walk_object(obj, context):
+            yield replace(hit, location=replace(hit.location, line=lines.line_of(hit.written)))
+
+
+class _LineFinder:
+    """Line numbers of values in a document's text, found in order (parsers give no lines)."""
+
+    def __init__(self, document: Document) -> None:
+        self.document = document
+        self.offsets: dict[str, int] = {}
+
+    def line_of(self, written: str) -> int | None:
+        text = self.document.text
+        start = self.offsets.get(written, 0)
+        found = text.find(written, start)
+        if found < 0:
+            found = text.find(written)
+        if found < 0:
+            return None
+        self.offsets[written] = found + len(written)
+        return self.document.line + text.count("\n", 0, found)
+
+
+def _chart_sources(view: RootfsView) -> Iterator[ChartSource]:
+    charts = dict(view.under("charts"))
+    names = sorted({rel.split("/")[1] for rel in charts})
+    for name in names:
+        single = charts.get(f"charts/{name}")
+        if name.endswith(".tgz") and single is not None:
+            chart = name.removesuffix(".tgz")
+            yield ChartSource(chart, single, charts.get(f"charts/{chart}.values.yaml"))
+        elif f"charts/{name}/Chart.yaml" in charts:
+            yield ChartSource(name, _chart_folder(charts, name), charts.get(f"charts/{name}.values.yaml"))
+
+
+def _chart_folder(charts: Mapping[str, Path], name: str) -> Path:
+    """The host folder holding chart ``name`` (COPY maps a chart folder as a whole)."""
+    return charts[f"charts/{name}/Chart.yaml"].parent
+
+
+def _template_line(text: str) -> int:
+    index = text.find("{{")
+    return text.count("\n", 0, index) + 1 if index >= 0 else 0
+
+
+def _option_files(options: DiscoveryOptions) -> Iterable[tuple[str, Path]]:
+    for chart, files in sorted(options.values.items()):
+        for file in files:
+            yield f"--values {chart}", file
+
+
+def _as_tuple(value: object) -> tuple[object, ...]:
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)

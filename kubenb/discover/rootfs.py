@@ -1,0 +1,124 @@
+"""The cluster rootfs a Kubefile describes, as a map from rootfs paths to files in the context.
+
+Discovery must see exactly what a build will put in the image, without copying anything: a
+preview runs on every notebook cell. So COPY is resolved here, once, with the semantics of
+DESIGN.md (sources confined to the context, globs, "into a folder" versus "as a new name"),
+and the build later copies what this view names.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from kubenb.errors import BuildError
+from kubenb.kubefile import words
+from kubenb.model import Instruction, Kubefile
+
+__all__ = ["STANDARD_FOLDERS", "RootfsView", "view_of_folder", "view_of_kubefile"]
+
+#: Folders every cluster rootfs has, even ``FROM scratch``: COPY into them goes *inside*.
+STANDARD_FOLDERS = ("manifests", "charts", "etc", "registry")
+
+
+@dataclass(frozen=True)
+class RootfsView:
+    """Rootfs-relative POSIX path -> file on the build host, for every file of the rootfs."""
+
+    files: Mapping[str, Path] = field(default_factory=dict)
+
+    def under(self, folder: str) -> Iterator[tuple[str, Path]]:
+        """Files below ``folder``, sorted, as (rootfs path, host path)."""
+        prefix = folder.rstrip("/") + "/"
+        for path in sorted(self.files):
+            if path.startswith(prefix):
+                yield path, self.files[path]
+
+    def is_dir(self, path: str) -> bool:
+        prefix = path.rstrip("/") + "/"
+        return path in STANDARD_FOLDERS or any(p.startswith(prefix) for p in self.files)
+
+
+def view_of_folder(root: Path) -> RootfsView:
+    """A folder taken as a rootfs as it is (a context without a Kubefile)."""
+    root = root.resolve()
+    return RootfsView({rel: host for rel, host in _files_below(root, root, root)})
+
+
+def view_of_kubefile(kubefile: Kubefile, context: Path) -> RootfsView:
+    """The rootfs that FROM scratch plus the Kubefile's COPY instructions produce."""
+    context = context.resolve()
+    files: dict[str, Path] = {}
+    for copy in kubefile.of_kind("COPY"):
+        files.update(_copy(copy, context, RootfsView(files), kubefile.path))
+    return RootfsView(files)
+
+
+def _copy(copy: Instruction, context: Path, current: RootfsView, kubefile: str) -> dict[str, Path]:
+    *patterns, destination = words(copy, path=kubefile)
+    target = _destination(destination, copy, kubefile)
+    sources = [source for pattern in patterns for source in _sources(pattern, context, copy, kubefile)]
+    into = destination.endswith("/") or current.is_dir(target) or len(sources) > 1
+    files: dict[str, Path] = {}
+    for source in sources:
+        name = f"{target}/{source.name}" if into else target
+        if source.is_dir():
+            files.update({f"{name}/{rel}": host for rel, host in _files_below(source, context, source)})
+        else:
+            files[name] = source
+    return files
+
+
+def _destination(destination: str, copy: Instruction, kubefile: str) -> str:
+    target = os.path.normpath(destination.lstrip("/"))
+    if target == ".." or target.startswith("../"):
+        raise BuildError(
+            f"COPY destination {destination!r} leaves the cluster rootfs", file=kubefile, line=copy.line,
+            hint="destinations are relative to the rootfs, e.g. manifests/ or charts/",
+        )
+    return "" if target == "." else target
+
+
+def _sources(pattern: str, context: Path, copy: Instruction, kubefile: str) -> list[Path]:
+    if Path(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
+        raise _escape(pattern, copy, kubefile)
+    matches = sorted(glob.glob(glob.escape(str(context)) + "/" + pattern)) if glob.has_magic(pattern) else [
+        str(context / pattern)
+    ]
+    sources = [Path(match) for match in matches if os.path.lexists(match)]
+    if not sources:
+        raise BuildError(
+            f"COPY source {pattern!r} is not in the build context {context}", file=kubefile, line=copy.line,
+            hint="paths are relative to the context folder; check the name",
+        )
+    for source in sources:
+        if not _inside(source, context):
+            raise _escape(pattern, copy, kubefile)
+    return sources
+
+
+def _files_below(folder: Path, context: Path, base: Path) -> Iterator[tuple[str, Path]]:
+    for current, dirs, names in os.walk(folder):
+        dirs.sort()
+        for name in sorted(names) + [d for d in dirs if Path(current, d).is_symlink()]:
+            path = Path(current, name)
+            if not _inside(path, context):
+                raise BuildError(
+                    f"{path} links outside the build context", hint="copy the target into the context instead"
+                )
+            if path.is_file():
+                yield path.relative_to(base).as_posix(), path
+
+
+def _inside(path: Path, context: Path) -> bool:
+    return path.resolve().is_relative_to(context)
+
+
+def _escape(pattern: str, copy: Instruction, kubefile: str) -> BuildError:
+    return BuildError(
+        f"COPY source {pattern!r} is outside the build context", file=kubefile, line=copy.line,
+        hint="sources must be inside the context folder; move or copy them there",
+    )

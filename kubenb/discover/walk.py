@@ -1,0 +1,197 @@
+"""Find images in parsed Kubernetes objects: a typed walk, never a text scan.
+
+Pod specs are found by kind (Deployment -> ``spec.template.spec``...), and their containers,
+init and ephemeral containers and image volumes hold the images a cluster will pull. Any
+other ``image`` key whose value is a valid reference is an image too (custom resources: an
+operator will run it). Image-looking strings in env values, ``--*image*=`` flags and ConfigMap
+data are only *potential*: a person decides. Objects whose Helm hooks are only tests are
+reported apart, since an install never runs them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubenb.discover.hits import Hit, Kind
+from kubenb.model import Location
+from kubenb.reference import is_valid_reference
+
+__all__ = ["POD_SPEC_PATHS", "ObjectContext", "walk_object"]
+
+#: Where each workload kind keeps its pod spec.
+POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "ReplicationController": ("spec", "template", "spec"),
+    "Deployment": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+_CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+_TEST_HOOKS = frozenset({"test", "test-success"})
+_IMAGE_FLAG = re.compile(r"--[\w.-]*image[\w.-]*=(\S+)$", re.IGNORECASE)
+_TOKEN = re.compile(r"[^\s\"',;=`()\[\]{}<>]+")
+
+
+@dataclass(frozen=True)
+class ObjectContext:
+    """What a location needs from the document an object came from."""
+
+    source: str
+    file: str
+    chart: str | None = None
+
+
+def walk_object(obj: Any, context: ObjectContext, path: str = "") -> Iterator[Hit]:
+    """Hits for one parsed document (recursing into ``items`` of ``*List`` kinds)."""
+    if not isinstance(obj, Mapping):
+        return
+    kind = obj.get("kind")
+    items = obj.get("items")
+    if isinstance(kind, str) and kind.endswith("List") and isinstance(items, list):
+        for index, item in enumerate(items):
+            yield from walk_object(item, context, f"{path}items[{index}].")
+        return
+    walker = _Walker(obj, context, path)
+    yield from walker.hits()
+
+
+class _Walker:
+    """Walks one Kubernetes object; knows its name, kind and hook class for every hit."""
+
+    def __init__(self, obj: Mapping[str, Any], context: ObjectContext, prefix: str) -> None:
+        self.obj = obj
+        self.context = context
+        self.prefix = prefix
+        self.kind: Kind = "test" if _is_test_hook(obj) else "image"
+        self.name = _object_name(obj)
+        self.claimed: set[str] = set()
+
+    def hits(self) -> Iterator[Hit]:
+        pod_spec_path = POD_SPEC_PATHS.get(str(self.obj.get("kind")))
+        if pod_spec_path is not None:
+            spec = _dig(self.obj, pod_spec_path)
+            if isinstance(spec, Mapping):
+                yield from self._pod_spec(spec, ".".join(pod_spec_path))
+        if self.obj.get("kind") == "ConfigMap" and isinstance(self.obj.get("data"), Mapping):
+            yield from self._config_map(self.obj["data"])
+        if self.obj.get("kind") == "OCIRepository":
+            yield from self._oci_repository()
+        yield from self._image_keys(self.obj, "")
+
+    def _hit(self, kind: Kind, written: Any, path: str, *, strict: bool) -> Hit:
+        """A hit at ``path``; in a pod spec, a value that is not text is invalid as it stands."""
+        text = written if isinstance(written, str) else _yaml_text(written)
+        location = Location(
+            self.context.source, self.context.file, path=self.prefix + path, object=self.name,
+            chart=self.context.chart, written=text,
+        )
+        problem = None if isinstance(written, str) else f"an image must be a string, not {type(written).__name__}"
+        return Hit(kind, text, location, strict=strict, problem=problem)
+
+    def _pod_spec(self, spec: Mapping[str, Any], base: str) -> Iterator[Hit]:
+        for list_name in _CONTAINER_LISTS:
+            containers = spec.get(list_name)
+            for index, container in enumerate(containers if isinstance(containers, list) else ()):
+                if isinstance(container, Mapping):
+                    yield from self._container(container, f"{base}.{list_name}[{index}]")
+        volumes = spec.get("volumes")
+        for index, volume in enumerate(volumes if isinstance(volumes, list) else ()):
+            reference = _dig(volume, ("image", "reference"))
+            if reference is not None:
+                path = f"{base}.volumes[{index}].image.reference"
+                self.claimed.add(path)
+                yield self._hit(self.kind, reference, path, strict=True)
+
+    def _container(self, container: Mapping[str, Any], path: str) -> Iterator[Hit]:
+        if "image" in container:
+            self.claimed.add(f"{path}.image")
+            yield self._hit(self.kind, container["image"], f"{path}.image", strict=True)
+        env = container.get("env")
+        for index, variable in enumerate(env if isinstance(env, list) else ()):
+            value = variable.get("value") if isinstance(variable, Mapping) else None
+            if isinstance(value, str) and _looks_like_image(value):
+                yield self._hit("potential", value, f"{path}.env[{index}].value", strict=False)
+        for key in ("command", "args"):
+            words = container.get(key)
+            for index, word in enumerate(words if isinstance(words, list) else ()):
+                match = _IMAGE_FLAG.match(word) if isinstance(word, str) else None
+                if match and _looks_like_image(match.group(1)):
+                    yield self._hit("potential", match.group(1), f"{path}.{key}[{index}]", strict=False)
+
+    def _config_map(self, data: Mapping[str, Any]) -> Iterator[Hit]:
+        for key, value in data.items():
+            if not isinstance(value, str):
+                continue
+            for token in dict.fromkeys(_TOKEN.findall(value)):
+                if _looks_like_image(token):
+                    yield self._hit("potential", token, f"data.{key}", strict=False)
+
+    def _oci_repository(self) -> Iterator[Hit]:
+        url = _dig(self.obj, ("spec", "url"))
+        ref = _dig(self.obj, ("spec", "ref"))
+        if not isinstance(url, str) or not url.startswith("oci://") or not isinstance(ref, Mapping):
+            return
+        name = url.removeprefix("oci://")
+        if isinstance(ref.get("digest"), str):
+            yield self._hit(self.kind, f"{name}@{ref['digest']}", "spec.ref.digest", strict=False)
+        elif isinstance(ref.get("tag"), str):
+            yield self._hit(self.kind, f"{name}:{ref['tag']}", "spec.ref.tag", strict=False)
+
+    def _image_keys(self, node: Any, path: str) -> Iterator[Hit]:
+        """Any other ``image`` key holding a valid reference (custom resources, operators)."""
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                child = f"{path}.{key}" if path else str(key)
+                if key == "image" and isinstance(value, str) and child not in self.claimed:
+                    yield self._hit(self.kind, value, child, strict=False)
+                elif isinstance(value, (Mapping, list)):
+                    yield from self._image_keys(value, child)
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                yield from self._image_keys(item, f"{path}[{index}]")
+
+
+def _dig(node: Any, keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _yaml_text(value: Any) -> str:
+    """How a non-string value reads in the YAML, for messages (``42``, ``null``, ``true``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _object_name(obj: Mapping[str, Any]) -> str | None:
+    kind, name = obj.get("kind"), _dig(obj, ("metadata", "name"))
+    if not kind:
+        return None
+    return f"{kind}/{name}" if name else str(kind)
+
+
+def _is_test_hook(obj: Mapping[str, Any]) -> bool:
+    hooks = _dig(obj, ("metadata", "annotations", "helm.sh/hook"))
+    if not isinstance(hooks, str):
+        return False
+    names = {hook.strip() for hook in hooks.split(",") if hook.strip()}
+    return bool(names) and names <= _TEST_HOOKS
+
+
+def _looks_like_image(text: str) -> bool:
+    """An explicit tag or digest and a name with a letter: ``alpine:3.23``, not ``10:30`` or ``/etc``."""
+    if ":" not in text and "@" not in text:
+        return False
+    name = text.split("@", 1)[0].rsplit(":", 1)[0] if ":" in text.rsplit("/", 1)[-1] else text.split("@", 1)[0]
+    return any(c.isalpha() for c in name) and is_valid_reference(text)

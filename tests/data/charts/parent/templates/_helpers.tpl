@@ -1,0 +1,3 @@
+{{- define "parent.image" -}}
+registry.example/parent:1.0
+{{- end -}}

@@ -1,0 +1,3 @@
+{{- define "required-partial.password" -}}
+{{ required "a database password must be given" .Values.db.password }}
+{{- end -}}

@@ -1,0 +1,38 @@
+"""The shared real-world corpus (read-only): where it is and how to lay a case out as a context."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+CORPUS = Path(os.environ.get("KUBENB_CORPUS", Path(__file__).resolve().parents[3] / "shared" / "corpus"))
+
+
+def expected_cases() -> list[Path]:
+    return sorted((CORPUS / "expected").glob("*.json"))
+
+
+def peer_cases() -> list[Path]:
+    return sorted(p for p in (CORPUS / "peers").iterdir() if (p / "expected.json").exists())
+
+
+def load_expected(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def context_for(expected: dict[str, Any], context: Path) -> Path:
+    """A context holding the case's manifest under manifests/ or its chart under charts/."""
+    source = CORPUS / expected["source"]
+    if expected["source"].startswith("manifests/"):
+        (context / "manifests").mkdir(parents=True)
+        shutil.copy(source, context / "manifests" / source.name)
+    else:
+        (context / "charts").mkdir(parents=True)
+        shutil.copytree(source, context / "charts" / source.name)
+        if expected.get("values"):
+            shutil.copy(CORPUS / expected["values"], context / "charts" / f"{source.name}.values.yaml")
+    return context
