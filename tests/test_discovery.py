@@ -108,6 +108,9 @@ def test_pod_spec_images_with_provenance_and_potential(tmp_path: Path) -> None:
         ("cr.yaml", "apiVersion: ceph.rook.io/v1\nkind: CephCluster\nspec:\n  cephVersion:\n"
                     "    image: quay.io/ceph/ceph:v19\n", ["quay.io/ceph/ceph:v19"]),
         ("policy.yaml", "kind: ClusterPolicy\nspec:\n  pattern:\n    image: docker.io*\n", []),
+        ("crd.yaml", "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nspec:\n  versions:\n"
+                     "  - schema: {openAPIV3Schema: {example: {image: nginx:1.25}}}\n", []),
+        ("crd-flow.yaml", '{"kind": "CustomResourceDefinition", "spec": {"example": {"image": "nginx:1.25"}}}', []),
         ("notes.txt", "kind: Pod\nspec:\n  containers:\n  - image: not-a-manifest:1\n", []),
     ],
 )

@@ -8,12 +8,14 @@ content that went in, so a notebook that previews on every cell run answers at o
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kubenb.discover.cache import ResultCache, content_key
-from kubenb.discover.charts import ChartSource, render_chart
+from kubenb.discover.charts import charts_in, render_chart
 from kubenb.discover.documents import Document, load_documents, read_text, split_documents
 from kubenb.discover.hits import Hit, collect
 from kubenb.discover.imagelist import IMAGE_LIST, read_image_list
@@ -22,9 +24,12 @@ from kubenb.discover.walk import ObjectContext, walk_object
 from kubenb.kubefile import load
 from kubenb.model import ImageList
 
-__all__ = ["DiscoveryOptions", "discover", "list_images", "rootfs_view"]
+__all__ = ["DiscoveryOptions", "clear_cache", "discover", "list_images", "rootfs_view"]
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+#: A CustomResourceDefinition is a schema, never a workload, and often most of a manifest's
+#: bytes (argo-cd, calico): a top-level ``kind:`` line says so before any parsing.
+_CRD = re.compile(r"""^kind:[ \t]*["']?CustomResourceDefinition["']?[ \t]*(?:#.*)?$""", re.MULTILINE)
 _CACHE = ResultCache()
 
 
@@ -81,6 +86,11 @@ def discover(view: RootfsView, options: DiscoveryOptions | None = None) -> Image
     return _CACHE.get_or_compute(key, lambda: _discover(view, options))
 
 
+def clear_cache() -> None:
+    """Forget memoised results (benchmarks measure the first run; tests start clean)."""
+    _CACHE.clear()
+
+
 def _discover(view: RootfsView, options: DiscoveryOptions) -> ImageList:
     warnings: list[str] = []
     hits: list[Hit] = []
@@ -107,7 +117,7 @@ def _manifest_hits(view: RootfsView, warnings: list[str]) -> Iterator[Hit]:
 
 
 def _chart_hits(view: RootfsView, options: DiscoveryOptions) -> Iterator[Hit]:
-    for source in _chart_sources(view):
+    for source in charts_in({rel.removeprefix("charts/"): host for rel, host in view.under("charts")}):
         rendered = render_chart(
             source,
             values_files=options.values.get(source.name, ()),
@@ -120,7 +130,7 @@ def _chart_hits(view: RootfsView, options: DiscoveryOptions) -> Iterator[Hit]:
 
 
 def _document_hits(documents: Sequence[Document], source: str) -> Iterator[Hit]:
-    for document, obj in load_documents(documents):
+    for document, obj in load_documents([d for d in documents if not _CRD.search(d.text)]):
         lines = _LineFinder(document)
         context = ObjectContext(source=source, file=document.file, chart=document.chart)
         for hit in walk_object(obj, context):
@@ -144,23 +154,6 @@ class _LineFinder:
             return None
         self.offsets[written] = found + len(written)
         return self.document.line + text.count("\n", 0, found)
-
-
-def _chart_sources(view: RootfsView) -> Iterator[ChartSource]:
-    charts = dict(view.under("charts"))
-    names = sorted({rel.split("/")[1] for rel in charts})
-    for name in names:
-        single = charts.get(f"charts/{name}")
-        if name.endswith(".tgz") and single is not None:
-            chart = name.removesuffix(".tgz")
-            yield ChartSource(chart, single, charts.get(f"charts/{chart}.values.yaml"))
-        elif f"charts/{name}/Chart.yaml" in charts:
-            yield ChartSource(name, _chart_folder(charts, name), charts.get(f"charts/{name}.values.yaml"))
-
-
-def _chart_folder(charts: Mapping[str, Path], name: str) -> Path:
-    """The host folder holding chart ``name`` (COPY maps a chart folder as a whole)."""
-    return charts[f"charts/{name}/Chart.yaml"].parent
 
 
 def _template_line(text: str) -> int:

@@ -2,7 +2,7 @@
 
 A notebook previews the image list on every cell run; rendering charts again for an
 unchanged context would make that slow. The key hashes every input file's path and bytes
-(not mtimes, which editors and COPY change freely) and the options.
+and the options; a file's digest is reused while its stat (including ctime) is unchanged.
 """
 
 from __future__ import annotations
@@ -28,7 +28,25 @@ def content_key(files: Iterable[tuple[str, Path]], options: str) -> str:
     return digest.hexdigest()
 
 
+#: File digests by (path, device, inode, size, mtime, ctime): a file whose stat is unchanged
+#: has unchanged bytes (ctime moves on every write, and no user can set it), so it is not read.
+_DIGESTS: dict[tuple[str, int, int, int, int, int], bytes] = {}
+
+
 def _file_digest(path: Path) -> bytes:
+    try:
+        info = path.stat()
+    except OSError:
+        return b"<unreadable>"
+    key = (str(path), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    if key not in _DIGESTS:
+        if len(_DIGESTS) > 100_000:
+            _DIGESTS.clear()
+        _DIGESTS[key] = _read_digest(path)
+    return _DIGESTS[key]
+
+
+def _read_digest(path: Path) -> bytes:
     file_digest = hashlib.sha256()
     try:
         with path.open("rb") as stream:

@@ -23,7 +23,7 @@ import helm_python
 
 from kubenb.errors import DiscoveryError
 
-__all__ = ["NAMESPACE", "RELEASE", "ChartSource", "RenderedTemplate", "find_charts", "render_chart"]
+__all__ = ["NAMESPACE", "RELEASE", "ChartSource", "RenderedTemplate", "charts_in", "find_charts", "render_chart"]
 
 #: The release name and namespace every chart is rendered with (DESIGN.md, "Discovery").
 RELEASE = "release"
@@ -59,25 +59,34 @@ class RenderedTemplate:
 
 
 def find_charts(charts_dir: Path) -> list[ChartSource]:
-    """Every chart directly under ``charts_dir``: a folder with ``Chart.yaml`` or a ``.tgz``.
+    """Every chart directly under a real ``charts_dir`` (see :func:`charts_in`)."""
+    if not charts_dir.is_dir():
+        return []
+    return charts_in({p.relative_to(charts_dir).as_posix(): p for p in charts_dir.rglob("*") if p.is_file()})
 
-    Folders without ``Chart.yaml`` and other files (``*.values.yaml``) are not charts. Two
-    entries with one name (``x/`` and ``x.tgz``) would share a values file, so they are an error.
+
+def charts_in(files: Mapping[str, Path]) -> list[ChartSource]:
+    """Every chart in ``files`` (paths relative to ``charts/`` -> host files), sorted by name.
+
+    A chart is a folder with ``Chart.yaml`` or a ``.tgz``; other files (``*.values.yaml``) are
+    not charts. Two entries with one name (``x/`` and ``x.tgz``) would share a values file, so
+    they are an error. Taking a mapping, not a folder, lets discovery read the rootfs a
+    Kubefile's COPY lines describe without copying it.
     """
     found: dict[str, ChartSource] = {}
-    entries = sorted(charts_dir.iterdir()) if charts_dir.is_dir() else []
-    for entry in entries:
-        if entry.is_dir() and (entry / "Chart.yaml").is_file():
-            name = entry.name
-        elif entry.is_file() and entry.name.endswith(".tgz"):
-            name = entry.name[: -len(".tgz")]
+    for rel in sorted(files):
+        top, _, rest = rel.partition("/")
+        if rest == "Chart.yaml":
+            name, path = top, files[rel].parent
+        elif not rest and top.endswith(".tgz"):
+            name, path = top[: -len(".tgz")], files[rel]
         else:
             continue
         if name in found:
-            raise DiscoveryError(f"two charts are named {name}: {found[name].path.name} and {entry.name}",
-                                 file=charts_dir, hint="keep one of them")
-        values = charts_dir / f"{name}.values.yaml"
-        found[name] = ChartSource(name, entry, values if values.is_file() else None)
+            both = " and ".join(sorted((found[name].path.name, top)))
+            raise DiscoveryError(f"two charts are named {name}: {both}",
+                                 file="charts", hint="keep one of them")
+        found[name] = ChartSource(name, path, files.get(f"{name}.values.yaml"))
     return [found[name] for name in sorted(found)]
 
 

@@ -13,6 +13,7 @@ regex for the scalars concerned, each checked to really start a plain scalar.
 
 from __future__ import annotations
 
+import functools
 import marshal
 import re
 import stat
@@ -220,19 +221,21 @@ def _parse_fast(text: str) -> object:
 
 
 _PREFIX = re.compile(r"[ \t?:-]*")
-_BLOCK_HEADER = re.compile(r"(?:^|[ \t])[|>][-+0-9]*(?:[ \t]+#.*)?$")
+_ROOT_BLOCK = re.compile(r"(?:[ \t]*(?:#[^\n]*)?\n)*[ \t]*(?:[!&]\S*[ \t]+)*[|>]")
+_BLOCK_HEADER = re.compile(r"(?:^|[ \t])[|>][-+0-9]*(?:[ \t]+#.*)?$", re.M)
 _SPECIAL_UTF8 = [re.compile(p) for p in (rb"\xc2[\x80-\x9f]", rb"\xe2\x80[\xa8\xa9]",
                                          rb"\xef(?:\xbb\xbf|\xbf[\xbe\xbf])")]
 
 
 def _fast_path_open(text: str) -> bool:
-    """False for what yaml-rs must not see: directives, deep nesting, odd characters, and a
-    block scalar left empty at the end (yaml-rs reads ``a: |`` there as "\\n", PyYAML as "").
+    """False for what yaml-rs must not see: directives, deep nesting, odd characters, a block
+    scalar as the whole document (a "#" line at column 0 is a comment to PyYAML, text to
+    yaml-rs), some block scalars at the very end (see ``_ends_in_block_scalar``).
 
     C1 controls, U+2028/2029 and inner BOMs are line breaks or errors to PyYAML but text to
     yaml-rs; they are looked for in UTF-8 with literal-led patterns, in non-ASCII text only.
     """
-    if text.startswith("%") or _BLOCK_HEADER.search(_last_line(text)):
+    if text.startswith("%") or _ROOT_BLOCK.match(text) or _ends_in_block_scalar(text):
         return False
     for start in _long_lines(text, "\n", _DEEP):
         if _end_of(_PREFIX, text, start, len(text)) - start >= _DEEP:
@@ -246,12 +249,37 @@ def _fast_path_open(text: str) -> bool:
     return not any(pattern.search(data) for pattern in _SPECIAL_UTF8)
 
 
-def _last_line(text: str) -> str:
-    """The last line with something other than blanks on it."""
+def _ends_in_block_scalar(text: str) -> bool:
+    """Whether the text may end inside a block scalar in a way yaml-rs gets wrong at the end of
+    a stream: left empty, or without a final line break (``a: |`` is "" and ``a: |\\n  x`` is
+    "x" to PyYAML and the spec; yaml-rs adds a "\\n")."""
     end = len(text)
     while end and text[end - 1] in " \t\n":
         end -= 1
-    return text[text.rfind("\n", 0, end) + 1:end]
+    last = text.rfind("\n", 0, end) + 1
+    if _BLOCK_HEADER.search(text, last, end):
+        return True
+    if text.endswith("\n"):
+        return False  # yaml-rs agrees, trailing blank lines or not
+    for header in reversed(list(_BLOCK_HEADER.finditer(text, 0, last))):
+        line = text.rfind("\n", 0, header.start()) + 1
+        indent = _indent_of(text, line)
+        if not _less_indented(indent).search(text, header.end(), last + 1):
+            return True  # every line after the header is its content: the last one too
+    return False
+
+
+def _indent_of(text: str, line: int) -> int:
+    end = line
+    while end < len(text) and text[end] == " ":
+        end += 1
+    return end - line
+
+
+@functools.lru_cache(maxsize=64)
+def _less_indented(indent: int) -> re.Pattern[str]:
+    """A line holding something, indented no more than ``indent`` (it ends a block scalar)."""
+    return re.compile(rf"\n(?! {{{indent + 1}}})[ ]*[^ \n]")
 
 
 # Signs in the marshal (format 1) bytes of yaml-rs values, each pass led by a literal so it
@@ -274,10 +302,11 @@ _VALUE_SIGNS = [re.compile(pattern, re.S) for pattern in (
 _LEADS = r"(?:(?<=[\s\[{,]C)|(?<=[\s\[{,][-+]C)|(?<=\AC)|(?<=\A[-+]C)|(?<=[\"']:C))"
 _NUMBER_SIGNS = (re.compile("0" + _LEADS.replace("C", "0") + "(?:[0-9_oOXB]|[xb]_)"),
                  re.compile("_" + _LEADS.replace("C", "_") + "[0-9_.]"))
-_TAG_SIGN = re.compile(r"!(?:!|<)")
-#: An alias inside its own anchor is None to yaml-rs; an alias to another document's anchor
-#: resolves in a batch. Documents with an anchor or alias token therefore go to the check.
-_ALIAS_SIGNS = [re.compile(r"&(?<=[\s\[{,]&)[^\s,\[\]{}&]"), re.compile(r"\*(?<=[\s\[{,]\*)[^\s,\[\]{}]")]
+#: Node properties and flow keys read differently: "! 12" is 12 to PyYAML; anchor names end at
+#: "." or ":" in YAML 1.1 (&a:b); an alias in its own anchor is None to yaml-rs (an alias
+#: needs an anchor, so anchors suffice); "[?a]" is a key to PyYAML. Such documents are checked.
+_PROPERTY_SIGN = re.compile(r"[!&?](?<=(?<![^\s\[{,]).)(?:(?<=!)[!<\s]|(?<=&)[^\s,\[\]{}&]"
+                            r"|(?<=\?)[^\s])")
 _END = r"(?=[ \t]*(?:$|\#|,|:(?:[ \t]|$)|[\]}][ \t]*(?:$|[,\]}\#:])))"
 #: Plain scalars that YAML 1.1 and 1.2 read differently, as (first character, rest): bools,
 #: "=", "<<", octal and 0o/0X/0B/_ numbers, exponents without "." or sign, ".5" forms, base 60,
@@ -292,9 +321,9 @@ _SCALARS += [("[-+]", "(?:" + "|".join(first + rest for first, rest in _SCALARS[
 #: One character set first, so re skips ahead fast; then the character must follow a blank, a
 #: flow indicator, ":" or the start (not inside a word), and a branch checks which it was.
 _DIFFERENT = re.compile(
-    r"[yYnNoO=<0-9_.+\-!*](?<=(?<![^\s\[{,:]).)(?:"
+    r"[yYnNoO=<0-9_.+\-!&?](?<=(?<![^\s\[{,:]).)(?:"
     + "|".join(f"(?<={first}){rest}{_END}" for first, rest in _SCALARS)
-    + r"|(?<=!)[!<]|(?<=\*)[^\s,\[\]{}])", re.M)
+    + r"|(?<=!)[!<\s]|(?<=&)[^\s,\[\]{}&]|(?<=\?)[^\s])", re.M)
 
 
 def _differs(text: str, value: Any) -> bool:
@@ -307,8 +336,7 @@ def _differs(text: str, value: Any) -> bool:
     signs = (
         any(sign.search(dumped) for sign in _VALUE_SIGNS)
         or _NUMBER_SIGNS[0].search(text) or ("_" in text and _NUMBER_SIGNS[1].search(text))
-        or ("!" in text and _TAG_SIGN.search(text))
-        or ("*" in text and "&" in text and any(sign.search(text) for sign in _ALIAS_SIGNS))
+        or (("!" in text or "&" in text or "?" in text) and _PROPERTY_SIGN.search(text))
     )
     return bool(signs) and any(_starts_plain_scalar(text, match.start())
                                for match in _DIFFERENT.finditer(text))
@@ -346,12 +374,14 @@ def _parse_judged(doc: Document) -> object:
         raise DiscoveryError(f"invalid YAML: character #x{error.character:04x}: {error.reason}",
                              file=doc.file, line=_line_of(doc, error.position),
                              hint="remove the character") from None
-    except (ValueError, TypeError, OverflowError) as error:  # constructors: 2024-13-45, 0b_
-        raise DiscoveryError(f"invalid YAML value: {error}", file=doc.file, line=doc.line,
-                             hint="quote the value to keep it a string") from None
+    except DiscoveryError:
+        raise
     except RecursionError:
         raise DiscoveryError("YAML nested too deeply", file=doc.file, line=doc.line,
                              hint=_SYNTAX_HINT) from None
+    except Exception as error:  # PyYAML's constructors fail plainly: 2024-13-45, !!int ''
+        raise DiscoveryError(f"invalid YAML value: {error}", file=doc.file, line=doc.line,
+                             hint="quote the value to keep it a string") from None
     finally:
         loader.dispose()
 

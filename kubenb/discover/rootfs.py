@@ -101,16 +101,18 @@ def _sources(pattern: str, context: Path, copy: Instruction, kubefile: str) -> l
 
 
 def _files_below(folder: Path, context: Path, base: Path) -> Iterator[tuple[str, Path]]:
+    """Files below ``folder``; only symlinks can lead out (os.walk does not follow them)."""
+    prefix = len(str(base)) + 1
     for current, dirs, names in os.walk(folder):
         dirs.sort()
-        for name in sorted(names) + [d for d in dirs if Path(current, d).is_symlink()]:
-            path = Path(current, name)
-            if not _inside(path, context):
+        for name in sorted(names) + [d for d in dirs if os.path.islink(os.path.join(current, d))]:
+            path = os.path.join(current, name)
+            if os.path.islink(path) and not _inside(Path(path), context):
                 raise BuildError(
                     f"{path} links outside the build context", hint="copy the target into the context instead"
                 )
-            if path.is_file():
-                yield path.relative_to(base).as_posix(), path
+            if os.path.isfile(path):
+                yield path[prefix:], Path(path)
 
 
 def _inside(path: Path, context: Path) -> bool:

@@ -57,8 +57,9 @@ def walk_object(obj: Any, context: ObjectContext, path: str = "") -> Iterator[Hi
         for index, item in enumerate(items):
             yield from walk_object(item, context, f"{path}items[{index}].")
         return
-    walker = _Walker(obj, context, path)
-    yield from walker.hits()
+    if kind == "CustomResourceDefinition":
+        return  # a type's schema, never a workload: its "image" properties are field names
+    yield from _Walker(obj, context, path).hits()
 
 
 class _Walker:
@@ -145,16 +146,30 @@ class _Walker:
 
     def _image_keys(self, node: Any, path: str) -> Iterator[Hit]:
         """Any other ``image`` key holding a valid reference (custom resources, operators)."""
-        if isinstance(node, Mapping):
-            for key, value in node.items():
-                child = f"{path}.{key}" if path else str(key)
-                if key == "image" and isinstance(value, str) and child not in self.claimed:
-                    yield self._hit(self.kind, value, child, strict=False)
-                elif isinstance(value, (Mapping, list)):
-                    yield from self._image_keys(value, child)
-        elif isinstance(node, list):
-            for index, item in enumerate(node):
-                yield from self._image_keys(item, f"{path}[{index}]")
+        found: list[tuple[str, str]] = []
+        _collect_image_keys(node, path, found)
+        for child, value in found:
+            if child not in self.claimed:
+                yield self._hit(self.kind, value, child, strict=False)
+
+
+def _collect_image_keys(node: Any, path: str, found: list[tuple[str, str]]) -> None:
+    """(path, value) of every string ``image`` key below ``node``.
+
+    This visits every node of every object, so it is a plain recursion that tests exact
+    types (parsers give plain dicts and lists) and builds a path only for containers.
+    """
+    if type(node) is dict:
+        for key, value in node.items():
+            kind = type(value)
+            if kind is dict or kind is list:
+                _collect_image_keys(value, f"{path}.{key}" if path else str(key), found)
+            elif kind is str and key == "image":
+                found.append((f"{path}.{key}" if path else "image", value))
+    else:
+        for index, item in enumerate(node):
+            if type(item) is dict or type(item) is list:
+                _collect_image_keys(item, f"{path}[{index}]", found)
 
 
 def _dig(node: Any, keys: tuple[str, ...]) -> Any:

@@ -1,0 +1,118 @@
+"""Discovery speed against its floors, in one run: ``python bench/discovery.py``.
+
+    manifests  every corpus manifest copied --copies times into one context; kubenb's whole
+               discovery (read, split, parse, walk, normalise) against two floors that merely
+               load the same documents: PyYAML's CSafeLoader and yaml-rs. Goal: <= 1.5x yaml-rs.
+    charts     every corpus chart in one context; kubenb against bare helm-python-sdk
+               ``Chart.load(...).render(...)`` of the same charts. Goal: <= 1.2x.
+    cached     a second list_images of the unchanged manifest context against the first. Goal: < 0.1x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import helm_python
+import yaml
+import yaml_rs
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kubenb.discover import clear_cache, list_images
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CHART_VALUES = {"apollo-portal": "apollo-portal.yaml", "apollo-service": "apollo-service.yaml"}
+
+
+def timed(run: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def best_of(rounds: int, run: Callable[[], object], before: Callable[[], None] = lambda: None) -> float:
+    times = []
+    for _ in range(rounds):
+        before()
+        times.append(timed(run))
+    return min(times)
+
+
+def manifest_context(root: Path, copies: int) -> list[Path]:
+    files = []
+    for copy in range(copies):
+        folder = root / "manifests" / f"copy{copy:02d}"
+        folder.mkdir(parents=True)
+        for source in sorted((CORPUS / "manifests").iterdir()):
+            files.append(Path(shutil.copy(source, folder / source.name)))
+    return files
+
+
+def chart_context(root: Path) -> None:
+    (root / "charts").mkdir(parents=True)
+    for chart in sorted((CORPUS / "charts").iterdir()):
+        shutil.copytree(chart, root / "charts" / chart.name)
+        if chart.name in CHART_VALUES:
+            shutil.copy(CORPUS / "values" / CHART_VALUES[chart.name], root / "charts" / f"{chart.name}.values.yaml")
+
+
+def pyyaml_floor(files: list[Path]) -> None:
+    for path in files:
+        list(yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader))
+
+
+def yaml_rs_floor(files: list[Path]) -> None:
+    for path in files:
+        yaml_rs.loads(path.read_text(), parse_datetime=False)
+
+
+def sdk_floor(root: Path) -> None:
+    for chart in sorted((root / "charts").iterdir()):
+        if chart.is_dir():
+            values_file = root / "charts" / f"{chart.name}.values.yaml"
+            values = yaml.safe_load(values_file.read_text()) if values_file.exists() else None
+            helm_python.Chart.load(chart).render(values, name="release", namespace="default")
+
+
+def main() -> None:
+    options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    options.add_argument("--copies", type=int, default=20)
+    options.add_argument("--rounds", type=int, default=3)
+    args = options.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        manifests, charts = Path(tmp, "manifests-context"), Path(tmp, "charts-context")
+        files = manifest_context(manifests, args.copies)
+        chart_context(charts)
+        size = sum(f.stat().st_size for f in files) / 1e6
+        kubenb_manifests = best_of(args.rounds, lambda: list_images(manifests), clear_cache)
+        rs = best_of(args.rounds, lambda: yaml_rs_floor(files))
+        safe = timed(lambda: pyyaml_floor(files))
+        kubenb_charts = best_of(args.rounds, lambda: list_images(charts), clear_cache)
+        sdk = best_of(args.rounds, lambda: sdk_floor(charts))
+        clear_cache()
+        first = timed(lambda: list_images(manifests))
+        second = timed(lambda: list_images(manifests))
+    print(f"manifests: {len(files)} files, {size:.1f} MB; charts: {len(CHART_VALUES)} with values, "
+          f"{sum(1 for _ in (CORPUS / 'charts').iterdir())} in all; best of {args.rounds}")
+    print(f"{'measure':<44}{'seconds':>9}{'ratio':>9}  goal")
+    rows = [
+        ("kubenb discovery, manifests", kubenb_manifests, None, ""),
+        ("  floor: yaml-rs loading the same files", rs, kubenb_manifests / rs, "<= 1.5x"),
+        ("  floor: PyYAML CSafeLoader loading them", safe, kubenb_manifests / safe, ""),
+        ("kubenb discovery, charts", kubenb_charts, None, ""),
+        ("  floor: bare helm-python-sdk render", sdk, kubenb_charts / sdk, "<= 1.2x"),
+        ("first list_images of manifests", first, None, ""),
+        ("  cached second run / first", second, second / first, "< 0.1x"),
+    ]
+    for name, seconds, ratio, goal in rows:
+        print(f"{name:<44}{seconds:>9.3f}{'' if ratio is None else f'{ratio:.2f}x':>9}  {goal}")
+
+
+if __name__ == "__main__":
+    main()
