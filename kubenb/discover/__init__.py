@@ -9,7 +9,6 @@ content that went in, so a notebook that previews on every cell run answers at o
 from __future__ import annotations
 
 import re
-
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
