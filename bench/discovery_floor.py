@@ -1,28 +1,33 @@
 """Manifest parsing against its floors: ``split_documents`` + ``load_documents`` vs bare parsers.
 
-    .venv/bin/python bench/discovery_floor.py [--copies 20] [--rounds 5] [--profile]
+    .venv/bin/python bench/discovery_floor.py [--copies 20] [--rounds 7] [--profile]
 
-Every manifest of ../shared/corpus/manifests is read ``--copies`` times (the texts are in
-memory before any timing), then parsed three ways over the same texts:
+Every manifest of ../shared/corpus/manifests is copied ``--copies`` times into a temporary
+folder and read back (``read_text``, timed apart), then the same texts are parsed three ways:
 
     (a) PyYAML's CSafeLoader merely loading every document (``yaml.load_all``)
-    (b) yaml-rs merely loading every file (``yaml_rs.loads``, one call per file; shown with
-        its default duplicate-key check and with last-wins, the setting kubenb uses)
+    (b) yaml-rs merely loading every file (one ``yaml_rs.loads`` call per file, defaults);
+        also shown with the garbage collector off, as ``load_documents`` runs (it pauses the
+        collector, which otherwise walks the millions of new dicts and lists again and again)
     (c) kubenb: ``split_documents`` then ``load_documents`` (yaml-rs when it surely agrees
         with PyYAML, PyYAML otherwise)
 
-(b) and (c) run ``--rounds`` times, interleaved so both see the same machine; the figures are
-the best round and the median round, in CPU seconds of this process (other work on the
-machine disturbs wall time much more). (a) is ten times slower and runs once. Goal for the
-whole discovery: 1.5x the yaml-rs floor, so (c) should stay close to (b).
+(b) and (c) run ``--rounds`` times, back to back and in alternating order, timed in CPU
+seconds of this process: on a shared machine wall time (and even CPU time) drifts by tens of
+per cent between runs, so besides the best and median rounds the figure to quote is the
+median of the per-round ratios c/b, which cancels the drift. (a) is ten times slower and runs
+once. Goal for the whole discovery: 1.5x the yaml-rs floor, so (c) should stay close to (b).
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import pstats
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,17 +38,20 @@ import yaml_rs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kubenb.discover.documents import load_documents, split_documents
+from kubenb.discover.documents import load_documents, read_text, split_documents
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 Texts = list[tuple[str, str]]
 
 
-def corpus_texts(copies: int) -> Texts:
-    """(name, text) of every corpus manifest, ``copies`` times (copy number in the name)."""
-    files = sorted((CORPUS / "manifests").glob("*"))
-    return [(f"copy{n}/{path.name}", path.read_text(encoding="utf-8"))
-            for n in range(copies) for path in files]
+def copied_corpus(folder: Path, copies: int) -> list[Path]:
+    """Every corpus manifest ``copies`` times under ``folder`` (copy<n>/<name>)."""
+    paths = []
+    for n in range(copies):
+        (folder / f"copy{n}").mkdir()
+        for source in sorted((CORPUS / "manifests").glob("*")):
+            paths.append(Path(shutil.copy(source, folder / f"copy{n}" / source.name)))
+    return paths
 
 
 def pyyaml(texts: Texts) -> int:
@@ -51,14 +59,16 @@ def pyyaml(texts: Texts) -> int:
                for _, text in texts)
 
 
-def yaml_rs_default(texts: Texts) -> int:
+def yaml_rs_floor(texts: Texts) -> int:
     return sum(_count(yaml_rs.loads(text, parse_datetime=False)) for _, text in texts)
 
 
-def yaml_rs_last_wins(texts: Texts) -> int:
-    last_wins = yaml_rs.DuplicateKeyPolicy.LastWins
-    return sum(_count(yaml_rs.loads(text, parse_datetime=False, duplicate_key_policy=last_wins))
-               for _, text in texts)
+def yaml_rs_floor_no_gc(texts: Texts) -> int:
+    gc.disable()
+    try:
+        return yaml_rs_floor(texts)
+    finally:
+        gc.enable()
 
 
 def kubenb(texts: Texts) -> int:
@@ -71,48 +81,49 @@ def _count(loaded: object) -> int:
 
 
 def timed(run: Callable[[Texts], int], texts: Texts) -> tuple[float, int]:
-    """CPU seconds of this process (steadier than wall time on a shared machine)."""
     start = time.process_time()
     count = run(texts)
     return time.process_time() - start, count
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--copies", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--profile", action="store_true", help="profile (c) once and exit")
     options = parser.parse_args()
-    texts = corpus_texts(options.copies)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = copied_corpus(Path(folder), options.copies)
+        start = time.process_time()
+        texts = [(path.relative_to(folder).as_posix(), read_text(path, path.name)) for path in paths]
+        reading = time.process_time() - start
     megabytes = sum(len(text.encode()) for _, text in texts) / 1e6
-    print(f"{len(texts)} files ({options.copies} copies of the corpus), {megabytes:.1f} MB")
+    print(f"{len(texts)} files ({options.copies} copies of the corpus), {megabytes:.1f} MB, "
+          f"read_text {reading:.3f} s")
     if options.profile:
         cProfile.runctx("kubenb(texts)", globals(), {"texts": texts}, "/tmp/discovery_floor.prof")
         pstats.Stats("/tmp/discovery_floor.prof").sort_stats("tottime").print_stats(15)
         return
-    floors = {"yaml-rs (default)": yaml_rs_default, "yaml-rs (last wins)": yaml_rs_last_wins,
-              "kubenb split+load": kubenb}
-    times: dict[str, list[float]] = {name: [] for name in floors}
-    counts: dict[str, int] = {}
+    runs = {"(b) yaml-rs floor": yaml_rs_floor, "(b) floor, no GC": yaml_rs_floor_no_gc,
+            "(c) kubenb split+load": kubenb}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    counts = {}
     for round_ in range(options.rounds):
-        order = list(floors.items())
-        for name, run in order if round_ % 2 == 0 else reversed(order):
+        for name, run in list(runs.items())[:: 1 if round_ % 2 else -1]:
             seconds, counts[name] = timed(run, texts)
             times[name].append(seconds)
-    seconds_a, counts["PyYAML CSafeLoader"] = timed(pyyaml, texts)
-    print(f"\n{'':24s} {'best s':>8s} {'median s':>9s} {'documents':>10s}")
-    print(f"{'(a) PyYAML CSafeLoader':24s} {seconds_a:8.3f} {seconds_a:9.3f} "
-          f"{counts['PyYAML CSafeLoader']:10d}")
-    for label, name in (("(b) yaml-rs default", "yaml-rs (default)"),
-                        ("(b) yaml-rs last-wins", "yaml-rs (last wins)"),
-                        ("(c) kubenb split+load", "kubenb split+load")):
-        print(f"{label:24s} {min(times[name]):8.3f} {median(times[name]):9.3f} {counts[name]:10d}")
-    ours = times["kubenb split+load"]
-    print()
-    for name in ("yaml-rs (default)", "yaml-rs (last wins)"):
-        print(f"c/b, b = {name:20s} best {min(ours) / min(times[name]):.2f}x   "
-              f"median {median(ours) / median(times[name]):.2f}x")
-    print(f"c/a  (vs PyYAML CSafeLoader)         best {min(ours) / seconds_a:.2f}x")
+    seconds_a, counts["a"] = timed(pyyaml, texts)
+    print(f"\n{'':26s} {'best s':>8s} {'median s':>9s} {'documents':>10s}")
+    print(f"{'(a) PyYAML CSafeLoader':26s} {seconds_a:8.3f} {seconds_a:9.3f} {counts['a']:10d}")
+    for name, seconds in times.items():
+        print(f"{name:26s} {min(seconds):8.3f} {median(seconds):9.3f} {counts[name]:10d}")
+    ours = times["(c) kubenb split+load"]
+    for name in ("(b) yaml-rs floor", "(b) floor, no GC"):
+        ratios = [c / b for b, c in zip(times[name], ours, strict=True)]
+        print(f"c/b vs {name[4:]:17s} median of per-round ratios {median(ratios):.2f}x "
+              f"(rounds {min(ratios):.2f}-{max(ratios):.2f}; best/best {min(ours) / min(times[name]):.2f}x)")
+    print(f"c/a  {median(ours) / seconds_a:.2f}x  (kubenb vs PyYAML CSafeLoader alone: "
+          f"{seconds_a / median(ours):.1f} times faster)")
 
 
 if __name__ == "__main__":

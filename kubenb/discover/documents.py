@@ -3,24 +3,26 @@
 Kubernetes tools read YAML 1.1 (``yes`` is a bool, ``0644`` is octal, ``<<`` merges), as
 PyYAML's C loader does; it is the reference for the corpus, and ten times slower than
 yaml-rs, a YAML 1.2 parser. So each document is parsed with yaml-rs and kept only when
-nothing in it can read differently under the two schemas; everything else, errors included,
-goes to PyYAML, whose messages name the line. That decision must cost little next to
-yaml-rs, and Python scans text fast only for literals, so it takes two steps: cheap signs
-(the parsed value written by ``marshal`` and scanned for the few values that differ, a
-literal-led search for numbers such as ``0644``, ``!!`` tags), then, only on a sign, a
-regex for the scalars concerned, each checked to really start a plain scalar.
+nothing in it can read differently under the two; everything else, errors included, goes to
+PyYAML, whose messages name the line. That decision must cost little next to yaml-rs, and
+Python scans text fast only for literals, so it takes two steps: cheap signs (the parsed value
+written by ``marshal`` and scanned for the few values that differ, literal-led searches for
+``0644``-like numbers, ``!!`` tags, anchors), then, only on a sign, a regex for the scalars
+concerned, each checked to really start a plain scalar.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
+import gc
 import marshal
 import re
 import stat
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AnyStr
+from typing import Any, AnyStr, NoReturn
 
 import yaml
 import yaml_rs
@@ -35,8 +37,8 @@ MAX_LINE_BYTES = 4 * 1024 * 1024
 #: Nodes that aliases may add to one document; a "billion laughs" bomb needs far more.
 MAX_ALIAS_NODES = 100_000
 #: Block nesting takes a column per level, so a line with a 2000-column indentation/indicator
-#: prefix goes to PyYAML (it stops at 1000 levels): yaml-rs recurses without limit and would
-#: overflow the stack (about 1 kB a level; threads get 8 MB on Linux, 16 MB from CPython on macOS).
+#: prefix goes to PyYAML (it stops at 1000 levels): yaml-rs recurses without limit, about 1 kB
+#: of stack a level (Linux gives threads 8 MB; 4000 levels need about 4 MB).
 _DEEP = 2000
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _RS_ALIAS_LIMITS = yaml_rs.AliasLimits(max_total_replayed_events=MAX_ALIAS_NODES)
@@ -58,34 +60,11 @@ def read_text(path: Path, display: str, *, max_bytes: int = MAX_FILE_BYTES,
               max_line: int = MAX_LINE_BYTES) -> str:
     """A manifest file's text; a file that is huge, binary or not UTF-8 is a clear error.
 
-    Limits are checked on the bytes before decoding, so a 50 MB one-line file fails at once
-    instead of being parsed; control characters are refused here as PyYAML refuses them.
+    Limits are checked on the bytes before decoding, so a 50 MB one-line file fails at once;
+    C0 control characters are refused here, as PyYAML refuses them (``translate`` is fast).
     """
-    data = _read_bytes(path, display, max_bytes)
-    if data.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
-        raise DiscoveryError("file is UTF-16/32 encoded", file=display,
-                             hint="convert it to UTF-8, e.g. with iconv")
-    if b"\x00" in data:
-        raise DiscoveryError("binary file, not a manifest", file=display,
-                             hint="only YAML and JSON files belong under manifests/")
-    long_line = next(_long_lines(data, b"\n", max_line), -1)
-    if long_line >= 0:
-        raise DiscoveryError(f"a line is longer than {max_line} bytes", file=display,
-                             line=data.count(b"\n", 0, long_line) + 1,
-                             hint="manifests this big are not supported; is this a manifest?")
-    _check_controls(data, display)
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise DiscoveryError(f"not valid UTF-8 (byte 0x{data[error.start]:02x})", file=display,
-                             line=data.count(b"\n", 0, error.start) + 1,
-                             hint="save the file as UTF-8") from None
-
-
-def _read_bytes(path: Path, display: str, max_bytes: int) -> bytes:
-    """At most ``max_bytes`` + 1 bytes of a regular file (a FIFO would block forever)."""
-    try:
-        if not stat.S_ISREG(path.stat().st_mode):
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever
             raise DiscoveryError("not a regular file", file=display)
         with path.open("rb") as stream:
             data = stream.read(max_bytes + 1)
@@ -94,7 +73,31 @@ def _read_bytes(path: Path, display: str, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise DiscoveryError(f"file is larger than {max_bytes} bytes", file=display,
                              hint="manifests this big are not supported; split the file")
-    return data
+    if data.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
+        raise DiscoveryError("file is UTF-16/32 encoded", file=display, hint="convert it to UTF-8")
+    if b"\x00" in data:
+        raise DiscoveryError("binary file, not a manifest", file=display,
+                             hint="only YAML and JSON files belong under manifests/")
+    bad = next(_long_lines(data, b"\n", max_line), -1)
+    if bad >= 0:
+        _fail(data, bad, display, f"a line is longer than {max_line} bytes", "is this a manifest?")
+    controls = data.translate(None, _NOT_CONTROLS)
+    if controls:
+        bad = min(data.find(bytes([byte])) for byte in set(controls))
+        _fail(data, bad, display, f"control character 0x{data[bad]:02x} is not allowed in YAML",
+              "remove it or write it as an escape in a double-quoted string")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        _fail(data, error.start, display, f"not valid UTF-8 (byte 0x{data[error.start]:02x})",
+              "save the file as UTF-8")
+
+
+_NOT_CONTROLS = bytes(b for b in range(256) if b not in (*range(1, 9), 11, 12, *range(14, 32), 127))
+
+
+def _fail(data: bytes, offset: int, display: str, message: str, hint: str) -> NoReturn:
+    raise DiscoveryError(message, file=display, line=data.count(b"\n", 0, offset) + 1, hint=hint)
 
 
 def _long_lines(data: AnyStr, newline: AnyStr, limit: int) -> Iterator[int]:
@@ -108,20 +111,6 @@ def _long_lines(data: AnyStr, newline: AnyStr, limit: int) -> Iterator[int]:
             if cut < 0:
                 return
         start = cut + 1
-
-
-_CONTROL_BYTES = bytes([*range(1, 9), 11, 12, *range(14, 32), 127])
-_OTHER_BYTES = bytes(b for b in range(256) if b not in _CONTROL_BYTES)
-
-
-def _check_controls(data: bytes, display: str) -> None:
-    """C0 controls make PyYAML refuse the file; ``translate`` finds them at memory speed."""
-    found = data.translate(None, _OTHER_BYTES)
-    if found:
-        offset = min(data.find(bytes([byte])) for byte in set(found))
-        raise DiscoveryError(f"control character 0x{data[offset]:02x} is not allowed in YAML",
-                             file=display, line=data.count(b"\n", 0, offset) + 1,
-                             hint="remove it or write it as an escape in a double-quoted string")
 
 
 # A line starting with "---" then a blank, "#" or the end, or "..." alone, separates documents.
@@ -140,8 +129,7 @@ def split_documents(text: str, file: str, *, chart: str | None = None) -> list[D
     A leading BOM goes and CRLF / CR become LF (YAML's own line-break normalisation), so
     lines count as editors count them; ``%`` directives stay with the document they precede.
     """
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = text.removeprefix("\ufeff")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     documents: list[Document] = []
@@ -189,21 +177,43 @@ def _after_marker(text: str, at: int) -> int:
 
 
 def load_documents(docs: Sequence[Document]) -> list[tuple[Document, object]]:
-    """Parse each document as PyYAML's safe loader would; empty documents are dropped."""
-    loaded: list[tuple[Document, object]] = []
-    for doc in docs:
-        value = _load(doc)
-        if value is not None:
-            loaded.append((doc, value))
-    return loaded
+    """Parse each document as PyYAML's safe loader would; empty documents are dropped.
+
+    The cyclic garbage collector is paused meanwhile (and resumed if it was running): parsing
+    allocates millions of dicts and lists, none in a cycle, and every few thousand of them the
+    collector would walk all those alive again.
+    """
+    with _collector_paused():
+        return [(doc, value) for doc in docs if (value := _load(doc)) is not None]
+
+
+_PAUSE_LOCK = threading.Lock()
+_pauses = 0
+_collector_was_enabled = False
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the process-wide collector, counting pausers, so that two threads loading at once
+    never leave it off (the first to start remembers its state, the last to finish restores it)."""
+    global _pauses, _collector_was_enabled  # noqa: PLW0603  (gc itself is process-wide state)
+    with _PAUSE_LOCK:
+        if _pauses == 0:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _PAUSE_LOCK:
+            _pauses -= 1
+            if _pauses == 0 and _collector_was_enabled:
+                gc.enable()
 
 
 def _load(doc: Document) -> object:
     """yaml-rs when it surely agrees with PyYAML, else PyYAML (which also words the errors).
-
-    One document per call: the value is checked while it is still in the CPU cache, which
-    measured as fast as one yaml-rs call per file.
-    """
+    One document per call: its value is checked while still in the CPU cache."""
     if _fast_path_open(doc.text):
         try:
             value = _parse_fast(doc.text)
@@ -223,69 +233,60 @@ def _parse_fast(text: str) -> object:
 _PREFIX = re.compile(r"[ \t?:-]*")
 _ROOT_BLOCK = re.compile(r"(?:[ \t]*(?:#[^\n]*)?\n)*[ \t]*(?:[!&]\S*[ \t]+)*[|>]")
 _BLOCK_HEADER = re.compile(r"(?:^|[ \t])[|>][-+0-9]*(?:[ \t]+#.*)?$", re.M)
-_SPECIAL_UTF8 = [re.compile(p) for p in (rb"\xc2[\x80-\x9f]", rb"\xe2\x80[\xa8\xa9]",
-                                         rb"\xef(?:\xbb\xbf|\xbf[\xbe\xbf])")]
+_ODD_UTF8 = [re.compile(p) for p in (rb"\xc2[\x80-\x9f]", rb"\xe2\x80[\xa8\xa9]",
+                                     rb"\xef(?:\xbb\xbf|\xbf[\xbe\xbf])")]
 
 
 def _fast_path_open(text: str) -> bool:
-    """False for what yaml-rs must not see: directives, deep nesting, odd characters, a block
-    scalar as the whole document (a "#" line at column 0 is a comment to PyYAML, text to
-    yaml-rs), some block scalars at the very end (see ``_ends_in_block_scalar``).
-
-    C1 controls, U+2028/2029 and inner BOMs are line breaks or errors to PyYAML but text to
-    yaml-rs; they are looked for in UTF-8 with literal-led patterns, in non-ASCII text only.
-    """
+    """False for what yaml-rs must not see: directives, deep nesting, a block scalar as the
+    whole document (a "#" line at column 0 is a comment to PyYAML, text to yaml-rs), some block
+    scalars at the very end, and characters that are line breaks or errors to PyYAML but text
+    to yaml-rs (C1 controls, U+2028/2029, inner BOMs: looked for in non-ASCII text only)."""
     if text.startswith("%") or _ROOT_BLOCK.match(text) or _ends_in_block_scalar(text):
         return False
-    for start in _long_lines(text, "\n", _DEEP):
-        if _end_of(_PREFIX, text, start, len(text)) - start >= _DEEP:
-            return False
+    if any(_end_of(_PREFIX, text, start, len(text)) - start >= _DEEP
+           for start in _long_lines(text, "\n", _DEEP)):
+        return False
     if text.isascii():
         return True
     try:
-        data = text.encode("utf-8")
+        return not any(pattern.search(text.encode("utf-8")) for pattern in _ODD_UTF8)
     except UnicodeEncodeError:  # lone surrogates
         return False
-    return not any(pattern.search(data) for pattern in _SPECIAL_UTF8)
 
 
 def _ends_in_block_scalar(text: str) -> bool:
-    """Whether the text may end inside a block scalar in a way yaml-rs gets wrong at the end of
-    a stream: left empty, or without a final line break (``a: |`` is "" and ``a: |\\n  x`` is
-    "x" to PyYAML and the spec; yaml-rs adds a "\\n")."""
+    """Whether the text may end in a block scalar yaml-rs reads wrongly at the end of a stream:
+    left empty, or without a final line break (``a: |`` is "" and ``a: |\\n  x`` is "x" to
+    PyYAML and the spec; yaml-rs adds a "\\n"). Walks back from the last line to the line it
+    hangs from; past 10000 lines it gives up and lets PyYAML read the document."""
     end = len(text)
     while end and text[end - 1] in " \t\n":
         end -= 1
-    last = text.rfind("\n", 0, end) + 1
-    if _BLOCK_HEADER.search(text, last, end):
+    stop = text.rfind("\n", 0, end) + 1
+    if _BLOCK_HEADER.search(text, stop, end):
         return True
     if text.endswith("\n"):
-        return False  # yaml-rs agrees, trailing blank lines or not
-    for header in reversed(list(_BLOCK_HEADER.finditer(text, 0, last))):
-        line = text.rfind("\n", 0, header.start()) + 1
-        indent = _indent_of(text, line)
-        if not _less_indented(indent).search(text, header.end(), last + 1):
-            return True  # every line after the header is its content: the last one too
-    return False
+        return False
+    least = len(text[stop:end]) - len(text[stop:end].lstrip(" "))  # of the lines after
+    for _ in range(10_000):
+        if stop == 0 or least == 0:
+            return False
+        start = text.rfind("\n", 0, stop - 1) + 1
+        line = text[start:stop - 1]
+        indent = len(line) - len(line.lstrip(" "))
+        if indent < least and line.strip():
+            if _BLOCK_HEADER.search(line):
+                return True  # every line after it is more indented: its content
+            least = indent
+        stop = start
+    return True
 
 
-def _indent_of(text: str, line: int) -> int:
-    end = line
-    while end < len(text) and text[end] == " ":
-        end += 1
-    return end - line
-
-
-@functools.lru_cache(maxsize=64)
-def _less_indented(indent: int) -> re.Pattern[str]:
-    """A line holding something, indented no more than ``indent`` (it ends a block scalar)."""
-    return re.compile(rf"\n(?! {{{indent + 1}}})[ ]*[^ \n]")
-
-
-# Signs in the marshal (format 1) bytes of yaml-rs values, each pass led by a literal so it
+# Signs in the marshal (format 1) bytes of a yaml-rs value, each pass led by a literal so it
 # is fast: floats are written as text (b"f", length, repr); strings as b"u"/b"t", 4-byte
-# length, UTF-8. Short strings that YAML 1.1 reads as bool, merge or value, and strings that
-# open like a timestamp (1999-12-31) or a base-60 number (12:30, 190:20:30).
+# length, UTF-8. Short strings YAML 1.1 reads as bool, merge or value; strings opening like a
+# timestamp (1999-12-31) or a base-60 number (12:30, 190:20:30); any float.
 _VALUE_SIGNS = [re.compile(pattern, re.S) for pattern in (
     rb"f[\x01-\x18](?:[-0-9]|inf|nan)",
     rb"\x01\x00\x00\x00=(?<=[ut]\x01\x00\x00\x00=)",
@@ -296,30 +297,28 @@ _VALUE_SIGNS = [re.compile(pattern, re.S) for pattern in (
         rb"(?<=[ut][\x02-\xff]\x00\x00\x00%s[0-9][0-9_]{%d}:)" % (sign, n)
         for sign in (b"", b"[-+]") for n in range(8)) + rb")",
 )]
-# Signs in the text: numbers led by 0 or _ (0644 is 420 in YAML 1.1 but 644 in 1.2, 0o17 and
-# _1 are numbers only in 1.2) and "!!" / "!<" tags (!!binary, !!int 0644, !!omap differ; a
-# "!custom" tag is kept by yaml-rs where PyYAML refuses it: a leniency).
-_LEADS = r"(?:(?<=[\s\[{,]C)|(?<=[\s\[{,][-+]C)|(?<=\AC)|(?<=\A[-+]C)|(?<=[\"']:C))"
-_NUMBER_SIGNS = (re.compile("0" + _LEADS.replace("C", "0") + "(?:[0-9_oOXB]|[xb]_)"),
-                 re.compile("_" + _LEADS.replace("C", "_") + "[0-9_.]"))
-#: Node properties and flow keys read differently: "! 12" is 12 to PyYAML; anchor names end at
-#: "." or ":" in YAML 1.1 (&a:b); an alias in its own anchor is None to yaml-rs (an alias
-#: needs an anchor, so anchors suffice); "[?a]" is a key to PyYAML. Such documents are checked.
-_PROPERTY_SIGN = re.compile(r"[!&?](?<=(?<![^\s\[{,]).)(?:(?<=!)[!<\s]|(?<=&)[^\s,\[\]{}&]"
-                            r"|(?<=\?)[^\s])")
+# Signs in the text: numbers led by 0 or _ (0644 is 420 in YAML 1.1 but 644 in 1.2; 0o17,
+# 0X1F, _1 are numbers only in 1.2); node properties and flow keys: "!!binary", "! 12" (12 to
+# PyYAML), anchors (&a:b ends at ":" in 1.1; an alias inside its own anchor is None to
+# yaml-rs), "[?a]" (a key to PyYAML). A "!custom" tag is kept by yaml-rs where PyYAML refuses
+# it: a leniency.
+_TEXT_SIGNS = {char: re.compile(re.escape(char) + r"(?<![^\s\[{,:+\-\"'].)" + after)
+               for char, after in (("0", "(?:[0-9_oOXB]|[xb]_)"), ("_", "[0-9_.]"),
+                                   ("!", r"(?<![^\s\[{,].)[!<\s]"), ("&", r"(?<![^\s\[{,].)[^\s,\[\]{}&]"),
+                                   ("?", r"(?<![^\s\[{,].)\S"))}
 _END = r"(?=[ \t]*(?:$|\#|,|:(?:[ \t]|$)|[\]}][ \t]*(?:$|[,\]}\#:])))"
 #: Plain scalars that YAML 1.1 and 1.2 read differently, as (first character, rest): bools,
 #: "=", "<<", octal and 0o/0X/0B/_ numbers, exponents without "." or sign, ".5" forms, base 60,
-#: timestamps, signed numbers; then core tags and aliases (PyYAML judges those).
+#: timestamps, signed numbers; then tags, anchors and flow keys as above.
 _SCALARS = [("[yY]", "(?:es|ES)"), ("[nN]", "[oO]"), ("[oO]", "(?:[nN]|[fF][fF])"), ("=", ""),
             ("<", "<"), ("0", "(?:[0-9_oOXB]|[xb]_)[0-9a-zA-Z_]*"), ("_", "[0-9_.eE+-]+"),
             ("[0-9_.]", "[0-9_.]*[eE][-+]?[0-9_]+"), (r"\.", "(?:[0-9_]+|[iI][nN][fF]|[nN][aA][nN])"),
-            ("[0-9]", "[0-9_]*(?::[0-5]?[0-9])+(?:\\.[0-9_]*)?"),
-            ("[0-9]", "[0-9]{3}-[0-9]{1,2}-[0-9]{1,2}(?:(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}"
-                      "(?:\\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9]{1,2}(?::[0-9]{2})?))?)?")]
+            ("[0-9]", r"[0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?"),
+            ("[0-9]", r"[0-9]{3}-[0-9]{1,2}-[0-9]{1,2}(?:(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}"
+                      r"(?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9]{1,2}(?::[0-9]{2})?))?)?")]
 _SCALARS += [("[-+]", "(?:" + "|".join(first + rest for first, rest in _SCALARS[5:10]) + ")")]
-#: One character set first, so re skips ahead fast; then the character must follow a blank, a
-#: flow indicator, ":" or the start (not inside a word), and a branch checks which it was.
+#: A character set first, so re skips ahead fast; the character must follow a blank, a flow
+#: indicator, ":" or the start (not be inside a word); then a branch checks which it was.
 _DIFFERENT = re.compile(
     r"[yYnNoO=<0-9_.+\-!&?](?<=(?<![^\s\[{,:]).)(?:"
     + "|".join(f"(?<={first}){rest}{_END}" for first, rest in _SCALARS)
@@ -328,32 +327,37 @@ _DIFFERENT = re.compile(
 
 def _differs(text: str, value: Any) -> bool:
     """Whether PyYAML could read ``text`` otherwise than yaml-rs did (``value``): cheap signs
-    first, then, only on a sign, the precise search. Per document: small blobs stay in cache."""
+    first, then, only on a sign, the precise search."""
     try:
         dumped = marshal.dumps(value, 1)
     except ValueError:  # nested too deeply for marshal: let PyYAML decide
         return True
-    signs = (
-        any(sign.search(dumped) for sign in _VALUE_SIGNS)
-        or _NUMBER_SIGNS[0].search(text) or ("_" in text and _NUMBER_SIGNS[1].search(text))
-        or (("!" in text or "&" in text or "?" in text) and _PROPERTY_SIGN.search(text))
-    )
+    floats, equals, two, three, dates, base60 = _VALUE_SIGNS
+    zero, underscore, tag, anchor, key = _TEXT_SIGNS.values()
+    signs = (floats.search(dumped) or equals.search(dumped) or two.search(dumped)
+             or three.search(dumped) or dates.search(dumped) or base60.search(dumped)
+             or zero.search(text) or ("_" in text and underscore.search(text))
+             or ("!" in text and tag.search(text)) or ("&" in text and anchor.search(text))
+             or ("?" in text and key.search(text)))
     return bool(signs) and any(_starts_plain_scalar(text, match.start())
                                for match in _DIFFERENT.finditer(text))
 
 
 def _starts_plain_scalar(text: str, at: int) -> bool:
     """Whether a plain scalar can start at ``at``: after indentation, "- ", ": ", "? ", a flow
-    indicator, a JSON-like key ("a":1) or an anchor; prose ("depending on") does not count."""
-    line = text[text.rfind("\n", 0, at) + 1:at]
+    indicator opening a token, a JSON-like key ("a":1) or an anchor. Prose ("depending on")
+    and brackets inside a scalar (``conditions[?(@.type)]``) do not count."""
+    line = text[max(text.rfind("\n", 0, at) + 1, at - 512):at]  # a window: long lines stay cheap
     before = line.rstrip(" \t")
-    if not before or before[-1] in "[{,":
+    spaced = len(before) < len(line)
+    last = before[-1:]
+    if last in ("", ","):
         return True
-    if before[-1] in "-?:" and len(before) < len(line):
+    if last in "[{":
+        return before[-2:-1] in ("", " ", "\t", "[", "{", ",", ":")
+    if (last in "-?:" and spaced) or before[-2:] in ('":', "':"):
         return True
-    if before[-1] == ":" and before[-2:-1] in ("'", '"'):
-        return True
-    return before.rsplit(None, 1)[-1][:1] in "&!" and len(before) < len(line)
+    return spaced and before.rsplit(None, 1)[-1][:1] in "&!"
 
 
 def _parse_judged(doc: Document) -> object:
@@ -361,15 +365,15 @@ def _parse_judged(doc: Document) -> object:
     loader = _SAFE_LOADER(doc.text)
     try:
         node = loader.get_single_node()
-        if node is None:
-            return None
-        if "*" in doc.text:
+        if node is not None and "*" in doc.text:
             _check_aliases(node, doc)
-        return loader.construct_document(node)
+        return None if node is None else loader.construct_document(node)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        raise DiscoveryError(f"invalid YAML: {_problem(error)}", file=doc.file,
-                             line=_line_of(doc, mark.index if mark else 0), hint=_SYNTAX_HINT) from None
+        finding = error.context if error.context and not error.context.startswith("while") else ""
+        raise DiscoveryError(f"invalid YAML: {'; '.join(filter(None, (finding, error.problem)))}",
+                             file=doc.file, line=_line_of(doc, mark.index if mark else 0),
+                             hint=_SYNTAX_HINT) from None
     except yaml.reader.ReaderError as error:
         raise DiscoveryError(f"invalid YAML: character #x{error.character:04x}: {error.reason}",
                              file=doc.file, line=_line_of(doc, error.position),
@@ -384,13 +388,6 @@ def _parse_judged(doc: Document) -> object:
                              hint="quote the value to keep it a string") from None
     finally:
         loader.dispose()
-
-
-def _problem(error: yaml.MarkedYAMLError) -> str:
-    """PyYAML's problem, with its context when that is a finding (duplicate anchor...)."""
-    context = error.context or ""
-    parts = [context] if context and not context.startswith("while ") else []
-    return "; ".join([*parts, error.problem or ""]) or "unknown error"
 
 
 def _line_of(doc: Document, index: int) -> int:
