@@ -9,6 +9,7 @@ shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 import traceback
@@ -17,11 +18,13 @@ from importlib.metadata import version
 from typing import NoReturn, TextIO
 
 from kubenb.discover import list_images
-from kubenb.display import image_list_csv, image_list_plain, image_list_table, locations_text
+from kubenb.display import EventPrinter, image_list_csv, image_list_plain, image_list_table, locations_text
+from kubenb.engine import save_images
 from kubenb.errors import KubenbError
 from kubenb.kubefile import declared_arguments, expand, parse, read_text
 from kubenb.model import ImageList, ImageRef, Kubefile
 from kubenb.reference import is_valid_reference, parse_reference
+from kubenb.registry import login, logout
 
 __all__ = ["build_parser", "main"]
 
@@ -58,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     _add_parse(commands, common)
     _add_list_images(commands, common)
+    _add_save_images(commands, common)
+    _add_login(commands, common)
     return parser
 
 
@@ -137,6 +142,75 @@ _RENDERERS: dict[str, Callable[[ImageList], str]] = {
     "csv": image_list_csv,
     "plain": image_list_plain,
 }
+
+
+def _add_registry_options(sub: _Parser) -> None:
+    sub.add_argument("--registry-mirror", action="append", type=_key_value, default=[], metavar="SRC=DST",
+                     help="pull the images of registry SRC from DST, keeping their names")
+    sub.add_argument("--insecure-registry", action="append", default=[], metavar="HOST",
+                     help="allow plain HTTP to HOST (loopback hosts always may)")
+
+
+def _add_save_images(commands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    sub = commands.add_parser("save-images", parents=[common], help="pull images into a registry folder")
+    sub.add_argument("images", nargs="*", metavar="IMAGE")
+    sub.add_argument("-o", "--output", required=True, metavar="DIR", help="the registry folder")
+    sub.add_argument("-f", "--file", metavar="LIST", help="an imageList file: one image per line")
+    sub.add_argument("--platform", metavar="P[,P]", help="only these platforms of multi-arch images")
+    _add_registry_options(sub)
+    sub.set_defaults(run=_run_save_images)
+
+
+def _run_save_images(options: argparse.Namespace) -> int:
+    platforms = options.platform.split(",") if options.platform else None
+    with EventPrinter(sys.stderr) as printer:
+        result = save_images(
+            options.output, options.images, list_file=options.file, platforms=platforms,
+            mirrors=dict(options.registry_mirror), insecure=options.insecure_registry, events=printer,
+        )
+    skipped = sum(image.skipped for image in result.images)
+    print(f"saved {len(result.images)} images into {options.output} "
+          f"({_megabytes(result.fetched_bytes)} fetched, {skipped} already complete)")
+    return 0
+
+
+def _add_login(commands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    login = commands.add_parser("login", parents=[common], help="check and save credentials for a registry")
+    login.add_argument("registry", metavar="REGISTRY")
+    login.add_argument("-u", "--username", required=True)
+    secret = login.add_mutually_exclusive_group()
+    secret.add_argument("-p", "--password", help="visible to other users in the process list: prefer --password-stdin")
+    secret.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    login.add_argument("--insecure-registry", action="store_true", help="allow plain HTTP to REGISTRY")
+    login.set_defaults(run=_run_login)
+    logout = commands.add_parser("logout", parents=[common], help="forget the credentials of a registry")
+    logout.add_argument("registry", metavar="REGISTRY")
+    logout.set_defaults(run=_run_logout)
+
+
+def _run_login(options: argparse.Namespace) -> int:
+    if options.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif options.password is not None:
+        password = options.password
+    elif sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {options.username} at {options.registry}: ")
+    else:
+        raise KubenbError("no password given", hint="use --password-stdin and pipe the password in")
+    path = login(options.registry, options.username, password, insecure=options.insecure_registry)
+    print(f"Login succeeded: credentials for {options.registry} saved in {path}")
+    return 0
+
+
+def _run_logout(options: argparse.Namespace) -> int:
+    if logout(options.registry):
+        print(f"Removed the credentials for {options.registry}")
+        return 0
+    raise KubenbError(f"no credentials saved for {options.registry}")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
 
 
 def _read_kubefile(path: str, stdin: TextIO) -> Kubefile:

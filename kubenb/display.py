@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, TextIO
 
+from tqdm import tqdm
+
+from kubenb.events import (
+    BlobProgress,
+    BlobStarted,
+    Event,
+    ImageDone,
+    ImageSkipped,
+    ImageStarted,
+    Message,
+    Retrying,
+)
 from kubenb.model import FoundImage, ImageList, Location
 
-__all__ = ["image_list_csv", "image_list_plain", "image_list_table", "locations_text"]
+__all__ = ["EventPrinter", "image_list_csv", "image_list_plain", "image_list_table", "locations_text"]
 
 
 def image_list_plain(images: ImageList) -> str:
@@ -57,3 +72,58 @@ def _table(found: Sequence[FoundImage]) -> str:
 def _more(found: FoundImage) -> str:
     extra = len(found.locations) - 1
     return f" (+{extra} more)" if extra else ""
+
+
+class EventPrinter:
+    """Renders engine events for a terminal: a tqdm byte bar on a TTY, plain lines otherwise.
+
+    Events arrive from worker threads, so rendering holds a lock. Used as a context manager
+    so the bar is closed even when the engine fails.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.lock = threading.Lock()
+        self.bar: tqdm[Any] | None = None
+        if stream.isatty():
+            self.bar = tqdm(total=0, unit="B", unit_scale=True, file=stream, desc="fetching", leave=False)
+
+    def __enter__(self) -> EventPrinter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __call__(self, event: Event) -> None:
+        with self.lock:
+            line = _event_line(event)
+            if self.bar is not None:
+                self._update_bar(event)
+                if line:
+                    self.bar.write(line, file=self.stream)
+            elif line:
+                print(line, file=self.stream, flush=True)
+
+    def _update_bar(self, event: Event) -> None:
+        assert self.bar is not None
+        if isinstance(event, BlobStarted):
+            self.bar.total = (self.bar.total or 0) + event.size
+            self.bar.refresh()
+        elif isinstance(event, BlobProgress):
+            self.bar.update(event.received)
+
+
+def _event_line(event: Event) -> str | None:
+    if isinstance(event, ImageStarted):
+        return f"[{event.index}/{event.total}] {event.image}"
+    if isinstance(event, ImageDone):
+        return f"  saved {event.image} ({event.fetched_bytes / 1e6:.1f} MB fetched)"
+    if isinstance(event, ImageSkipped):
+        return f"  {event.image} is complete already"
+    if isinstance(event, Retrying):
+        return f"  retrying in {event.delay:.1f}s: {event.reason}"
+    if isinstance(event, Message):
+        return event.text
+    return None

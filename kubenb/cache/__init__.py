@@ -1,0 +1,17 @@
+"""The image cache: images written into a registry folder a stock registry serves (DESIGN.md layer 4)."""
+
+from __future__ import annotations
+
+from kubenb.cache.layout import Descriptor, References, RegistryFolder, parse_references, validate_repository
+from kubenb.cache.save import SavedImage, SaveResult, save_images
+
+__all__ = [
+    "Descriptor",
+    "References",
+    "RegistryFolder",
+    "SaveResult",
+    "SavedImage",
+    "parse_references",
+    "save_images",
+    "validate_repository",
+]

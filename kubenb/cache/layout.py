@@ -1,0 +1,452 @@
+"""The registry folder: a storage root in the CNCF distribution layout, written with no registry.
+
+A stock ``registry`` must serve the folder as it is (DESIGN.md, "Registry folder"), so this
+writes exactly what distribution's storage reads (``registry/storage/paths.go``), under
+``docker/registry/v2/``: ``blobs/<alg>/<hex[:2]>/<hex>/data`` for every blob, stored once;
+per repository, ``_layers/<alg>/<hex>/link`` for its configs and layers,
+``_manifests/revisions/<alg>/<hex>/link`` for its manifests and indexes, and
+``_manifests/tags/<tag>/{current/link,index/<alg>/<hex>/link}``. The registry serves a
+repository's blob or manifest only through that repository's link.
+
+Every file appears whole by ``os.replace`` (or ``os.link``, which never overwrites) of a temp
+file in ``.kubenb-tmp/`` beside ``docker/``: the same filesystem, so the rename is atomic, and a
+place the registry never reads. So neither a crash nor a second process filling the folder
+leaves a half-written file. No network here: the client fetches, this keeps what hashes right.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubenb.errors import StoreError
+
+__all__ = ["Descriptor", "References", "RegistryFolder", "parse_references", "validate_repository"]
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+INDEX_TYPES = frozenset({OCI_INDEX, "application/vnd.docker.distribution.manifest.list.v2+json"})
+MANIFEST_TYPES = frozenset({OCI_MANIFEST, "application/vnd.docker.distribution.manifest.v2+json"})
+#: Hex length of each digest algorithm distribution accepts.
+ALGORITHMS = {"sha256": 64, "sha384": 96, "sha512": 128}
+_DIGEST = re.compile(r"(sha256|sha384|sha512):([a-f0-9]+)")
+#: distribution's name grammar: no component can be empty, ``..``, or a ``_layers`` folder.
+_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+NAME_MAX = 255
+MANIFEST_MAX = 4 * 1024 * 1024  # the registry's own limit: anything bigger is no manifest
+CHUNK = 1024 * 1024
+FILE_MODE = 0o644  # the registry serving the folder may run as another user
+TEMP_DIR = ".kubenb-tmp"
+STALE_SECONDS = 24 * 3600.0  # a download refreshes its temp file's mtime as it writes
+
+
+def _split(digest: str) -> tuple[str, str]:
+    """(algorithm, hex): refused unless distribution would store it, since it becomes a path."""
+    if not _is_digest(digest):
+        raise StoreError(f"{digest!r} is not a digest (sha256:<64 hex digits>)")
+    algorithm, hex_ = digest.split(":")
+    return algorithm, hex_
+
+
+def _is_digest(text: str) -> bool:
+    match = _DIGEST.fullmatch(text)
+    return match is not None and len(match[2]) == ALGORITHMS[match[1]]
+
+
+def _hash_bytes(data: bytes, digest: str) -> str:
+    algorithm = _split(digest)[0]
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+
+
+def validate_repository(name: str) -> str:
+    """``name`` if it can name a repository folder (``library/nginx``): no domain, no absolute
+    path, no empty or ``..`` component, lower case, as distribution's grammar says."""
+    if len(name) > NAME_MAX or not all(_COMPONENT.fullmatch(part) for part in name.split("/")):
+        raise StoreError(f"{name!r} is not a repository name for a registry folder",
+                         hint="use the image path without its domain, e.g. library/nginx")
+    return name
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """What a manifest names: digest and size to fetch, media type, the ``os/arch[/variant]`` of
+    an index's child (for ``--platform``), and whether it is a foreign layer registries never serve."""
+
+    digest: str
+    size: int
+    media_type: str
+    platform: str | None = None
+    foreign: bool = False
+
+    def matches(self, platforms: Collection[str] | None) -> bool:
+        """Kept by ``--platform``: no filter, no platform, or equal (``linux/arm64`` takes any variant)."""
+        if platforms is None or self.platform is None:
+            return True
+        return any(self.platform == p or self.platform.startswith(p + "/") for p in platforms)
+
+
+@dataclass(frozen=True)
+class References:
+    """What a manifest or index needs beside itself: child manifests, or a config and layers."""
+
+    media_type: str
+    manifests: tuple[Descriptor, ...] = ()
+    config: Descriptor | None = None
+    layers: tuple[Descriptor, ...] = ()
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_TYPES
+
+    @property
+    def blobs(self) -> tuple[Descriptor, ...]:
+        """Config and layers the folder must hold and link (foreign layers left out)."""
+        return tuple(b for b in (self.config, *self.layers) if b is not None and not b.foreign)
+
+    def children(self, platforms: Collection[str] | None = None) -> tuple[Descriptor, ...]:
+        """The index's children that ``--platform`` keeps (all without a filter)."""
+        return tuple(child for child in self.manifests if child.matches(platforms))
+
+
+def _kind(document: dict[str, object], media_type: str) -> str:
+    """The type the registry will serve: the declared one, else the Content-Type, else the shape."""
+    declared = document.get("mediaType")
+    kind = declared if isinstance(declared, str) and declared else media_type.partition(";")[0].strip()
+    if kind.startswith("application/vnd.docker.distribution.manifest.v1+") or document.get("schemaVersion") == 1:
+        raise StoreError("schema 1 manifests are not supported", hint="pull a tag pushed with a current client")
+    if kind in INDEX_TYPES or kind in MANIFEST_TYPES:
+        return kind
+    if "manifests" in document or "config" in document:
+        return OCI_INDEX if "manifests" in document else OCI_MANIFEST
+    raise StoreError(f"{kind or 'content without a media type'} is not an image manifest or index")
+
+
+def _descriptor(raw: object) -> Descriptor:
+    fields = raw if isinstance(raw, dict) else {}
+    digest, size, media_type = fields.get("digest"), fields.get("size"), fields.get("mediaType")
+    if not isinstance(digest, str) or type(size) is not int or size < 0 or not isinstance(media_type, str):
+        raise StoreError(f"manifest descriptor without digest, size or media type: {json.dumps(raw)[:200]}")
+    _split(digest)
+    platform = fields.get("platform")
+    if isinstance(platform, dict):
+        platform = "/".join(str(platform[k]) for k in ("os", "architecture", "variant") if platform.get(k))
+    foreign = bool(fields.get("urls")) and ("foreign" in media_type or "nondistributable" in media_type)
+    return Descriptor(digest, size, media_type, platform if isinstance(platform, str) else None, foreign)
+
+
+def _descriptors(document: dict[str, object], key: str) -> tuple[Descriptor, ...]:
+    listed = document.get(key) or []
+    if not isinstance(listed, list):
+        raise StoreError(f"manifest {key} is not a list")
+    return tuple(map(_descriptor, listed))
+
+
+def parse_references(data: bytes, media_type: str = "") -> References:
+    """Parse a manifest or index (``media_type``: the Content-Type it came with, if any)."""
+    try:
+        document = json.loads(data)
+    except ValueError as error:
+        raise StoreError(f"manifest is not JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise StoreError("manifest is not a JSON object")
+    kind = _kind(document, media_type)
+    if kind in INDEX_TYPES:
+        return References(kind, manifests=_descriptors(document, "manifests"))
+    return References(kind, config=_descriptor(document.get("config")), layers=_descriptors(document, "layers"))
+
+
+class RegistryFolder:
+    """Writes and checks one registry folder; threads and processes may share it.
+
+    ``durable`` fsyncs each file before its rename, so a power cut leaves no empty blob under a
+    valid name; turn it off for throwaway folders.
+    """
+
+    def __init__(self, root: Path, *, durable: bool = True) -> None:
+        self.root = Path(root)
+        self.durable = durable
+        self._v2 = self.root / "docker" / "registry" / "v2"
+        self._temp = self.root / TEMP_DIR
+
+    def blob_path(self, digest: str) -> Path:
+        algorithm, hex_ = _split(digest)
+        return self._v2 / "blobs" / algorithm / hex_[:2] / hex_ / "data"
+
+    def has_blob(self, digest: str) -> bool:
+        return self.blob_path(digest).is_file()
+
+    def new_blob_file(self) -> Path:
+        """An empty temp file in the folder for the client to stream a download into."""
+        fd, path = self._mkstemp("blob-")
+        os.close(fd)
+        return path
+
+    def commit_blob(self, temp: Path, digest: str) -> None:
+        """Keep ``temp`` as blob ``digest`` only if it hashes to it (read in chunks); ``temp`` is
+        gone afterwards either way. An identical blob already kept wins: no second rename."""
+        try:
+            target = self.blob_path(digest)
+            actual = _hash_file(temp, digest, sync=self.durable)
+            if actual != digest:
+                raise StoreError(f"blob {digest} not kept: its data hashes to {actual}",
+                                 hint="the download was corrupted or the registry sent other content")
+            if not _holds(target, temp.stat().st_size):
+                os.chmod(temp, FILE_MODE)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(temp, target)
+        except OSError as error:
+            raise StoreError(f"cannot store blob {digest} from {temp}: {error.strerror}") from error
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def put_blob_bytes(self, data: bytes, digest: str) -> None:
+        """Keep small in-memory content (manifests, configs) as blob ``digest``."""
+        self._verify(data, digest)
+        if not _holds(self.blob_path(digest), len(data)):
+            self._write(self.blob_path(digest), data)
+
+    def link_layer(self, repository: str, digest: str) -> None:
+        """Let ``repository`` serve blob ``digest``: a layer or config, committed first."""
+        if not self.has_blob(digest):
+            raise StoreError(f"cannot link {digest} into {repository}: the blob is not in {self.root}")
+        self._write_link(self._link(repository, "_layers", digest), digest)
+
+    def put_manifest(self, repository: str, data: bytes, digest: str, tag: str | None = None,
+                     *, replace: bool = False) -> None:
+        """Store a manifest or index as a revision of ``repository`` and point ``tag`` at it.
+
+        Like a registry, this refuses a manifest whose config or layers are missing (and links
+        them); an index's children are not required, since ``--platform`` may leave some out.
+        A tag on another digest is refused unless ``replace``: two images landing on one name
+        would otherwise silently lose one.
+        """
+        self._verify(data, digest)
+        blobs = parse_references(data).blobs
+        if tag is not None:
+            self._refuse_conflict(repository, tag, digest, replace)
+        if missing := [blob.digest for blob in blobs if not self.has_blob(blob.digest)]:
+            raise StoreError(f"{repository}@{digest} names blobs not in the folder: {', '.join(missing)}",
+                             hint="commit a manifest's config and layers before the manifest")
+        for blob in blobs:
+            self.link_layer(repository, blob.digest)
+        self.put_blob_bytes(data, digest)
+        self._write_link(self._link(repository, "_manifests/revisions", digest), digest)
+        if tag is not None:
+            self._point_tag(repository, tag, digest, replace)
+
+    def tag_digest(self, repository: str, tag: str) -> str | None:
+        """The digest ``tag`` points at now, None when there is no such tag."""
+        link = self._tag_dir(repository, tag) / "current" / "link"
+        content = _read_link(link)
+        if content is not None and not _is_digest(content):
+            raise StoreError(f"{link} holds {content[:80]!r}, not a digest")
+        return content
+
+    def is_complete(self, repository: str, digest: str, platforms: Collection[str] | None = None) -> bool:
+        """Whether the image is all here and linked, so a build skips it without fetching.
+
+        An index is complete when the children ``platforms`` keeps are. Manifests are read and
+        hashed (they are small); blobs are only stat'ed against their descriptor's size.
+        """
+        if _read_link(self._link(repository, "_manifests/revisions", digest)) != digest:
+            return False
+        references = self._stored_references(digest)
+        if references is None:
+            return False
+        if references.is_index:
+            return all(self.is_complete(repository, c.digest, platforms) for c in references.children(platforms))
+        return not any(self._blob_problem(repository, blob) for blob in references.blobs)
+
+    def references(self, data: bytes, media_type: str = "") -> References:
+        """What a manifest or index references (see ``parse_references``)."""
+        return parse_references(data, media_type)
+
+    def repositories(self) -> list[str]:
+        """Names of the repositories in the folder, sorted."""
+        top, found = self._v2 / "repositories", []
+        for folder, subfolders, _files in os.walk(top):
+            if "_manifests" in subfolders or "_layers" in subfolders:
+                found.append(Path(folder).relative_to(top).as_posix())
+            subfolders[:] = [name for name in subfolders if not name.startswith("_")]
+        return sorted(found)
+
+    def check(self) -> list[str]:
+        """Every inconsistency a registry serving the folder would trip on, one line each.
+
+        Hashes every blob. An index's absent children are no problem: ``--platform`` chose that.
+        """
+        problems = self._check_blobs()
+        for repository in self.repositories():
+            try:
+                problems += self._check_links(validate_repository(repository)) + self._check_tags(repository)
+            except StoreError as error:
+                problems.append(str(error))
+        return problems
+
+    def clean_temp(self, max_age: float = STALE_SECONDS) -> int:
+        """Delete temp files untouched for ``max_age`` seconds (younger ones may be another
+        process's live download); return how many went."""
+        removed = 0
+        for entry in self._temp.glob("*") if self._temp.is_dir() else ():
+            try:
+                if time.time() - entry.stat().st_mtime >= max_age:
+                    entry.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # its writer renamed it meanwhile
+        return removed
+
+    def _link(self, repository: str, kind: str, digest: str) -> Path:
+        algorithm, hex_ = _split(digest)
+        return self._v2 / "repositories" / validate_repository(repository) / kind / algorithm / hex_ / "link"
+
+    def _tag_dir(self, repository: str, tag: str) -> Path:
+        if not _TAG.fullmatch(tag):
+            raise StoreError(f"{tag!r} is not a tag (letters, digits, _ . -; at most 128)")
+        return self._v2 / "repositories" / validate_repository(repository) / "_manifests/tags" / tag
+
+    def _refuse_conflict(self, repository: str, tag: str, digest: str, replace: bool) -> None:
+        current = self.tag_digest(repository, tag)
+        if current is not None and current != digest and not replace:
+            raise StoreError(f"{repository}:{tag} already holds {current}; refusing to replace it with {digest}",
+                             hint="two different images land on the same name: rename one of them")
+
+    def _point_tag(self, repository: str, tag: str, digest: str, replace: bool) -> None:
+        """Index entry, then ``current``: by ``os.link`` unless replacing, so that of two processes
+        pointing one tag at two digests, one fails rather than both silently succeeding."""
+        tag_dir = self._tag_dir(repository, tag)
+        self._write_link(tag_dir / "index" / Path(*_split(digest)) / "link", digest)
+        if not self._write(tag_dir / "current" / "link", digest.encode(), exclusive=not replace):
+            self._refuse_conflict(repository, tag, digest, replace)
+
+    def _verify(self, data: bytes, digest: str) -> None:
+        if (actual := _hash_bytes(data, digest)) != digest:
+            raise StoreError(f"content given as {digest} hashes to {actual}; nothing was stored")
+
+    def _mkstemp(self, prefix: str) -> tuple[int, Path]:
+        try:
+            self._temp.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=self._temp)
+        except OSError as error:
+            raise StoreError(f"cannot write in {self._temp}: {error.strerror}") from error
+        return fd, Path(name)
+
+    def _write(self, path: Path, data: bytes, *, exclusive: bool = False) -> bool:
+        """Write ``path`` whole via a temp file; with ``exclusive``, False if it already exists."""
+        fd, temp = self._mkstemp("put-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                os.fchmod(out.fileno(), FILE_MODE)
+                if self.durable:
+                    out.flush()
+                    os.fsync(out.fileno())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            (os.link if exclusive else os.replace)(temp, path)  # os.link never overwrites
+            return True
+        except FileExistsError:
+            return False
+        except OSError as error:
+            raise StoreError(f"cannot write {path}: {error.strerror}") from error
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def _write_link(self, path: Path, digest: str) -> None:
+        """A link holds the bare digest, no newline; an identical one is left alone."""
+        if _read_link(path) != digest:
+            self._write(path, digest.encode())
+
+    def _stored_references(self, digest: str) -> References | None:
+        """A stored manifest's references, None unless present, small and hashing to ``digest``."""
+        path = self.blob_path(digest)
+        try:
+            data = path.read_bytes() if path.stat().st_size <= MANIFEST_MAX else b""
+            return parse_references(data) if _hash_bytes(data, digest) == digest else None
+        except (FileNotFoundError, NotADirectoryError, StoreError):
+            return None
+
+    def _blob_problem(self, repository: str, blob: Descriptor) -> str | None:
+        """Why the registry could not serve ``blob`` from ``repository``, None when it can."""
+        path = self.blob_path(blob.digest)
+        if not path.is_file():
+            return "a missing blob"
+        if (size := path.stat().st_size) != blob.size:
+            return f"stored with {size} bytes, not {blob.size}"
+        if _read_link(self._link(repository, "_layers", blob.digest)) != blob.digest:
+            return f"not linked in {repository}"
+        return None
+
+    def _check_blobs(self) -> list[str]:
+        problems = []
+        for data in sorted((self._v2 / "blobs").glob("*/*/*/data")):
+            digest, prefix = f"{data.parts[-4]}:{data.parts[-2]}", data.parts[-3]
+            if not _is_digest(digest) or prefix != data.parts[-2][:2]:
+                problems.append(f"blob file {data} is not where its digest belongs")
+            elif (actual := _hash_file(data, digest)) != digest:
+                problems.append(f"blob {digest}: data hashes to {actual} ({data})")
+        return problems
+
+    def _check_links(self, repository: str) -> list[str]:
+        problems = []
+        for kind in ("_layers", "_manifests/revisions"):
+            for named, held in _links(self._v2 / "repositories" / repository / kind):
+                if held != named or not _is_digest(named):
+                    problems.append(f"{repository}: {kind} link {named} holds {held!r}")
+                elif not self.has_blob(named):
+                    problems.append(f"{repository}: {kind} link {named} points at a missing blob")
+                elif kind != "_layers" and (references := self._stored_references(named)) is not None:
+                    problems += [f"{repository}@{named} references {blob.media_type} {blob.digest}, {why}"
+                                 for blob in references.blobs if (why := self._blob_problem(repository, blob))]
+        return problems
+
+    def _check_tags(self, repository: str) -> list[str]:
+        problems = []
+        for tag_dir in sorted((self._v2 / "repositories" / repository / "_manifests/tags").glob("*")):
+            current = _read_link(tag_dir / "current" / "link")
+            valid = current is not None and _is_digest(current)
+            if not valid or _read_link(self._link(repository, "_manifests/revisions", str(current))) != current:
+                problems.append(f"{repository}:{tag_dir.name} points at {current}, not a revision of {repository}")
+        return problems
+
+
+def _read_link(path: Path) -> str | None:
+    """A link's exact content: the registry parses it as is, so a stray newline is a problem."""
+    try:
+        return path.read_text(encoding="ascii", errors="replace")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _links(folder: Path) -> Iterator[tuple[str, str | None]]:
+    """(digest named by the path, content) of each ``<alg>/<hex>/link`` under ``folder``."""
+    for link in sorted(folder.glob("*/*/link")):
+        yield f"{link.parts[-3]}:{link.parts[-2]}", _read_link(link)
+
+
+def _hash_file(path: Path, digest: str, *, sync: bool = False) -> str:
+    """The digest of a file read in chunks, never whole in memory; fsynced on the way if ``sync``."""
+    algorithm = _split(digest)[0]
+    hasher, buffer = hashlib.new(algorithm), bytearray(CHUNK)
+    view = memoryview(buffer)
+    with path.open("rb", buffering=0) as source:
+        while count := source.readinto(buffer):
+            hasher.update(view[:count])
+        if sync:
+            os.fsync(source.fileno())
+    return f"{algorithm}:{hasher.hexdigest()}"
+
+
+def _holds(target: Path, size: int) -> bool:
+    """Whether the blob is there whole: a size check, since content was verified on entry."""
+    try:
+        return target.stat().st_size == size
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,62 @@
+"""The engine: one call per user action, shared by the CLI, the magics and the widgets.
+
+Front ends turn their options into these calls and render the events; everything a second
+front end would otherwise have to repeat (reading an image list, normalising references,
+choosing registries) happens here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+
+from kubenb.cache import SaveResult
+from kubenb.cache import save_images as save_into_folder
+from kubenb.discover.documents import read_text
+from kubenb.discover.imagelist import read_image_list
+from kubenb.errors import InvalidReferenceError, KubenbError
+from kubenb.events import EventSink, ignore
+from kubenb.model import ImageRef
+from kubenb.reference import parse_reference
+from kubenb.registry import Registries
+
+__all__ = ["image_refs", "save_images"]
+
+
+def image_refs(images: Sequence[str] = (), list_file: str | Path | None = None) -> list[ImageRef]:
+    """References from the command line and from an imageList file, normalised and deduplicated.
+
+    An invalid one is an error naming where it was written: an offline delivery must not
+    silently lack an image.
+    """
+    refs: list[ImageRef] = []
+    if list_file is not None:
+        for hit in read_image_list(read_text(Path(list_file), str(list_file)), str(list_file)):
+            refs.append(_parse(hit.written, f"{hit.location.file}:{hit.location.line}"))
+    refs += [_parse(image, "the command line") for image in images]
+    if not refs:
+        raise KubenbError("no images to save", hint="name images or give an image list with -f")
+    return list(dict.fromkeys(refs))
+
+
+def save_images(
+    output: str | Path,
+    images: Sequence[str] = (),
+    *,
+    list_file: str | Path | None = None,
+    platforms: Collection[str] | None = None,
+    mirrors: Mapping[str, str] | None = None,
+    insecure: Collection[str] = (),
+    events: EventSink = ignore,
+) -> SaveResult:
+    """Pull ``images`` (and those of ``list_file``) into the registry folder ``output``."""
+    refs = image_refs(images, list_file)
+    with Registries(mirrors=mirrors, insecure=insecure, events=events) as registries:
+        return save_into_folder(refs, Path(output), registries=registries, platforms=platforms, events=events)
+
+
+def _parse(text: str, where: str) -> ImageRef:
+    try:
+        return parse_reference(text)
+    except InvalidReferenceError as error:
+        raise InvalidReferenceError(f"{where}: {error.message}", hint=error.hint) from None

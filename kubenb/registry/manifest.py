@@ -1,0 +1,149 @@
+"""Manifests as the registry serves them: exact bytes, media type and a verified digest.
+
+The bytes are kept exactly as received because a manifest's digest is the hash of those bytes:
+re-serialising the JSON would change it and break every reference to the image. Checking
+happens here, apart from HTTP, so that it can be tested on plain bytes: the digest the registry
+claims and the digest the caller asked for must both match the bytes, and schema 1 (signed,
+pre-2017) manifests are refused with a message saying what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from kubenb.errors import RegistryError
+
+__all__ = [
+    "DOCKER_MANIFEST",
+    "DOCKER_MANIFEST_LIST",
+    "INDEX_TYPES",
+    "MANIFEST_ACCEPT",
+    "MANIFEST_TYPES",
+    "MAX_MANIFEST_BYTES",
+    "OCI_INDEX",
+    "OCI_MANIFEST",
+    "CorruptContent",
+    "Manifest",
+    "compute_digest",
+    "hasher_for",
+    "verified_manifest",
+]
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
+INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
+#: Without the OCI types in Accept, the distribution registry answers 404 for OCI manifests.
+MANIFEST_ACCEPT = ", ".join(MANIFEST_TYPES)
+SCHEMA1_TYPES = frozenset({
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+})
+#: The distribution registry's own limit; anything larger is not a manifest but an attack.
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+DIGEST = re.compile(r"(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})")
+SCHEMA1_HINT = "push the image again with a current client"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest or index: the exact bytes served, their media type and their digest."""
+
+    data: bytes
+    media_type: str
+    digest: str
+
+    @property
+    def is_index(self) -> bool:
+        """True for an OCI index or a Docker manifest list (one manifest per platform)."""
+        return self.media_type in INDEX_TYPES
+
+    def document(self) -> dict[str, Any]:
+        """The parsed JSON (the bytes were checked to be a JSON object when fetched)."""
+        document: dict[str, Any] = json.loads(self.data)
+        return document
+
+
+class CorruptContent(RegistryError):
+    """Bytes that are wrong in a way a second fetch may fix: corrupt in transit, a proxy's error page."""
+
+
+def hasher_for(digest: str) -> Any:
+    """A fresh hashlib object for the algorithm of ``digest``; a bad digest is a RegistryError."""
+    if not DIGEST.fullmatch(digest):
+        raise RegistryError(
+            f"{digest!r} is not a digest kubenb can verify",
+            hint="use sha256:<64 hex digits> (or sha384, sha512)",
+        )
+    return hashlib.new(digest.partition(":")[0])
+
+
+def compute_digest(data: bytes, algorithm: str = "sha256") -> str:
+    """The ``algorithm:hex`` digest of ``data``."""
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+
+
+def verified_manifest(
+    data: bytes, *, content_type: str, claimed: str | None, reference: str, where: str
+) -> Manifest:
+    """The ``Manifest`` of received bytes, after every check; ``where`` names it in errors.
+
+    ``claimed`` is the registry's ``Docker-Content-Digest``; ``reference`` the tag or digest
+    asked for. A ``CorruptContent`` error may pass when fetched again; other errors will not.
+    Schema 1 is recognised first, because its signatures make the registry's digest differ
+    from the hash of the bytes served.
+    """
+    document = _document(data)
+    media_type = _media_type(document or {}, content_type)
+    if media_type in SCHEMA1_TYPES or (document or {}).get("schemaVersion") == 1:
+        raise RegistryError(f"{where} is a schema 1 manifest: schema 1 manifests are not supported",
+                            hint=SCHEMA1_HINT)
+    pinned = reference if reference.startswith(("sha256:", "sha384:", "sha512:")) else None
+    for expected, source in ((pinned, "the digest asked for"), (claimed, "the registry's digest")):
+        if expected is not None:
+            _check_digest(data, expected, source, where)
+    if document is None:
+        raise CorruptContent(f"{where}: the registry answered something that is not a JSON manifest",
+                             hint="check the registry (or a proxy in front of it)")
+    if media_type not in MANIFEST_TYPES:
+        raise RegistryError(f"{where} has media type {media_type!r}, which is not an image manifest or index",
+                            hint=f"kubenb pulls {', '.join(MANIFEST_TYPES)}")
+    return Manifest(data, media_type, pinned or claimed or compute_digest(data))
+
+
+def _check_digest(data: bytes, expected: str, source: str, where: str) -> None:
+    hasher = hasher_for(expected)
+    hasher.update(data)
+    actual = f"{expected.partition(':')[0]}:{hasher.hexdigest()}"
+    if actual != expected:
+        raise CorruptContent(
+            f"{where}: the bytes received hash to {actual}, not to {source} {expected}",
+            hint="the manifest was corrupted in transit or on the registry",
+        )
+
+
+def _document(data: bytes) -> dict[str, Any] | None:
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _media_type(document: dict[str, Any], content_type: str) -> str:
+    """The manifest's own ``mediaType``, else the Content-Type, else what its fields say it is."""
+    declared = document.get("mediaType")
+    if isinstance(declared, str) and declared:
+        return declared
+    served = content_type.partition(";")[0].strip().lower()
+    if served in MANIFEST_TYPES or served in SCHEMA1_TYPES:
+        return served
+    if "manifests" in document:
+        return OCI_INDEX
+    return OCI_MANIFEST if "config" in document and "layers" in document else served

@@ -1,0 +1,301 @@
+"""A fault-injecting HTTP front for a real registry, on loopback, for client tests.
+
+Retries, redirects, bearer tokens, truncated and corrupt bodies cannot be provoked on a stock
+`docker-registry`, so this small threaded `http.server` stands in front of one: by default it
+proxies every request to the real registry, and the faults a test adds act on the next
+matching requests only. It can also play a token service (Bearer auth) in front of an open
+registry. Every request it receives is recorded (method, path, headers), so tests can assert
+what the client sent, e.g. that no Authorization header reached another host.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+HOP_BY_HOP = frozenset({"connection", "content-length", "content-encoding", "transfer-encoding", "keep-alive"})
+FORWARDED = ("Accept", "Range")
+
+
+@dataclass(frozen=True)
+class Respond:
+    """Answer with this status, headers and body; the registry is not asked."""
+
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class Truncate:
+    """Send the registry's answer with its full Content-Length, cut after `keep` bytes, then close.
+
+    With `ranges=False` the Accept-Ranges header is dropped, so a client cannot resume.
+    """
+
+    keep: int
+    ranges: bool = True
+
+
+@dataclass(frozen=True)
+class Corrupt:
+    """Send the registry's answer with its last byte flipped."""
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """Answer 307 to the same path and query on `base` (e.g. another FaultyProxy's url)."""
+
+    base: str
+
+
+@dataclass(frozen=True)
+class Delay:
+    """Wait `seconds` before proxying the request as usual (a client timeout fires first)."""
+
+    seconds: float
+
+
+Action = Respond | Truncate | Corrupt | Redirect | Delay
+
+
+@dataclass
+class Fault:
+    """Apply `action` to the next `times` requests whose path matches `path` (re.search)."""
+
+    path: str
+    action: Action
+    times: int = 1
+    method: str | None = None
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.times > 0 and (self.method in (None, method)) and re.search(self.path, path) is not None
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request as received: header names are lowercased."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+
+
+@dataclass
+class TokenService:
+    """Bearer auth in front of an open registry; `username=None` gives tokens to anyone.
+
+    `refresh_token` is accepted in an OAuth2 POST (grant_type=refresh_token), as docker's
+    identity tokens are; `realm` overrides the token URL announced in challenges;
+    `accept_tokens=False` makes the registry refuse the tokens it issued (no access to the repository).
+    """
+
+    username: str | None = None
+    password: str | None = None
+    expires_in: int | None = 60
+    refresh_token: str | None = None
+    realm: str | None = None
+    accept_tokens: bool = True
+    issued: dict[str, float] = field(default_factory=dict)
+    requests: list[Mapping[str, Any]] = field(default_factory=list)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client hanging up early (a timeout, a refused 4 MiB manifest) is expected here."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class FaultyProxy:
+    """The fake; use as a context manager. `url`/`host` say where it listens."""
+
+    def __init__(
+        self, upstream: str, *, bind: str = "127.0.0.1", upstream_auth: tuple[str, str] | None = None,
+        tokens: TokenService | None = None,
+    ) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.upstream_auth = upstream_auth
+        self.tokens = tokens
+        self.faults: list[Fault] = []
+        self.seen: list[Seen] = []
+        self.lock = threading.Lock()
+        self._bind = bind
+        self._server = _Server((bind, 0), _Handler)
+        self._server.proxy = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def host(self) -> str:
+        return f"{self._bind}:{self._server.server_address[1]}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def add(self, *faults: Fault) -> None:
+        with self.lock:
+            self.faults.extend(faults)
+
+    def requests_to(self, pattern: str, method: str | None = None) -> list[Seen]:
+        """The requests seen so far whose path matches `pattern`."""
+        with self.lock:
+            return [s for s in self.seen if re.search(pattern, s.path) and method in (None, s.method)]
+
+    def __enter__(self) -> FaultyProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    def take_fault(self, method: str, path: str) -> Action | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.matches(method, path):
+                    fault.times -= 1
+                    return fault.action
+        return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Any
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+        pass
+
+    @property
+    def proxy(self) -> FaultyProxy:
+        proxy: FaultyProxy = self.server.proxy
+        return proxy
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_HEAD(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def _handle(self) -> None:
+        path = urlsplit(self.path).path
+        with self.proxy.lock:
+            self.proxy.seen.append(Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+        tokens = self.proxy.tokens
+        if tokens is not None and path == "/token":
+            return self._issue_token(tokens)
+        if tokens is not None and not self._has_token(tokens):
+            return self._challenge(path)
+        action = self.proxy.take_fault(self.command, self.path)
+        if isinstance(action, Respond):
+            return self._send(action.status, action.headers, action.body)
+        if isinstance(action, Redirect):
+            return self._send(307, {"Location": action.base.rstrip("/") + self.path}, b"")
+        if isinstance(action, Delay):
+            time.sleep(action.seconds)
+        status, headers, body = self._upstream(tokens is None)
+        if isinstance(action, Corrupt) and body:
+            body = body[:-1] + bytes([body[-1] ^ 0xFF])
+        if isinstance(action, Truncate):
+            return self._truncated(status, headers, body, action)
+        return self._send(status, headers, body)
+
+    def _upstream(self, forward_authorization: bool) -> tuple[int, dict[str, str], bytes]:
+        headers = {name: self.headers[name] for name in FORWARDED if self.headers.get(name)}
+        headers["Accept-Encoding"] = "identity"
+        if forward_authorization and self.proxy.upstream_auth is None and self.headers.get("Authorization"):
+            headers["Authorization"] = self.headers["Authorization"]
+        response = requests.request(
+            self.command, self.proxy.upstream + self.path, headers=headers, auth=self.proxy.upstream_auth,
+            allow_redirects=False, timeout=30,
+        )
+        kept = {k: v for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP}
+        if self.command == "HEAD":
+            kept["Content-Length"] = response.headers.get("Content-Length", "0")
+        return response.status_code, kept, response.content
+
+    def _send(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if not any(name.lower() == "content-length" for name in headers):
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _truncated(self, status: int, headers: dict[str, str], body: bytes, action: Truncate) -> None:
+        if not action.ranges:
+            headers = {k: v for k, v in headers.items() if k.lower() != "accept-ranges"}
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: action.keep])
+        self.wfile.flush()
+        self.close_connection = True
+
+    def _has_token(self, tokens: TokenService) -> bool:
+        value = self.headers.get("Authorization", "")
+        if not value.startswith("Bearer "):
+            return False
+        with self.proxy.lock:
+            expires = tokens.issued.get(value.removeprefix("Bearer "))
+        return tokens.accept_tokens and expires is not None and time.monotonic() < expires
+
+    def _challenge(self, path: str) -> None:
+        match = re.match(r"/v2/(.+)/(?:manifests|blobs|tags)/", path)
+        scope = f',scope="repository:{match.group(1)}:pull"' if match else ""
+        realm = (self.proxy.tokens and self.proxy.tokens.realm) or f"http://{self.proxy.host}/token"
+        header = f'Bearer realm="{realm}",service="faulty"{scope}'
+        body = json.dumps({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}).encode()
+        self._send(401, {"WWW-Authenticate": header, "Content-Type": "application/json"}, body)
+
+    def _issue_token(self, tokens: TokenService) -> None:
+        query = parse_qs(urlsplit(self.path).query)
+        if self.command == "POST":
+            query = parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
+        basic = self.headers.get("Authorization", "")
+        with self.proxy.lock:
+            tokens.requests.append({"method": self.command, "authorization": basic,
+                                    **{name: values[0] for name, values in query.items()}})
+        if not self._token_granted(tokens, query, basic):
+            return self._send(401, {"Content-Type": "application/json"}, b'{"details":"bad credentials"}')
+        token = secrets.token_hex(16)
+        lifetime = tokens.expires_in if tokens.expires_in is not None else 60
+        with self.proxy.lock:
+            tokens.issued[token] = time.monotonic() + lifetime
+        answer: dict[str, Any] = {"token": token}
+        if tokens.expires_in is not None:
+            answer["expires_in"] = tokens.expires_in
+        return self._send(200, {"Content-Type": "application/json"}, json.dumps(answer).encode())
+
+
+    def _token_granted(self, tokens: TokenService, query: Mapping[str, list[str]], basic: str) -> bool:
+        if self.command == "POST":
+            return query.get("grant_type") == ["refresh_token"] and query.get("refresh_token") == [tokens.refresh_token]
+        return tokens.username is None or basic == _basic(tokens.username, tokens.password or "")
+
+
+def _basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
