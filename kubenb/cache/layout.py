@@ -189,12 +189,18 @@ class RegistryFolder:
         os.close(fd)
         return path
 
-    def commit_blob(self, temp: Path, digest: str) -> None:
+    def commit_blob(self, temp: Path, digest: str, *, verified: bool = False) -> None:
         """Keep ``temp`` as blob ``digest`` only if it hashes to it (read in chunks); ``temp`` is
-        gone afterwards either way. An identical blob already kept wins: no second rename."""
+        gone afterwards either way. An identical blob already kept wins: no second rename.
+
+        ``verified`` says the caller hashed the bytes as it wrote them (the registry client
+        does, while streaming): reading the file again would only cost a second pass.
+        """
         try:
             target = self.blob_path(digest)
-            actual = _hash_file(temp, digest, sync=self.durable)
+            actual = _hash_file(temp, digest, sync=self.durable) if not verified else digest
+            if verified and self.durable:
+                _fsync(temp)
             if actual != digest:
                 raise StoreError(f"blob {digest} not kept: its data hashes to {actual}",
                                  hint="the download was corrupted or the registry sent other content")
@@ -429,6 +435,11 @@ def _links(folder: Path) -> Iterator[tuple[str, str | None]]:
     """(digest named by the path, content) of each ``<alg>/<hex>/link`` under ``folder``."""
     for link in sorted(folder.glob("*/*/link")):
         yield f"{link.parts[-3]}:{link.parts[-2]}", _read_link(link)
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb+") as stream:
+        os.fsync(stream.fileno())
 
 
 def _hash_file(path: Path, digest: str, *, sync: bool = False) -> str:

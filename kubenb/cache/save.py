@@ -161,7 +161,7 @@ class _Saver:
                 ref.repository, blob.digest, temp, expected_size=blob.size,
                 on_bytes=lambda n: self.events(BlobProgress(image, blob.digest, n)),
             )
-            self.folder.commit_blob(temp, blob.digest)
+            self.folder.commit_blob(temp, blob.digest, verified=True)  # the client hashed while streaming
         finally:
             temp.unlink(missing_ok=True)
         self.events(BlobDone(image, blob.digest, blob.size, fetched=True))

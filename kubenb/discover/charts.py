@@ -17,11 +17,12 @@ import tarfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-import helm_python
+from typing import TYPE_CHECKING, Any, Literal
 
 from kubenb.errors import DiscoveryError
+
+if TYPE_CHECKING:
+    import helm_python
 
 __all__ = ["NAMESPACE", "RELEASE", "ChartSource", "RenderedTemplate", "charts_in", "find_charts", "render_chart"]
 
@@ -117,6 +118,14 @@ def render_chart(
     raise DiscoveryError(f"unknown Helm backend {backend!r}", hint="use sdk or cli")
 
 
+def _helm() -> Any:
+    """helm-python-sdk, imported on first use: it maps a large native library, and a command
+    that renders no chart (save-images, login) should not pay for it at start-up."""
+    import helm_python  # noqa: PLC0415
+
+    return helm_python
+
+
 # --- values -------------------------------------------------------------------------------
 
 
@@ -127,8 +136,8 @@ def _user_values(source: ChartSource, files: Sequence[Path], set_values: Sequenc
         merged = _merge(merged, _read_values(source, path))
     for expression in set_values:
         try:
-            merged = _merge(merged, helm_python.parse_set_string(expression))
-        except helm_python.HelmError as error:
+            merged = _merge(merged, _helm().parse_set_string(expression))
+        except _helm().HelmError as error:
             raise DiscoveryError(f"chart {source.name}: bad --set expression {expression!r}: {error.detail}",
                                  hint=f"write --set {source.name}:key=value") from error
     return merged
@@ -155,8 +164,9 @@ def _read_values(source: ChartSource, path: Path) -> Values:
     except OSError as error:
         raise DiscoveryError(f"cannot read values file: {error.strerror}", file=path) from error
     try:
-        return helm_python.values_from_yaml(text)
-    except helm_python.HelmError as error:
+        values: Values = _helm().values_from_yaml(text)
+        return values
+    except _helm().HelmError as error:
         where = re.search(r"yaml: line (\d+): (.*)", error.detail)
         kind = re.search(r"cannot unmarshal (\w+) into", error.detail)
         reason = (f"is not valid YAML: {where[2]}" if where else f"is a YAML {kind[1]}, not a mapping"
@@ -171,17 +181,18 @@ def _read_values(source: ChartSource, path: Path) -> Values:
 def _render_sdk(source: ChartSource, values: Values, kube_version: str | None) -> dict[str, str]:
     """Load once and render once: the engine drops disabled subcharts from the loaded chart."""
     try:
-        with helm_python.Chart.load(source.path) as chart:
+        with _helm().Chart.load(source.path) as chart:
             _check_dependencies(source, chart)
-            if kube_version is None:
-                return chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
-            rendered: dict[str, str] = _render_native(source, chart, values, kube_version)
+            rendered: dict[str, str] = (
+                chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+                if kube_version is None else _render_native(source, chart, values, kube_version)
+            )
             return rendered
-    except helm_python.HelmChartLoadError as error:
+    except _helm().HelmChartLoadError as error:
         raise DiscoveryError(f"chart {source.name}: cannot load it: {_one_line(error.detail)}",
                              file=source.path, hint="a chart is a folder with Chart.yaml or a .tgz "
                              "made by helm package") from error
-    except helm_python.HelmError as error:
+    except _helm().HelmError as error:
         raise _render_error(source, error.detail) from error
 
 
@@ -191,9 +202,9 @@ def _render_native(source: ChartSource, chart: helm_python.Chart, values: Values
     and say what to do should a later SDK drop that door."""
     opts = {"name": RELEASE, "namespace": NAMESPACE, "is_install": True, "kube_version": kube_version}
     try:
-        call = helm_python._native.call_string
+        call = _helm()._native.call_string
         return json.loads(call("helm_render", chart._raw(), json.dumps(values), json.dumps(opts)))
-    except (AttributeError, helm_python.HelmInvalidArgError) as error:
+    except (AttributeError, _helm().HelmInvalidArgError) as error:
         if "could not parse" in str(error):
             raise DiscoveryError(f"kube version {kube_version!r}: {error}",
                                  hint="write it like 1.29.0") from error
