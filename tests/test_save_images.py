@@ -62,6 +62,7 @@ def test_login_then_save_images_serves_every_image_with_its_digest(
     saved = kubenb_cli("save-images", "-o", str(output), *pushed, env=env)
     assert saved.returncode == 0, saved.stderr
     assert f"saved {len(pushed)} images" in saved.stdout
+    assert f"[1/{len(pushed)}]" in saved.stderr and "MB fetched" in saved.stderr  # plain progress lines off a TTY
     for text in (login.stdout, login.stderr, saved.stdout, saved.stderr, auth_file.read_text()):
         assert auth_registry.password not in text
     served = registry_factory(root=output, read_only=True)
@@ -147,3 +148,17 @@ def test_logout_forgets_the_credentials(auth_registry, auth_file) -> None:
     assert auth_registry.host not in json.loads(auth_file.read_text()).get("auths", {})
     again = kubenb_cli("logout", auth_registry.host, env=env)
     assert again.returncode == 1 and "no credentials saved" in again.stderr
+
+
+def test_registry_mirror_pulls_from_another_registry_under_the_original_name(
+    registry, registry_factory, skopeo, tmp_path
+) -> None:
+    image = single_image("mirror-test")
+    digest = push(registry, "library/mirrored", "1.0", image)
+    output = tmp_path / "registry"
+    result = kubenb_cli("save-images", "-o", str(output), "mirrored:1.0",
+                        "--registry-mirror", f"docker.io={registry.host}", env={})
+    assert result.returncode == 0, result.stderr
+    served = registry_factory(root=output, read_only=True)
+    raw = skopeo.inspect_raw(served, "library/mirrored", "1.0")
+    assert "sha256:" + hashlib.sha256(raw).hexdigest() == digest
