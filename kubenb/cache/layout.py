@@ -17,26 +17,17 @@ leaves a half-written file. No network here: the client fetches, this keeps what
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import tempfile
 import time
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+from kubenb.cache.references import Descriptor, References, is_digest, parse_references, split_digest
 from kubenb.errors import StoreError
 
 __all__ = ["Descriptor", "References", "RegistryFolder", "parse_references", "validate_repository"]
-
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-INDEX_TYPES = frozenset({OCI_INDEX, "application/vnd.docker.distribution.manifest.list.v2+json"})
-MANIFEST_TYPES = frozenset({OCI_MANIFEST, "application/vnd.docker.distribution.manifest.v2+json"})
-#: Hex length of each digest algorithm distribution accepts.
-ALGORITHMS = {"sha256": 64, "sha384": 96, "sha512": 128}
-_DIGEST = re.compile(r"(sha256|sha384|sha512):([a-f0-9]+)")
 #: distribution's name grammar: no component can be empty, ``..``, or a ``_layers`` folder.
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
@@ -48,21 +39,8 @@ TEMP_DIR = ".kubenb-tmp"
 STALE_SECONDS = 24 * 3600.0  # a download refreshes its temp file's mtime as it writes
 
 
-def _split(digest: str) -> tuple[str, str]:
-    """(algorithm, hex): refused unless distribution would store it, since it becomes a path."""
-    if not _is_digest(digest):
-        raise StoreError(f"{digest!r} is not a digest (sha256:<64 hex digits>)")
-    algorithm, hex_ = digest.split(":")
-    return algorithm, hex_
-
-
-def _is_digest(text: str) -> bool:
-    match = _DIGEST.fullmatch(text)
-    return match is not None and len(match[2]) == ALGORITHMS[match[1]]
-
-
 def _hash_bytes(data: bytes, digest: str) -> str:
-    algorithm = _split(digest)[0]
+    algorithm = split_digest(digest)[0]
     return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
 
 
@@ -73,94 +51,6 @@ def validate_repository(name: str) -> str:
         raise StoreError(f"{name!r} is not a repository name for a registry folder",
                          hint="use the image path without its domain, e.g. library/nginx")
     return name
-
-
-@dataclass(frozen=True)
-class Descriptor:
-    """What a manifest names: digest and size to fetch, media type, the ``os/arch[/variant]`` of
-    an index's child (for ``--platform``), and whether it is a foreign layer registries never serve."""
-
-    digest: str
-    size: int
-    media_type: str
-    platform: str | None = None
-    foreign: bool = False
-
-    def matches(self, platforms: Collection[str] | None) -> bool:
-        """Kept by ``--platform``: no filter, no platform, or equal (``linux/arm64`` takes any variant)."""
-        if platforms is None or self.platform is None:
-            return True
-        return any(self.platform == p or self.platform.startswith(p + "/") for p in platforms)
-
-
-@dataclass(frozen=True)
-class References:
-    """What a manifest or index needs beside itself: child manifests, or a config and layers."""
-
-    media_type: str
-    manifests: tuple[Descriptor, ...] = ()
-    config: Descriptor | None = None
-    layers: tuple[Descriptor, ...] = ()
-
-    @property
-    def is_index(self) -> bool:
-        return self.media_type in INDEX_TYPES
-
-    @property
-    def blobs(self) -> tuple[Descriptor, ...]:
-        """Config and layers the folder must hold and link (foreign layers left out)."""
-        return tuple(b for b in (self.config, *self.layers) if b is not None and not b.foreign)
-
-    def children(self, platforms: Collection[str] | None = None) -> tuple[Descriptor, ...]:
-        """The index's children that ``--platform`` keeps (all without a filter)."""
-        return tuple(child for child in self.manifests if child.matches(platforms))
-
-
-def _kind(document: dict[str, object], media_type: str) -> str:
-    """The type the registry will serve: the declared one, else the Content-Type, else the shape."""
-    declared = document.get("mediaType")
-    kind = declared if isinstance(declared, str) and declared else media_type.partition(";")[0].strip()
-    if kind.startswith("application/vnd.docker.distribution.manifest.v1+") or document.get("schemaVersion") == 1:
-        raise StoreError("schema 1 manifests are not supported", hint="pull a tag pushed with a current client")
-    if kind in INDEX_TYPES or kind in MANIFEST_TYPES:
-        return kind
-    if "manifests" in document or "config" in document:
-        return OCI_INDEX if "manifests" in document else OCI_MANIFEST
-    raise StoreError(f"{kind or 'content without a media type'} is not an image manifest or index")
-
-
-def _descriptor(raw: object) -> Descriptor:
-    fields = raw if isinstance(raw, dict) else {}
-    digest, size, media_type = fields.get("digest"), fields.get("size"), fields.get("mediaType")
-    if not isinstance(digest, str) or type(size) is not int or size < 0 or not isinstance(media_type, str):
-        raise StoreError(f"manifest descriptor without digest, size or media type: {json.dumps(raw)[:200]}")
-    _split(digest)
-    platform = fields.get("platform")
-    if isinstance(platform, dict):
-        platform = "/".join(str(platform[k]) for k in ("os", "architecture", "variant") if platform.get(k))
-    foreign = bool(fields.get("urls")) and ("foreign" in media_type or "nondistributable" in media_type)
-    return Descriptor(digest, size, media_type, platform if isinstance(platform, str) else None, foreign)
-
-
-def _descriptors(document: dict[str, object], key: str) -> tuple[Descriptor, ...]:
-    listed = document.get(key) or []
-    if not isinstance(listed, list):
-        raise StoreError(f"manifest {key} is not a list")
-    return tuple(map(_descriptor, listed))
-
-
-def parse_references(data: bytes, media_type: str = "") -> References:
-    """Parse a manifest or index (``media_type``: the Content-Type it came with, if any)."""
-    try:
-        document = json.loads(data)
-    except ValueError as error:
-        raise StoreError(f"manifest is not JSON: {error}") from error
-    if not isinstance(document, dict):
-        raise StoreError("manifest is not a JSON object")
-    kind = _kind(document, media_type)
-    if kind in INDEX_TYPES:
-        return References(kind, manifests=_descriptors(document, "manifests"))
-    return References(kind, config=_descriptor(document.get("config")), layers=_descriptors(document, "layers"))
 
 
 class RegistryFolder:
@@ -177,7 +67,7 @@ class RegistryFolder:
         self._temp = self.root / TEMP_DIR
 
     def blob_path(self, digest: str) -> Path:
-        algorithm, hex_ = _split(digest)
+        algorithm, hex_ = split_digest(digest)
         return self._v2 / "blobs" / algorithm / hex_[:2] / hex_ / "data"
 
     def has_blob(self, digest: str) -> bool:
@@ -252,7 +142,7 @@ class RegistryFolder:
         """The digest ``tag`` points at now, None when there is no such tag."""
         link = self._tag_dir(repository, tag) / "current" / "link"
         content = _read_link(link)
-        if content is not None and not _is_digest(content):
+        if content is not None and not is_digest(content):
             raise StoreError(f"{link} holds {content[:80]!r}, not a digest")
         return content
 
@@ -311,7 +201,7 @@ class RegistryFolder:
         return removed
 
     def _link(self, repository: str, kind: str, digest: str) -> Path:
-        algorithm, hex_ = _split(digest)
+        algorithm, hex_ = split_digest(digest)
         return self._v2 / "repositories" / validate_repository(repository) / kind / algorithm / hex_ / "link"
 
     def _tag_dir(self, repository: str, tag: str) -> Path:
@@ -329,7 +219,7 @@ class RegistryFolder:
         """Index entry, then ``current``: by ``os.link`` unless replacing, so that of two processes
         pointing one tag at two digests, one fails rather than both silently succeeding."""
         tag_dir = self._tag_dir(repository, tag)
-        self._write_link(tag_dir / "index" / Path(*_split(digest)) / "link", digest)
+        self._write_link(tag_dir / "index" / Path(*split_digest(digest)) / "link", digest)
         if not self._write(tag_dir / "current" / "link", digest.encode(), exclusive=not replace):
             self._refuse_conflict(repository, tag, digest, replace)
 
@@ -394,7 +284,7 @@ class RegistryFolder:
         problems = []
         for data in sorted((self._v2 / "blobs").glob("*/*/*/data")):
             digest, prefix = f"{data.parts[-4]}:{data.parts[-2]}", data.parts[-3]
-            if not _is_digest(digest) or prefix != data.parts[-2][:2]:
+            if not is_digest(digest) or prefix != data.parts[-2][:2]:
                 problems.append(f"blob file {data} is not where its digest belongs")
             elif (actual := _hash_file(data, digest)) != digest:
                 problems.append(f"blob {digest}: data hashes to {actual} ({data})")
@@ -404,7 +294,7 @@ class RegistryFolder:
         problems = []
         for kind in ("_layers", "_manifests/revisions"):
             for named, held in _links(self._v2 / "repositories" / repository / kind):
-                if held != named or not _is_digest(named):
+                if held != named or not is_digest(named):
                     problems.append(f"{repository}: {kind} link {named} holds {held!r}")
                 elif not self.has_blob(named):
                     problems.append(f"{repository}: {kind} link {named} points at a missing blob")
@@ -417,7 +307,7 @@ class RegistryFolder:
         problems = []
         for tag_dir in sorted((self._v2 / "repositories" / repository / "_manifests/tags").glob("*")):
             current = _read_link(tag_dir / "current" / "link")
-            valid = current is not None and _is_digest(current)
+            valid = current is not None and is_digest(current)
             if not valid or _read_link(self._link(repository, "_manifests/revisions", str(current))) != current:
                 problems.append(f"{repository}:{tag_dir.name} points at {current}, not a revision of {repository}")
         return problems
@@ -444,7 +334,7 @@ def _fsync(path: Path) -> None:
 
 def _hash_file(path: Path, digest: str, *, sync: bool = False) -> str:
     """The digest of a file read in chunks, never whole in memory; fsynced on the way if ``sync``."""
-    algorithm = _split(digest)[0]
+    algorithm = split_digest(digest)[0]
     hasher, buffer = hashlib.new(algorithm), bytearray(CHUNK)
     view = memoryview(buffer)
     with path.open("rb", buffering=0) as source:
