@@ -3,24 +3,28 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := docker-registry skopeo apache2-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test lint system-packages venv clean
+.PHONY: test demo lint system-packages venv clean
 
 test: venv lint
 	$(BIN)/python -m pytest
+
+# A lite build of examples/lite against a local registry it starts and seeds (no internet).
+demo: venv
+	$(BIN)/python examples/demo.py
 
 lint: venv
 	$(BIN)/ruff check kubenb tests
 	$(BIN)/mypy
 
-# Debian packages the tests run for real: the registry, skopeo, htpasswd.
+# Debian packages the tests run for real: the registry, skopeo, htpasswd, wget (a Kubefile's RUN).
 system-packages:
 	@missing=""; \
 	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
 	command -v skopeo >/dev/null || missing="$$missing skopeo"; \
 	command -v htpasswd >/dev/null || missing="$$missing apache2-utils"; \
+	command -v wget >/dev/null || missing="$$missing wget"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \

@@ -15,8 +15,10 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
+from pathlib import Path
 from typing import NoReturn, TextIO
 
+from kubenb.build import BuildOptions, build
 from kubenb.discover import list_images
 from kubenb.display import EventPrinter, image_list_csv, image_list_plain, image_list_table, locations_text
 from kubenb.engine import save_images
@@ -25,6 +27,7 @@ from kubenb.kubefile import declared_arguments, expand, parse, read_text
 from kubenb.model import ImageList, ImageRef, Kubefile
 from kubenb.reference import is_valid_reference, parse_reference
 from kubenb.registry import login, logout
+from kubenb.store import Store
 
 __all__ = ["build_parser", "main"]
 
@@ -49,6 +52,8 @@ def _common_options() -> _Parser:
     common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback of an error")
+    common.add_argument("--root", default=argparse.SUPPRESS, metavar="DIR",
+                        help="the image store (default: $KUBENB_ROOT or $XDG_DATA_HOME/kubenb)")
     return common
 
 
@@ -63,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_list_images(commands, common)
     _add_save_images(commands, common)
     _add_login(commands, common)
+    _add_build(commands, common)
+    _add_store_commands(commands, common)
     return parser
 
 
@@ -207,6 +214,112 @@ def _run_logout(options: argparse.Namespace) -> int:
         print(f"Removed the credentials for {options.registry}")
         return 0
     raise KubenbError(f"no credentials saved for {options.registry}")
+
+
+def _store(options: argparse.Namespace) -> Store:
+    root = getattr(options, "root", None)
+    return Store(Path(root) if root else None)
+
+
+def _add_build(commands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    sub = commands.add_parser("build", parents=[common], help="build a cluster image from a Kubefile")
+    sub.add_argument("context", nargs="?", default=".", metavar="CONTEXT")
+    sub.add_argument("-f", "--file", default=None, help="the Kubefile (default: CONTEXT/Kubefile)")
+    sub.add_argument("-t", "--tag", required=True, metavar="NAME:TAG")
+    sub.add_argument("-b", "--builder", choices=("lite", "container", "cloud"), default="lite")
+    sub.add_argument("--platform", metavar="P[,P]")
+    sub.add_argument("--build-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE")
+    sub.add_argument("--values", action="append", type=_chart_option("="), default=[], metavar="CHART=FILE")
+    sub.add_argument("--set", action="append", type=_chart_option(":"), default=[], metavar="CHART:K=V")
+    sub.add_argument("--kube-version")
+    sub.add_argument("--no-cache", action="store_true", help="rebuild every layer")
+    sub.add_argument("--skip-invalid", action="store_true", help="leave invalid references out instead of failing")
+    _add_registry_options(sub)
+    sub.set_defaults(run=_run_build)
+
+
+def _run_build(options: argparse.Namespace) -> int:
+    context = Path(options.context)
+    build_options = BuildOptions(
+        tag=options.tag, context=context,
+        kubefile=Path(options.file) if options.file else context / "Kubefile",
+        build_args=dict(options.build_arg),
+        values={chart: tuple(Path(f) for f in files) for chart, files in _grouped(options.values).items()},
+        set_values={chart: tuple(exprs) for chart, exprs in _grouped(options.set).items()},
+        kube_version=options.kube_version,
+        platforms=options.platform.split(",") if options.platform else None,
+        mirrors=dict(options.registry_mirror), insecure=options.insecure_registry,
+        no_cache=options.no_cache, skip_invalid=options.skip_invalid,
+    )
+    with EventPrinter(sys.stderr) as printer:
+        image = build(build_options, builder=options.builder, store=_store(options), events=printer)
+    print(f"built {image.name} ({image.short_id}, {_megabytes(image.size)})")
+    return 0
+
+
+def _add_store_commands(commands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    images = commands.add_parser("images", parents=[common], help="list the cluster images in the store")
+    images.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    images.set_defaults(run=_run_images)
+    inspect = commands.add_parser("inspect", parents=[common], help="show a cluster image as JSON")
+    inspect.add_argument("name", metavar="NAME")
+    inspect.set_defaults(run=lambda o: _print_json(_store(o).inspect(o.name)))
+    tag = commands.add_parser("tag", parents=[common], help="give an image another name")
+    tag.add_argument("source", metavar="SRC")
+    tag.add_argument("target", metavar="DST")
+    tag.set_defaults(run=lambda o: _done(f"tagged {_store(o).tag(o.source, o.target).name}"))
+    rmi = commands.add_parser("rmi", parents=[common], help="remove an image name (and unused blobs)")
+    rmi.add_argument("name", metavar="NAME")
+    rmi.set_defaults(run=_run_rmi)
+    save = commands.add_parser("save", parents=[common], help="write an image to an OCI archive")
+    save.add_argument("name", metavar="NAME")
+    save.add_argument("-o", "--output", required=True, metavar="FILE")
+    save.set_defaults(run=_run_save)
+    load = commands.add_parser("load", parents=[common], help="read images from an OCI archive")
+    load.add_argument("-i", "--input", required=True, metavar="FILE")
+    load.set_defaults(run=lambda o: _done("loaded " + ", ".join(i.name for i in _store(o).load(Path(o.input)))))
+    export = commands.add_parser("export", parents=[common], help="write an image's merged rootfs to a folder")
+    export.add_argument("name", metavar="NAME")
+    export.add_argument("-o", "--output", required=True, metavar="DIR")
+    export.set_defaults(run=_run_export)
+
+
+def _run_images(options: argparse.Namespace) -> int:
+    images = _store(options).images()
+    if options.output == "json":
+        return _print_json([image.to_dict() for image in images])
+    rows = [("NAME", "ID", "CREATED", "SIZE")] + [
+        (i.name, i.short_id, i.created, _megabytes(i.size)) for i in images
+    ]
+    widths = [max(len(row[c]) for row in rows) for c in range(3)]
+    for row in rows:
+        print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}")
+    return 0
+
+
+def _print_json(value: object) -> int:
+    print(json.dumps(value, indent=2))
+    return 0
+
+
+def _done(message: str) -> int:
+    print(message)
+    return 0
+
+
+def _run_rmi(options: argparse.Namespace) -> int:
+    _store(options).remove(options.name)
+    return _done(f"removed {options.name}")
+
+
+def _run_save(options: argparse.Namespace) -> int:
+    _store(options).save(options.name, Path(options.output))
+    return _done(f"saved {options.name} to {options.output}")
+
+
+def _run_export(options: argparse.Namespace) -> int:
+    _store(options).export(options.name, Path(options.output))
+    return _done(f"exported {options.name} to {options.output}")
 
 
 def _megabytes(size: int) -> str:

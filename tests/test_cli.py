@@ -100,10 +100,13 @@ def test_missing_kubefile_and_bad_usage_are_one_line(tmp_path: Path) -> None:
     assert "invalid choice: 'yaml'" in usage.stderr
 
 
-def test_only_working_commands_are_offered() -> None:
-    result = kubenb_cli("build", "-t", "x:y")
-    assert result.returncode == 2
-    assert "invalid choice: 'build'" in result.stderr
+@pytest.mark.parametrize("builder", ["container", "cloud"])
+def test_builders_that_cannot_run_here_say_what_they_need(tmp_path: Path, builder: str) -> None:
+    (tmp_path / "Kubefile").write_text("FROM scratch\n")
+    result = kubenb_cli("--root", str(tmp_path / "store"), "build", "-b", builder, "-t", "x:y", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"kubenb: the {builder} builder is not available: it needs ")
+    assert "-b lite" in result.stderr
 
 
 LIST_CONTEXT_MANIFEST = """\

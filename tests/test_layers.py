@@ -17,7 +17,7 @@ LAYERS = {
     "discover": 3, "registry": 3, "store": 3,
     "cache": 4,
     "engine": 5, "build": 5,
-    "cli": 6, "magic": 6, "display": 6, "widgets": 6,
+    "cli": 6, "magic": 6, "display": 6, "widgets": 6, "demo": 6,
 }
 #: The package facade and ``python -m`` entry point sit above every layer.
 FACADES = {"__init__", "__main__"}

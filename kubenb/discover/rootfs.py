@@ -18,7 +18,7 @@ from kubenb.errors import BuildError
 from kubenb.kubefile import words
 from kubenb.model import Instruction, Kubefile
 
-__all__ = ["STANDARD_FOLDERS", "RootfsView", "view_of_folder", "view_of_kubefile"]
+__all__ = ["STANDARD_FOLDERS", "RootfsView", "copy_files", "view_of_folder", "view_of_kubefile"]
 
 #: Folders every cluster rootfs has, even ``FROM scratch``: COPY into them goes *inside*.
 STANDARD_FOLDERS = ("manifests", "charts", "etc", "registry")
@@ -53,11 +53,12 @@ def view_of_kubefile(kubefile: Kubefile, context: Path) -> RootfsView:
     context = context.resolve()
     files: dict[str, Path] = {}
     for copy in kubefile.of_kind("COPY"):
-        files.update(_copy(copy, context, RootfsView(files), kubefile.path))
+        files.update(copy_files(copy, context, RootfsView(files), kubefile.path))
     return RootfsView(files)
 
 
-def _copy(copy: Instruction, context: Path, current: RootfsView, kubefile: str) -> dict[str, Path]:
+def copy_files(copy: Instruction, context: Path, current: RootfsView, kubefile: str) -> dict[str, Path]:
+    """What one COPY puts where: rootfs path -> file in the context (``current`` is the rootfs so far)."""
     *patterns, destination = words(copy, path=kubefile)
     target = _destination(destination, copy, kubefile)
     sources = [source for pattern in patterns for source in _sources(pattern, context, copy, kubefile)]

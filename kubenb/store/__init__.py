@@ -1,0 +1,12 @@
+"""The local cluster-image store (layer 3): OCI images under one root, with a build cache.
+
+``Store`` is the whole API; ``ClusterImage`` and ``Layer`` are the records it hands out.
+"""
+
+from __future__ import annotations
+
+from kubenb.store.image import ClusterImage, Layer, normalize_name
+from kubenb.store.pull import RegistrySource
+from kubenb.store.store import Store, default_root
+
+__all__ = ["ClusterImage", "Layer", "RegistrySource", "Store", "default_root", "normalize_name"]

@@ -1,0 +1,65 @@
+"""The build cache: ``ROOT/cache/<sha256 of key>.json`` -> the layer a build step made.
+
+The key is whatever the engine says identifies a step with its inputs (instruction text,
+parent layers, hashes of COPY sources...); the store only remembers it. One small file per key
+written atomically keeps concurrent builds from ever seeing a torn entry, and the garbage
+collector keeps the blobs these files name, so ``rmi`` does not throw away the cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from pathlib import Path
+
+from kubenb.store.blobs import atomic_file
+from kubenb.store.image import Layer, is_digest
+
+__all__ = ["lookup", "referenced", "remember"]
+
+
+def _path(root: Path, key: str) -> Path:
+    return root / "cache" / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+
+
+def _layer(data: object) -> Layer | None:
+    """The layer an entry names, or None for anything malformed (a cache miss, not an error)."""
+    if not isinstance(data, dict):
+        return None
+    digest, diff_id, size = data.get("digest"), data.get("diff_id"), data.get("size")
+    if isinstance(digest, str) and isinstance(diff_id, str) and isinstance(size, int) \
+            and is_digest(digest) and is_digest(diff_id):
+        return Layer(digest=digest, diff_id=diff_id, size=size)
+    return None
+
+
+def lookup(root: Path, key: str) -> Layer | None:
+    """The layer cached under ``key``, or None."""
+    try:
+        data = json.loads(_path(root, key).read_bytes())
+    except (FileNotFoundError, ValueError):
+        return None
+    return _layer(data) if isinstance(data, dict) and data.get("key") == key else None
+
+
+def remember(root: Path, key: str, layer: Layer) -> None:
+    """Cache ``layer`` under ``key`` (replacing an older entry)."""
+    path = _path(root, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path, root / "tmp") as file:
+        file.write(json.dumps({"key": key, **layer.to_dict()}).encode())
+
+
+def referenced(root: Path) -> list[str]:
+    """The blob digests cache entries name, so garbage collection keeps them."""
+    folder = root / "cache"
+    if not folder.is_dir():
+        return []
+    digests = []
+    for path in folder.glob("*.json"):
+        with contextlib.suppress(OSError, ValueError):
+            layer = _layer(json.loads(path.read_bytes()))
+            if layer is not None:
+                digests.append(layer.digest)
+    return digests

@@ -1,0 +1,150 @@
+"""The OCI image layout of the store: ``oci-layout``, ``index.json``, and the JSON documents.
+
+The store *is* an OCI image layout so that skopeo, oras or any OCI tool can read it as it is
+(``oci:ROOT:NAME:TAG``). ``index.json`` maps names to manifests through the
+``org.opencontainers.image.ref.name`` annotation, which holds the full ``NAME:TAG``.
+It is only rewritten under the store lock, read-modify-write, by atomic rename.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from kubenb.errors import StoreError
+from kubenb.store.blobs import atomic_file
+from kubenb.store.image import Layer, is_digest
+
+__all__ = [
+    "CONFIG_TYPE",
+    "INDEX_TYPE",
+    "LAYER_TYPE",
+    "MANIFEST_TYPE",
+    "REF_NAME",
+    "Entry",
+    "encode",
+    "load_json",
+    "make_config",
+    "make_manifest",
+    "read_index",
+    "write_index",
+    "write_layout_file",
+]
+
+MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
+INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
+CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
+LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
+REF_NAME = "org.opencontainers.image.ref.name"
+CREATED = "org.opencontainers.image.created"
+LAYOUT = {"imageLayoutVersion": "1.0.0"}
+MAX_DOCUMENT = 4 * 1024 * 1024  # distribution's limit for a manifest: anything bigger is no document
+_ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
+                  "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One manifest of ``index.json``: the name pointing at it and its descriptor."""
+
+    name: str
+    digest: str
+    size: int
+
+    def to_descriptor(self) -> dict[str, Any]:
+        return {"mediaType": MANIFEST_TYPE, "digest": self.digest, "size": self.size,
+                "annotations": {REF_NAME: self.name}}
+
+
+def encode(document: Mapping[str, Any]) -> bytes:
+    """Compact, key-ordered JSON: the same document always gives the same digest."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def load_json(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise StoreError(f"{what} is not valid JSON: {error}", hint="the store may be damaged; run check") from None
+    if not isinstance(document, dict):
+        raise StoreError(f"{what} is not a JSON object", hint="the store may be damaged; run check")
+    return document
+
+
+def now() -> str:
+    """The current time in RFC 3339 (UTC, seconds), as OCI configs write it."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def host_architecture() -> str:
+    """The host's architecture in GOARCH spelling: a lite build caches images for its host."""
+    machine = platform.machine().lower()
+    return _ARCHITECTURES.get(machine, machine)
+
+
+def make_config(layers: Sequence[Layer], labels: Mapping[str, str], history: Sequence[str],
+                created: str) -> dict[str, Any]:
+    """An OCI image config: what ``docker inspect`` of a cluster image would show."""
+    return {
+        "created": created,
+        "architecture": host_architecture(),
+        "os": "linux",
+        "config": {"Labels": dict(labels)},
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
+        "history": [{"created": created, "created_by": step} for step in history],
+    }
+
+
+def make_manifest(config_digest: str, config_size: int, layers: Sequence[Layer],
+                  annotations: Mapping[str, str]) -> dict[str, Any]:
+    """An OCI image manifest pointing at the config and the gzip layers."""
+    return {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_TYPE,
+        "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": config_size},
+        "layers": [{"mediaType": LAYER_TYPE, "digest": layer.digest, "size": layer.size} for layer in layers],
+        "annotations": dict(annotations),
+    }
+
+
+def write_layout_file(root: Path) -> None:
+    """``oci-layout``, written once: it tells OCI tools the folder is an image layout."""
+    path = root / "oci-layout"
+    if not path.exists():
+        with atomic_file(path, root / "tmp") as file:
+            file.write(encode(LAYOUT))
+
+
+def read_index(root: Path) -> list[Entry]:
+    """The named manifests of ``index.json`` (an absent file is an empty store)."""
+    try:
+        data = (root / "index.json").read_bytes()
+    except FileNotFoundError:
+        return []
+    index = load_json(data, str(root / "index.json"))
+    return [_entry(descriptor, root) for descriptor in index.get("manifests", [])]
+
+
+def _entry(descriptor: Any, root: Path) -> Entry:
+    try:
+        name = descriptor["annotations"][REF_NAME]
+        digest, size = descriptor["digest"], descriptor["size"]
+    except (KeyError, TypeError):
+        raise StoreError(f"{root / 'index.json'} holds a manifest with no name, digest or size",
+                         hint="the store may be damaged; run check") from None
+    if not (isinstance(name, str) and isinstance(digest, str) and is_digest(digest) and isinstance(size, int)):
+        raise StoreError(f"{root / 'index.json'} holds a bad entry for {name!r}", hint="run check")
+    return Entry(name=name, digest=digest, size=size)
+
+
+def write_index(root: Path, entries: Sequence[Entry]) -> None:
+    """Rewrite ``index.json`` whole, sorted by name (call it under the store lock)."""
+    document = {"schemaVersion": 2, "mediaType": INDEX_TYPE,
+                "manifests": [e.to_descriptor() for e in sorted(entries, key=lambda e: e.name)]}
+    with atomic_file(root / "index.json", root / "tmp") as file:
+        file.write(encode(document))

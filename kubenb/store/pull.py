@@ -1,0 +1,105 @@
+"""Pulling a cluster image from an OCI registry into the store.
+
+The store sits in the same layer as ``registry`` and may not import it, so the caller (the
+engine or the CLI) hands in the registry client; anything with ``get_manifest`` and
+``download_blob`` like ``kubenb.registry.RegistryClient`` will do. The manifest is stored as
+the exact bytes served and every blob is verified by the client, so a pulled image keeps the
+id and manifest digest it had where it was pushed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from kubenb.errors import StoreError
+from kubenb.model import ImageRef
+from kubenb.store import layout
+from kubenb.store.blobs import Blobs
+from kubenb.store.image import is_digest
+
+__all__ = ["ManifestLike", "RegistrySource", "fetch"]
+
+_INDEX_TYPES = {layout.INDEX_TYPE, "application/vnd.docker.distribution.manifest.list.v2+json"}
+
+
+class ManifestLike(Protocol):
+    """What ``RegistryClient.get_manifest`` returns: the bytes served, their type and digest."""
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def media_type(self) -> str: ...
+
+    @property
+    def digest(self) -> str: ...
+
+
+class RegistrySource(Protocol):
+    """The part of ``kubenb.registry.RegistryClient`` a pull needs."""
+
+    def get_manifest(self, repository: str, reference: str) -> ManifestLike: ...
+
+    def download_blob(self, repository: str, digest: str, destination: Path, *, expected_size: int | None = None,
+                      on_bytes: Callable[[int], None] | None = None) -> int: ...
+
+
+def _platform_manifest(ref: ImageRef, index: ManifestLike, source: RegistrySource) -> ManifestLike:
+    """The host platform's manifest of an index: a cluster image holds images for one platform."""
+    arch = layout.host_architecture()
+    for descriptor in json.loads(index.data).get("manifests", []):
+        platform = descriptor.get("platform") or {}
+        if platform.get("os") == "linux" and platform.get("architecture") == arch:
+            return source.get_manifest(ref.path, descriptor["digest"])
+    raise StoreError(f"{ref} has no linux/{arch} image", hint="pull on a host of a platform the image has")
+
+
+def _manifest(ref: ImageRef, source: RegistrySource) -> tuple[ManifestLike, dict[str, Any]]:
+    reference = ref.digest or ref.tag or "latest"
+    manifest = source.get_manifest(ref.path, reference)
+    if manifest.media_type in _INDEX_TYPES:
+        manifest = _platform_manifest(ref, manifest, source)
+    if manifest.media_type != layout.MANIFEST_TYPE:
+        raise StoreError(f"{ref} is a {manifest.media_type}, not an OCI image manifest",
+                         hint="a cluster image is an OCI image; push it with kubenb push")
+    document = layout.load_json(manifest.data, f"manifest of {ref}")
+    return manifest, document
+
+
+def _needed(ref: ImageRef, document: dict[str, Any]) -> list[tuple[str, int]]:
+    try:
+        descriptors = [document["config"], *document.get("layers", [])]
+        needed = [(str(d["digest"]), int(d["size"])) for d in descriptors]
+    except (KeyError, TypeError, ValueError):
+        raise StoreError(f"the manifest of {ref} is not an OCI image manifest", hint="check the image") from None
+    for digest, _ in needed:
+        if not is_digest(digest):
+            raise StoreError(f"{ref}: blob {digest!r} is not a sha256 digest", hint="check the image")
+    return needed
+
+
+@contextlib.contextmanager
+def fetch(ref: ImageRef, source: RegistrySource, blobs: Blobs) -> Iterator[tuple[str, bytes]]:
+    """Download what the store lacks into staging; yield (manifest digest, manifest bytes).
+
+    The caller adopts the staged blobs and names the image inside the block, under the lock;
+    the staging folder goes away however the block ends.
+    """
+    manifest, document = _manifest(ref, source)
+    blobs.temp_dir.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=blobs.temp_dir, prefix="pull."))
+    try:
+        for digest, size in _needed(ref, document):
+            if not blobs.has(digest):
+                staged = folder / digest.removeprefix("sha256:")
+                source.download_blob(ref.path, digest, staged, expected_size=size)
+                blobs.adopt(staged, digest)
+        yield manifest.digest, manifest.data
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,285 @@
+"""The local cluster-image store: named OCI images under one root, safe for several processes.
+
+Layout (an OCI image layout, so OCI tools read it as it is): ``ROOT/oci-layout``,
+``ROOT/index.json``, ``ROOT/blobs/sha256/<hex>``, plus ``ROOT/cache/`` (the build cache),
+``ROOT/tmp/`` (temp files, renamed into place) and ``ROOT/lock``. Blobs are immutable and
+content-addressed, so readers need no lock; writers of ``index.json`` and the garbage
+collector take it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from kubenb.errors import StoreError
+from kubenb.model import ImageRef
+from kubenb.store import archive, cache, export, layout, pull
+from kubenb.store.blobs import Blobs, hash_file
+from kubenb.store.image import ClusterImage, Layer, is_digest, normalize_name
+from kubenb.store.lock import StoreLock
+
+__all__ = ["Store", "default_root"]
+
+_ID_PREFIX = re.compile(r"(?:sha256:)?([0-9a-f]{12,64})")
+_LIST_HINT = "kubenb images lists them"
+
+
+def default_root() -> Path:
+    """``$KUBENB_ROOT``, else ``$XDG_DATA_HOME/kubenb``, else ``~/.local/share/kubenb``."""
+    if os.environ.get("KUBENB_ROOT"):
+        return Path(os.environ["KUBENB_ROOT"])
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "kubenb"
+
+
+class Store:
+    """Cluster images of one store root; see the module docstring for the layout."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+        self.blobs = Blobs(self.root)
+        self._lock = StoreLock(self.root / "lock")
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """Exclusive ownership of the store; re-entrant, so a build may hold it throughout."""
+        return self._lock.hold()
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def add_layer(self, tar_path: Path, *, compresslevel: int = 6) -> Layer:
+        """Gzip a plain tar into a layer blob (streaming); digest of the gzip, diff_id of the tar.
+
+        Until ``commit`` or ``cache_layer`` names it, the blob is garbage to a collector in
+        another process: a build holds ``lock()`` from its first layer to its commit.
+        """
+        self._ensure_layout()
+        return self.blobs.put_layer(Path(tar_path), compresslevel)
+
+    def commit(self, name: str, layers: Sequence[Layer], *, labels: Mapping[str, str],
+               annotations: Mapping[str, str], history: Sequence[str] = ()) -> ClusterImage:
+        """Write config and manifest for ``layers`` and point ``name`` at them (replacing)."""
+        name = normalize_name(name)
+        self._ensure_layout()
+        created = layout.now()
+        config = layout.encode(layout.make_config(layers, labels, history, created))
+        with self.lock():  # a garbage collector must not see the new blobs before the name
+            for layer in layers:
+                if not self.blobs.has(layer.digest):
+                    raise StoreError(f"layer {layer.digest} is not in the store",
+                                     hint="add it with add_layer, holding store.lock() until commit")
+            config_digest = self.blobs.put_bytes(config)
+            manifest = layout.encode(layout.make_manifest(
+                config_digest, len(config), layers, {layout.CREATED: created, **annotations}))
+            entry = layout.Entry(name=name, digest=self.blobs.put_bytes(manifest), size=len(manifest))
+            self._point(entry)
+        return self._image(entry)
+
+    def tag(self, source: str, target: str) -> ClusterImage:
+        """Give the image ``source`` names a second name ``target`` (replacing ``target``)."""
+        target = normalize_name(target)
+        with self.lock():
+            entry = self._entry(source)
+            new = layout.Entry(name=target, digest=entry.digest, size=entry.size)
+            self._point(new)
+        return self._image(new)
+
+    def remove(self, name: str) -> None:
+        """Untag ``name``, then delete every blob no other name or cache entry still needs."""
+        with self.lock():
+            entries = layout.read_index(self.root)
+            wanted = self._normalized(name)
+            kept = [entry for entry in entries if entry.name != wanted]
+            if len(kept) == len(entries):
+                raise StoreError(f"no cluster image named {name!r} in {self.root}", hint=_LIST_HINT)
+            layout.write_index(self.root, kept)
+            self._collect_garbage(kept)
+
+    def _point(self, entry: layout.Entry) -> None:
+        entries = [e for e in layout.read_index(self.root) if e.name != entry.name]
+        layout.write_index(self.root, [*entries, entry])
+
+    def _collect_garbage(self, entries: Sequence[layout.Entry]) -> None:
+        """Delete unreferenced blobs (under the lock: a build holding it is never robbed)."""
+        wanted = set(cache.referenced(self.root))
+        for entry in entries:
+            wanted |= self._blobs_of(entry)
+        for digest in self.blobs.digests():
+            if digest not in wanted:
+                self.blobs.delete(digest)
+        self.blobs.clean_temp()
+
+    def _blobs_of(self, entry: layout.Entry) -> set[str]:
+        manifest = self._manifest(entry)
+        return {entry.digest, manifest["config"]["digest"], *(d["digest"] for d in manifest["layers"])}
+
+    def _ensure_layout(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        layout.write_layout_file(self.root)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def images(self) -> list[ClusterImage]:
+        """Every named image, sorted by name."""
+        return [self._image(entry) for entry in layout.read_index(self.root)]
+
+    def get(self, name_or_id: str) -> ClusterImage:
+        """The image named ``NAME[:TAG]``, or with id (or id prefix of 12+ hex digits)."""
+        return self._image(self._entry(name_or_id))
+
+    def layers(self, name_or_id: str) -> list[Layer]:
+        """The layers of an image, lowest first, with their blob and diff digests."""
+        entry = self._entry(name_or_id)
+        manifest = self._manifest(entry)
+        config = self._config(manifest)
+        diff_ids = config.get("rootfs", {}).get("diff_ids", [])
+        if len(diff_ids) != len(manifest["layers"]):
+            raise StoreError(f"{entry.name}: config and manifest disagree on the layers", hint="run check")
+        return [Layer(digest=d["digest"], diff_id=diff_id, size=d["size"])
+                for d, diff_id in zip(manifest["layers"], diff_ids, strict=True)]
+
+    def open_layer(self, layer: Layer) -> BinaryIO:
+        """The gzip blob of ``layer``, for reading."""
+        return self.blobs.open(layer.digest)
+
+    def inspect(self, name_or_id: str) -> dict[str, Any]:
+        """Everything about one image, JSON-ready (``kubenb inspect``)."""
+        entry = self._entry(name_or_id)
+        image = self._image(entry)
+        manifest = self._manifest(entry)
+        return {
+            "image": image.to_dict(),
+            "config": self._config(manifest),
+            "manifest": manifest,
+            "labels": dict(image.labels),
+            "annotations": dict(image.annotations),
+            "layers": [layer.to_dict() for layer in self.layers(entry.name)],
+        }
+
+    def _normalized(self, name: str) -> str:
+        try:
+            return normalize_name(name)
+        except StoreError:
+            return name
+
+    def _entry(self, name_or_id: str) -> layout.Entry:
+        entries = layout.read_index(self.root)
+        wanted = self._normalized(name_or_id)
+        for entry in entries:
+            if entry.name == wanted:
+                return entry
+        match = _ID_PREFIX.fullmatch(name_or_id)
+        if match:
+            found = {e.name: e for e in entries if self._config_digest(e).startswith(f"sha256:{match[1]}")}
+            ids = {self._config_digest(e) for e in found.values()}
+            if len(ids) > 1:
+                raise StoreError(f"{name_or_id!r} names more than one image", hint="give more digits of the id")
+            if found:
+                return found[min(found)]
+        raise StoreError(f"no cluster image {name_or_id!r} in {self.root}", hint=_LIST_HINT)
+
+    def _manifest(self, entry: layout.Entry) -> dict[str, Any]:
+        manifest = layout.load_json(self.blobs.read_bytes(entry.digest), f"manifest of {entry.name}")
+        if manifest.get("mediaType", layout.MANIFEST_TYPE) != layout.MANIFEST_TYPE or "config" not in manifest:
+            raise StoreError(f"{entry.name} is not an OCI image manifest", hint="run check")
+        manifest.setdefault("layers", [])
+        return manifest
+
+    def _config(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        return layout.load_json(self.blobs.read_bytes(manifest["config"]["digest"]), "image config")
+
+    def _config_digest(self, entry: layout.Entry) -> str:
+        return str(self._manifest(entry)["config"]["digest"])
+
+    def _image(self, entry: layout.Entry) -> ClusterImage:
+        manifest = self._manifest(entry)
+        config = self._config(manifest)
+        return ClusterImage(
+            name=entry.name,
+            id=manifest["config"]["digest"],
+            manifest_digest=entry.digest,
+            created=str(config.get("created", "")),
+            size=sum(int(d["size"]) for d in manifest["layers"]),
+            labels=dict((config.get("config") or {}).get("Labels") or {}),
+            annotations=dict(manifest.get("annotations") or {}),
+        )
+
+    # -- archives, rootfs, cache, check ---------------------------------------------------------
+
+    def save(self, name: str, file: Path) -> None:
+        """Write an OCI archive (a tar of an OCI image layout) holding the image ``name``."""
+        entry = self._entry(name)
+        archive.save(self.blobs, entry, sorted(self._blobs_of(entry)), Path(file))
+
+    def load(self, file: Path) -> list[ClusterImage]:
+        """Add the images of an OCI archive; a hostile or damaged archive adds nothing."""
+        self._ensure_layout()
+        with self.lock(), archive.staged(Path(file), self.blobs) as staged:
+            for digest, path in staged.blobs.items():
+                self.blobs.adopt(path, digest)
+            for entry in staged.entries:
+                self._point(entry)
+        return [self._image(entry) for entry in staged.entries]
+
+    def pull(self, ref: ImageRef, source: pull.RegistrySource, *, name: str | None = None) -> ClusterImage:
+        """Pull ``ref`` through ``source`` (its registry's client) and name it ``name``.
+
+        The default name is the reference as written (its tag, never its digest). The lock is
+        held throughout: fetched blobs are unnamed until the end, and a collector must wait.
+        """
+        if name is None:
+            written = ref.written if ref.written and "@" not in ref.written else f"{ref.name}:{ref.tag or 'latest'}"
+            name = written
+        name = normalize_name(name)
+        self._ensure_layout()
+        with self.lock(), pull.fetch(ref, source, self.blobs) as (digest, data):
+            if self.blobs.put_bytes(data) != digest:
+                raise StoreError(f"the manifest of {ref} does not hash to {digest}", hint="pull it again")
+            entry = layout.Entry(name=name, digest=digest, size=len(data))
+            self._point(entry)
+        return self._image(entry)
+
+    def export(self, name: str, destination: Path) -> None:
+        """Write the merged rootfs of ``name`` into ``destination`` (new or empty)."""
+        export.export(self.blobs, self.layers(name), Path(destination))
+
+    def cached_layer(self, key: str) -> Layer | None:
+        """The layer a build step with this cache key made before, if its blob is still here."""
+        layer = cache.lookup(self.root, key)
+        return layer if layer is not None and self.blobs.has(layer.digest) else None
+
+    def cache_layer(self, key: str, layer: Layer) -> None:
+        """Remember that a build step with this cache key made ``layer``."""
+        self._ensure_layout()
+        cache.remember(self.root, key, layer)
+
+    def check(self) -> list[str]:
+        """Every problem of the store as one line each: bad blobs, missing ones, bad index."""
+        problems = [f"blob {digest} does not hash to its name ({actual})"
+                    for digest in self.blobs.digests()
+                    if (actual := hash_file(self.blobs.path(digest))) != digest]
+        if self.blobs.folder.is_dir():
+            problems += [f"{path}: not a blob name" for path in sorted(self.blobs.folder.iterdir())
+                         if not is_digest(f"sha256:{path.name}")]
+        try:
+            entries = layout.read_index(self.root)
+        except StoreError as error:
+            return [*problems, str(error)]
+        for entry in entries:
+            problems += self._check_entry(entry)
+        return problems
+
+    def _check_entry(self, entry: layout.Entry) -> list[str]:
+        try:
+            needed = self._blobs_of(entry)
+            self._image(entry)
+        except (StoreError, KeyError, TypeError, ValueError) as error:
+            return [f"{entry.name}: {error}"]
+        return [f"{entry.name}: blob {digest} is missing" for digest in sorted(needed) if not self.blobs.has(digest)]
+
+    def __iter__(self) -> Iterator[ClusterImage]:
+        return iter(self.images())

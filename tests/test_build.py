@@ -1,0 +1,148 @@
+"""The lite build end to end, with real parts: docker-registry, skopeo, a loopback HTTP server."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kubenb.build import BuildOptions, build
+from kubenb.demo import DemoRegistry
+from kubenb.events import BlobStarted, Event
+from kubenb.store import Store
+
+DESIGN_KUBEFILES = Path(__file__).parent / "data" / "kubefiles"
+DASHBOARD = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: kubernetes-dashboard, namespace: kubernetes-dashboard}
+spec:
+  template:
+    spec:
+      containers:
+      - name: kubernetes-dashboard
+        image: kubernetesui/dashboard:v2.2.0
+      - name: dashboard-metrics-scraper
+        image: kubernetesui/metrics-scraper:v1.0.6
+"""
+APOLLO_POD = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: "{{ .Release.Name }}-apollo"}
+spec:
+  template:
+    spec:
+      containers:
+      - name: portal
+        image: "apolloconfig/apollo-portal:{{ .Values.tag }}"
+"""
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[str]:
+    """A loopback HTTP server standing in for raw.githubusercontent.com."""
+    served = tmp_path / "web"
+    (served / "kubernetes/dashboard/v2.2.0/aio/deploy").mkdir(parents=True)
+    (served / "kubernetes/dashboard/v2.2.0/aio/deploy/recommended.yaml").write_text(DASHBOARD)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture
+def design_context(tmp_path: Path, web: str) -> Path:
+    """The third design Kubefile with its wget pointed at the loopback server, and its files."""
+    context = tmp_path / "context"
+    context.mkdir()
+    kubefile = (DESIGN_KUBEFILES / "lite-build.Kubefile").read_text()
+    (context / "Kubefile").write_text(kubefile.replace("https://raw.githubusercontent.com", web))
+    (context / "imageList").write_text("busybox:1.36\nregistry.k8s.io/pause:3.9\n")
+    (context / "recommended.yaml").write_text(DASHBOARD)
+    chart = context / "apollo"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: apollo\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text("tag: 2.1.0\n")
+    (chart / "templates" / "portal.yaml").write_text(APOLLO_POD)
+    return context
+
+
+IMAGES = [
+    "docker.io/library/busybox:1.36", "registry.k8s.io/pause:3.9", "docker.io/kubernetesui/dashboard:v2.2.0",
+    "docker.io/kubernetesui/metrics-scraper:v1.0.6", "docker.io/apolloconfig/apollo-portal:2.1.0",
+]
+
+
+def test_the_design_kubefile_builds_in_lite_mode(design_context: Path, tmp_path: Path, registry_factory, skopeo):
+    if shutil.which("wget") is None:
+        pytest.fail("wget is missing: run make test, which installs it")
+    store = Store(tmp_path / "store")
+    events: list[Event] = []
+    with DemoRegistry(IMAGES) as source:
+        options = BuildOptions(tag="my-cluster:v1.19.9", context=design_context,
+                               kubefile=design_context / "Kubefile", mirrors=source.mirrors())
+        # FROM kubernetes:v1.19.9 must be in the store: make it from scratch first
+        base = tmp_path / "base"
+        base.mkdir()
+        (base / "Kubefile").write_text("FROM scratch\nLABEL role=base\n")
+        build(BuildOptions(tag="kubernetes:v1.19.9", context=base, kubefile=base / "Kubefile"), store=store)
+        image = build(options, store=store, events=events.append)
+        sources = {name: _digest_of(skopeo, source, name) for name in IMAGES}
+    annotations = image.annotations
+    commands = json.loads(annotations["io.kubenb.deploy-commands"])
+    assert commands == ["RUN helm install charts/apollo", "RUN kubectl apply -f manifests/recommended.yaml"]
+    assert set(json.loads(annotations["io.kubenb.images"])) == set(IMAGES)
+    exported = tmp_path / "export"
+    store.export(image.name, exported)
+    assert (exported / "recommended.yaml").read_text() == DASHBOARD  # the download landed in the image
+    assert (exported / "manifests" / "imageList").exists()
+    assert (exported / "manifests" / "recommended.yaml").exists()
+    assert (exported / "charts" / "apollo" / "Chart.yaml").exists()
+    served = registry_factory(root=exported / "registry", read_only=True)
+    for name, digest in sources.items():
+        repository, tag = name.split("/", 1)[1].rsplit(":", 1)
+        raw = skopeo.inspect_raw(served, repository, tag)
+        assert "sha256:" + hashlib.sha256(raw).hexdigest() == digest
+    assert any(isinstance(e, BlobStarted) for e in events)
+
+
+def _digest_of(skopeo, registry: DemoRegistry, name: str) -> str:  # type: ignore[no-untyped-def]
+    repository, tag = name.split("/", 1)[1].rsplit(":", 1)
+    raw = skopeo.run("inspect", "--raw", "--tls-verify=false", f"docker://{registry.host}/{repository}:{tag}")
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def test_a_second_build_reuses_every_layer_and_fetches_no_blob(tmp_path: Path) -> None:
+    context = tmp_path / "context"
+    (context / "manifests").mkdir(parents=True)
+    (context / "Kubefile").write_text("FROM scratch\nCOPY imageList manifests\nRUN echo built > etc/stamp\n")
+    (context / "imageList").write_text("busybox:1.36\n")
+    store = Store(tmp_path / "store")
+    with DemoRegistry(["busybox:1.36"]) as source:
+        options = BuildOptions(tag="c:1", context=context, kubefile=context / "Kubefile", mirrors=source.mirrors())
+        first = build(options, store=store)
+        events: list[Event] = []
+        second = build(options, store=store, events=events.append)
+    assert not [e for e in events if isinstance(e, BlobStarted)]
+    assert second.id == first.id
+
+
+def test_a_failing_run_fails_the_build_with_its_status_and_output(tmp_path: Path) -> None:
+    (tmp_path / "Kubefile").write_text("FROM scratch\n\nRUN echo about to fail && exit 3\n")
+    result = subprocess.run([sys.executable, "-m", "kubenb", "--root", str(tmp_path / "store"), "build", "-t", "x:1",
+                             str(tmp_path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("kubenb: ") and ":3: RUN failed with exit status 3: about to fail" in last
+    assert Store(tmp_path / "store").images() == []
+    assert not list((tmp_path / "store" / "tmp").glob("build-*"))
