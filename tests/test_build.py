@@ -6,10 +6,13 @@ import functools
 import hashlib
 import http.server
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +22,8 @@ from kubenb.build import BuildOptions, build
 from kubenb.demo import DemoRegistry
 from kubenb.events import BlobStarted, Event
 from kubenb.store import Store
+from tests.support.faulty import Delay, Fault, FaultyProxy
+from tests.support.oci import push, single_image
 
 DESIGN_KUBEFILES = Path(__file__).parent / "data" / "kubefiles"
 DASHBOARD = """\
@@ -146,3 +151,69 @@ def test_a_failing_run_fails_the_build_with_its_status_and_output(tmp_path: Path
     assert last.startswith("kubenb: ") and ":3: RUN failed with exit status 3: about to fail" in last
     assert Store(tmp_path / "store").images() == []
     assert not list((tmp_path / "store" / "tmp").glob("build-*"))
+
+
+def _cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kubenb", *args], capture_output=True, text=True, input=stdin,
+                          env={**os.environ, **(env or {})}, timeout=300, check=False)
+
+
+def test_a_build_killed_while_caching_is_followed_by_one_that_succeeds(tmp_path: Path) -> None:
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Kubefile").write_text("FROM scratch\nCOPY imageList manifests\n")
+    (context / "imageList").write_text("busybox:1.36\nalpine:3.20\nregistry.k8s.io/pause:3.9\n")
+    root = tmp_path / "store"
+    with DemoRegistry(["busybox:1.36", "alpine:3.20", "registry.k8s.io/pause:3.9"]) as source, \
+            FaultyProxy(f"http://{source.host}") as slow:
+        slow.add(Fault(r"/blobs/", Delay(5), times=100))
+        mirrors = [f"--registry-mirror={domain}={slow.host}" for domain in ("docker.io", "registry.k8s.io")]
+        process = subprocess.Popen([sys.executable, "-m", "kubenb", "--root", str(root), "build", "-t", "c:1",
+                                    *mirrors, str(context)], stderr=subprocess.PIPE, text=True)
+        assert process.stderr is not None
+        deadline = time.monotonic() + 60
+        while not slow.requests_to(r"/blobs/") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert slow.requests_to(r"/blobs/"), "the build never reached the caching step"
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert process.returncode == -signal.SIGKILL
+        slow.faults.clear()
+        again = _cli("--root", str(root), "build", "-t", "c:1", *mirrors, str(context))
+    assert again.returncode == 0, again.stderr
+    listed = json.loads(_cli("--root", str(root), "images", "-o", "json").stdout)
+    assert [image["name"] for image in listed] == ["c:1"]
+    assert _cli("--root", str(root), "inspect", "c:1").returncode == 0
+    assert Store(root).check() == []
+    assert not list((root / "tmp").glob("build-*")), "the killed build's workspace was not cleaned up"
+
+
+def test_a_private_registry_needs_a_login_before_the_build(tmp_path: Path, auth_registry) -> None:
+    image = single_image("private-build")
+    push(auth_registry, "team/app", "1.0", image)
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Kubefile").write_text("FROM scratch\nCOPY imageList manifests\n")
+    (context / "imageList").write_text(f"{auth_registry.host}/team/app:1.0\n")
+    env = {"REGISTRY_AUTH_FILE": str(tmp_path / "auth.json")}
+    denied = _cli("--root", str(tmp_path / "store"), "build", "-t", "p:1", str(context), env=env)
+    assert denied.returncode == 1
+    assert auth_registry.host in denied.stderr and "kubenb login" in denied.stderr
+    login = _cli("login", auth_registry.host, "-u", auth_registry.username, "--password-stdin", env=env,
+                 stdin=auth_registry.password + "\n")
+    assert login.returncode == 0, login.stderr
+    built = _cli("--root", str(tmp_path / "store"), "build", "-t", "p:1", str(context), env=env)
+    assert built.returncode == 0, built.stderr
+    for text in (denied.stderr, login.stdout, built.stdout, built.stderr):
+        assert auth_registry.password not in text
+
+
+def test_save_then_load_into_another_root_gives_the_same_image_id(tmp_path: Path) -> None:
+    (tmp_path / "Kubefile").write_text("FROM scratch\nLABEL a=b\nRUN echo hi > etc/hello\n")
+    first, second = str(tmp_path / "one"), str(tmp_path / "two")
+    assert _cli("--root", first, "build", "-t", "s:1", str(tmp_path)).returncode == 0
+    archive = str(tmp_path / "s.tar")
+    assert _cli("--root", first, "save", "-o", archive, "s:1").returncode == 0
+    assert _cli("--root", second, "load", "-i", archive).returncode == 0
+    ids = [json.loads(_cli("--root", root, "inspect", "s:1").stdout)["image"]["id"] for root in (first, second)]
+    assert ids[0] == ids[1]

@@ -1,0 +1,55 @@
+"""Builders: one interface, three ways to turn a Kubefile into a cluster image.
+
+``lite`` starts no cluster (the heart of kubenb). ``container`` (a cluster inside containers)
+and ``cloud`` (cloud VMs) exist in the field; here they stop with a message saying what they
+would need rather than pretending to build.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from kubenb.build.lite import LiteBuilder
+from kubenb.build.options import BuildOptions
+from kubenb.build.steps import CLUSTER_COMMANDS, needs_cluster
+from kubenb.errors import UnsupportedError
+from kubenb.events import EventSink, ignore
+from kubenb.store import ClusterImage, Store
+
+__all__ = ["BUILDERS", "CLUSTER_COMMANDS", "BuildOptions", "Builder", "build", "needs_cluster"]
+
+
+class Builder(Protocol):
+    name: str
+
+    def build(self, options: BuildOptions, store: Store, events: EventSink) -> ClusterImage: ...
+
+
+class _NotHere:
+    """A builder this installation cannot run; says what it would need."""
+
+    def __init__(self, name: str, needs: str) -> None:
+        self.name = name
+        self.needs = needs
+
+    def build(self, options: BuildOptions, store: Store, events: EventSink) -> ClusterImage:
+        raise UnsupportedError(
+            f"the {self.name} builder is not available: it needs {self.needs}",
+            hint="build with -b lite, which starts no cluster",
+        )
+
+
+BUILDERS: dict[str, Builder] = {
+    "lite": LiteBuilder(),
+    "container": _NotHere("container", "a Docker engine (pip install 'kubenb[container]') to run cluster "
+                                       "nodes as containers, and is not implemented yet"),
+    "cloud": _NotHere("cloud", "cloud credentials and VM images to start cluster nodes, and is not implemented yet"),
+}
+
+
+def build(options: BuildOptions, *, builder: str = "lite", store: Store | None = None,
+          events: EventSink = ignore) -> ClusterImage:
+    """Build ``options.kubefile`` into the image ``options.tag`` with the named builder."""
+    if builder not in BUILDERS:
+        raise UnsupportedError(f"unknown builder {builder!r}", hint=f"use one of {', '.join(BUILDERS)}")
+    return BUILDERS[builder].build(options, store or Store(), events)

@@ -1,0 +1,91 @@
+"""Layers of a build: what changed in the rootfs, as a tar with whiteouts, and back.
+
+A layer is the difference an instruction made. Comparing two snapshots of the rootfs (size,
+mtime, mode, link target) finds it without copying anything; the tar is written with fixed
+owners and times so an unchanged input gives the same layer, which is what the build cache
+and reproducible image IDs need.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+from kubenb.errors import BuildError
+
+__all__ = ["Snapshot", "apply_layer", "changes", "snapshot", "write_layer"]
+
+Snapshot = dict[str, tuple[int, int, int, str]]
+WHITEOUT = ".wh."
+
+
+def snapshot(root: Path) -> Snapshot:
+    """Every path below ``root`` with (size, mtime, mode, link target)."""
+    result: Snapshot = {}
+    for current, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(current, name)
+            info = os.lstat(path)
+            link = os.readlink(path) if os.path.islink(path) else ""
+            result[os.path.relpath(path, root)] = (info.st_size, info.st_mtime_ns, info.st_mode, link)
+    return result
+
+
+def changes(before: Snapshot, after: Snapshot) -> tuple[list[str], list[str]]:
+    """(added or changed paths, deleted paths), sorted; a deleted folder hides what it held."""
+    changed = sorted(path for path, state in after.items() if before.get(path) != state)
+    gone = sorted(path for path in before if path not in after)
+    deleted = [path for path in gone if os.path.dirname(path) not in set(gone)]
+    return changed, deleted
+
+
+def write_layer(root: Path, changed: Iterable[str], deleted: Iterable[str], destination: Path) -> None:
+    """A plain tar of ``changed`` paths and a whiteout for each deleted one (OCI layer rules)."""
+    with tarfile.open(destination, "w", format=tarfile.PAX_FORMAT) as tar:
+        for path in changed:
+            tar.add(root / path, arcname=path, recursive=False, filter=_normalise)
+        for path in deleted:
+            folder, name = os.path.split(path)
+            info = tarfile.TarInfo(os.path.join(folder, WHITEOUT + name))
+            info.mtime = 0
+            tar.addfile(info)
+
+
+def apply_layer(stream: BinaryIO, root: Path) -> None:
+    """Unpack a (gzip) layer over ``root``, honouring whiteouts; members may not leave ``root``."""
+    with tarfile.open(fileobj=stream, mode="r:*") as tar:
+        for member in tar:
+            folder, name = os.path.split(member.name)
+            if name.startswith(WHITEOUT):
+                _remove(root, os.path.join(folder, name[len(WHITEOUT):]))
+                continue
+            try:
+                tar.extract(member, root, filter="data")
+            except tarfile.FilterError as error:
+                raise BuildError(f"layer member {member.name!r} is refused: {error}") from error
+
+
+def _remove(root: Path, relative: str) -> None:
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root.resolve()):
+        raise BuildError(f"whiteout {relative!r} points outside the rootfs")
+    if target.is_dir() and not target.is_symlink():
+        for current, dirs, files in os.walk(target, topdown=False):
+            for name in files:
+                os.unlink(os.path.join(current, name))
+            for name in dirs:
+                path = os.path.join(current, name)
+                os.unlink(path) if os.path.islink(path) else os.rmdir(path)
+        target.rmdir()
+    elif target.exists() or target.is_symlink():
+        target.unlink()
+
+
+def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mtime = 0
+    return info

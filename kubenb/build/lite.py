@@ -1,0 +1,253 @@
+"""The lite build: a Kubefile into a cluster image, with no cluster started.
+
+FROM gives the base rootfs (the standard empty folders, or a cluster image from the store);
+each COPY and each build-host RUN adds a layer; cluster commands and CMD are recorded; then
+discovery lists every image the rootfs needs and the cache pulls them into ``registry/``,
+which becomes the last layer. The rootfs is built in a temporary folder inside the store and
+removed afterwards, whatever happens, so a failed or killed build leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kubenb.build.layers import apply_layer, changes, snapshot, write_layer
+from kubenb.build.options import BuildOptions
+from kubenb.build.steps import needs_cluster
+from kubenb.cache import RegistryFolder, save_images
+from kubenb.discover import DiscoveryOptions, discover
+from kubenb.discover.rootfs import STANDARD_FOLDERS, copy_files, view_of_folder
+from kubenb.errors import BuildError, StoreError
+from kubenb.events import EventSink, Message
+from kubenb.kubefile import load, pairs
+from kubenb.model import ImageRef, Instruction, Kubefile
+from kubenb.reference import parse_reference
+from kubenb.registry import Registries
+from kubenb.store import ClusterImage, Layer, Store
+
+__all__ = ["LiteBuilder"]
+
+RUN_TAIL_LINES = 20
+
+
+@dataclass
+class _State:
+    """What the build has so far: layers, the cache key chain, what is recorded for deploy time."""
+
+    layers: list[Layer] = field(default_factory=list)
+    key: str = ""
+    environment: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    deploy_commands: list[str] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)
+
+
+class LiteBuilder:
+    """Builds without a cluster; the other builders share its interface (``build``)."""
+
+    name = "lite"
+
+    def build(self, options: BuildOptions, store: Store, events: EventSink) -> ClusterImage:
+        kubefile = load(options.kubefile, options.build_args)
+        with store.lock(), _workspace(store.root) as work:
+            return _Build(kubefile, options, store, events, work).run()
+
+
+@dataclass
+class _Build:
+    """One build in progress: its inputs, its workspace and what it has so far."""
+
+    kubefile: Kubefile
+    options: BuildOptions
+    store: Store
+    events: EventSink
+    work: Path
+    state: _State = field(default_factory=_State)
+
+    @property
+    def rootfs(self) -> Path:
+        return self.work / "rootfs"
+
+    def run(self) -> ClusterImage:
+        total = len(self.kubefile.instructions)
+        for number, instruction in enumerate(self.kubefile.instructions, 1):
+            self.events(Message(f"Step {number}/{total}: {instruction.to_text()}"))
+            self.step(instruction)
+        images = self.cache_images()
+        return self.store.commit(
+            self.options.tag, self.state.layers, labels=self.state.labels,
+            annotations=_annotations(self.kubefile, self.state, images), history=self.state.history,
+        )
+
+    def step(self, instruction: Instruction) -> None:
+        keyword, state = instruction.keyword, self.state
+        if keyword == "FROM":
+            base = str(instruction.args)
+            _from(base, _base_image(base, self.options, self.store, self.events), self.store, self.rootfs, state)
+        elif keyword in ("ARG", "ENV"):
+            state.environment.update({k: v for k, v in pairs(instruction) if v is not None})
+        elif keyword == "LABEL":
+            state.labels.update({k: v or "" for k, v in pairs(instruction)})
+        elif keyword == "CMD" or (keyword == "RUN" and needs_cluster(instruction.args)):
+            state.deploy_commands.append(instruction.to_text())
+            self.events(Message(f"  recorded for deploy time: {instruction.to_text()}"))
+        else:
+            key = _step_key(state.key, instruction, self.options.context, self.kubefile, self.rootfs)
+            self.add_layer(key, instruction.to_text(), lambda: self.apply(instruction))
+
+    def add_layer(self, key: str, description: str, action: Callable[[], None]) -> bool:
+        """Reuse the cached layer of ``key`` (applied to the rootfs) or run ``action`` and keep its
+        changes as a new layer; True when the cache answered."""
+        cached = None if self.options.no_cache else self.store.cached_layer(key)
+        if cached is not None:
+            with self.store.open_layer(cached) as stream:
+                apply_layer(stream, self.rootfs)
+            self.events(Message("  using cache"))
+            layer = cached
+        else:
+            layer = _layer_of(action, self.store, self.rootfs, self.work)
+            self.store.cache_layer(key, layer)
+        self.state.layers.append(layer)
+        self.state.key = key
+        self.state.history.append(description)
+        return cached is not None
+
+    def apply(self, instruction: Instruction) -> None:
+        if instruction.keyword == "COPY":
+            _copy(instruction, self.kubefile, self.options.context, self.rootfs)
+        else:
+            _run(instruction, self.kubefile, self.rootfs, self.state.environment, self.events)
+
+    def cache_images(self) -> dict[str, str]:
+        """Discover over the rootfs, then pull every image into ``registry/`` as the last layer."""
+        options = self.options
+        found = discover(view_of_folder(self.rootfs), DiscoveryOptions(
+            values=options.values, set_values=options.set_values, kube_version=options.kube_version))
+        if found.invalid and not options.skip_invalid:
+            first = found.invalid[0]
+            raise BuildError(f"{len(found.invalid)} invalid image reference(s), first {first.written!r} at "
+                             f"{first.location}: {first.reason}", hint="fix it, or build with --skip-invalid")
+        refs = [f.image for f in found.images]
+        self.events(Message(f"Caching {len(refs)} images into registry/"))
+        key = _images_key(self.state.key, [str(ref) for ref in refs], options)
+        self.add_layer(key, f"cache {len(refs)} images into registry/", lambda: self.pull(refs))
+        folder = RegistryFolder(self.rootfs / "registry")
+        return {str(ref): (folder.tag_digest(ref.repository, ref.tag) if ref.tag else ref.digest) or "" for ref in refs}
+
+    def pull(self, refs: list[ImageRef]) -> None:
+        options = self.options
+        with Registries(mirrors=options.mirrors, insecure=options.insecure, events=self.events) as registries:
+            save_images(refs, self.rootfs / "registry", registries=registries, platforms=options.platforms,
+                        events=self.events)
+
+
+def _images_key(parent: str, images: list[str], options: BuildOptions) -> str:
+    """The cache key of the registry layer: the rootfs so far, the images and the platforms."""
+    text = json.dumps([parent, sorted(images), sorted(options.platforms or [])])
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _base_image(base: str, options: BuildOptions, store: Store, events: EventSink) -> ClusterImage | None:
+    """The FROM image: None for scratch, else from the store, else pulled from its registry."""
+    if base == "scratch":
+        return None
+    try:
+        return store.get(base)
+    except StoreError:
+        events(Message(f"  {base} is not in the store: pulling it"))
+    ref = parse_reference(base)
+    with Registries(mirrors=options.mirrors, insecure=options.insecure, events=events) as registries:
+        return store.pull(ref, registries.client_for(ref), name=base)
+
+
+def _from(base: str, image: ClusterImage | None, store: Store, rootfs: Path, state: _State) -> None:
+    rootfs.mkdir()
+    if image is not None:
+        store.export(image.name, rootfs)
+        state.layers.extend(store.layers(image.name))
+        state.key = image.id
+    for folder in STANDARD_FOLDERS:
+        (rootfs / folder).mkdir(exist_ok=True)
+    state.history.append(f"FROM {base}")
+
+
+def _copy(instruction: Instruction, kubefile: Kubefile, context: Path, rootfs: Path) -> None:
+    for target, source in copy_files(instruction, context.resolve(), view_of_folder(rootfs), kubefile.path).items():
+        destination = rootfs / target
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, destination)
+        shutil.copymode(source, destination)
+
+
+def _run(instruction: Instruction, kubefile: Kubefile, rootfs: Path, environment: Mapping[str, str],
+         events: EventSink) -> None:
+    """Run on the build host in the rootfs, streaming lines; a failure names status and last lines."""
+    command = list(instruction.args) if isinstance(instruction.args, tuple) else ["/bin/sh", "-c", instruction.args]
+    tail: deque[str] = deque(maxlen=RUN_TAIL_LINES)
+    with subprocess.Popen(command, cwd=rootfs, env={**os.environ, **environment}, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL) as process:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            tail.append(line)
+            events(Message(f"  {line}", level="output"))
+    if process.returncode != 0:
+        last = " | ".join(tail) or "(no output)"
+        raise BuildError(f"RUN failed with exit status {process.returncode}: {last}", file=kubefile.path,
+                         line=instruction.line, hint="the command runs on the build host in the rootfs folder")
+
+
+def _layer_of(action: Callable[[], None], store: Store, rootfs: Path, work: Path) -> Layer:
+    before = snapshot(rootfs)
+    action()
+    changed, deleted = changes(before, snapshot(rootfs))
+    tar = work / "layer.tar"
+    write_layer(rootfs, changed, deleted, tar)
+    try:
+        return store.add_layer(tar)
+    finally:
+        tar.unlink(missing_ok=True)
+
+
+def _step_key(parent: str, instruction: Instruction, context: Path, kubefile: Kubefile, rootfs: Path) -> str:
+    """The build-cache key: the parent's key, the instruction, and for COPY the sources' bytes."""
+    digest = hashlib.sha256(f"{parent}\n{instruction.to_text()}".encode())
+    if instruction.keyword == "COPY":
+        for target, source in sorted(copy_files(instruction, context.resolve(), view_of_folder(rootfs),
+                                                kubefile.path).items()):
+            digest.update(target.encode() + b"\0" + hashlib.sha256(source.read_bytes()).digest())
+    return "sha256:" + digest.hexdigest()
+
+
+def _annotations(kubefile: Kubefile, state: _State, images: Mapping[str, str]) -> dict[str, str]:
+    return {
+        "io.kubenb.kubefile": "".join(f"{i.original}\n" for i in kubefile.instructions),
+        "io.kubenb.images": json.dumps(dict(sorted(images.items()))),
+        "io.kubenb.deploy-commands": json.dumps(state.deploy_commands),
+        "io.kubenb.environment": json.dumps(state.environment),  # what recorded commands see at deploy time
+        "io.kubenb.builder": "lite",
+    }
+
+
+@contextmanager
+def _workspace(root: Path) -> Iterator[Path]:
+    """A fresh build folder in the store, removed afterwards. Called under the store lock, so
+    any other build folder is left over from a killed build and can go."""
+    (root / "tmp").mkdir(parents=True, exist_ok=True)
+    for stale in (root / "tmp").glob("build-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    work = Path(tempfile.mkdtemp(prefix="build-", dir=root / "tmp"))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,25 @@
+"""What a build is asked to do: the parsed options every builder takes."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["BuildOptions"]
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    tag: str
+    context: Path = Path(".")
+    kubefile: Path = Path("Kubefile")
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    values: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)
+    set_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    kube_version: str | None = None
+    platforms: Collection[str] | None = None
+    mirrors: Mapping[str, str] = field(default_factory=dict)
+    insecure: Collection[str] = ()
+    no_cache: bool = False
+    skip_invalid: bool = False
