@@ -21,7 +21,7 @@ from typing import NoReturn, TextIO
 from kubenb.build import BuildOptions, build
 from kubenb.discover import list_images
 from kubenb.display import EventPrinter, image_list_csv, image_list_plain, image_list_table, locations_text
-from kubenb.engine import save_images
+from kubenb.engine import pull_image, push_image, save_images
 from kubenb.errors import KubenbError
 from kubenb.kubefile import declared_arguments, expand, parse, read_text
 from kubenb.model import ImageList, ImageRef, Kubefile
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_login(commands, common)
     _add_build(commands, common)
     _add_store_commands(commands, common)
+    _add_push_pull(commands, common)
     return parser
 
 
@@ -282,6 +283,38 @@ def _add_store_commands(commands: argparse._SubParsersAction[_Parser], common: _
     export.add_argument("name", metavar="NAME")
     export.add_argument("-o", "--output", required=True, metavar="DIR")
     export.set_defaults(run=_run_export)
+
+
+def _add_push_pull(commands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    push = commands.add_parser("push", parents=[common], help="push a cluster image to an OCI registry")
+    push.add_argument("name", metavar="NAME")
+    push.add_argument("destination", nargs="?", default=None, metavar="DEST",
+                      help="REGISTRY/REPOSITORY:TAG to push to (default: NAME)")
+    _add_registry_options(push)
+    push.set_defaults(run=_run_push)
+    pull = commands.add_parser("pull", parents=[common], help="pull a cluster image from an OCI registry")
+    pull.add_argument("reference", metavar="REF")
+    _add_registry_options(pull)
+    pull.set_defaults(run=_run_pull)
+
+
+def _run_push(options: argparse.Namespace) -> int:
+    destination = options.destination or options.name
+    with EventPrinter(sys.stderr) as printer:
+        digest = push_image(
+            options.name, destination, root=getattr(options, "root", None),
+            mirrors=dict(options.registry_mirror), insecure=options.insecure_registry, events=printer,
+        )
+    return _done(f"pushed {options.name} to {destination} ({digest})")
+
+
+def _run_pull(options: argparse.Namespace) -> int:
+    with EventPrinter(sys.stderr) as printer:
+        image = pull_image(
+            options.reference, root=getattr(options, "root", None),
+            mirrors=dict(options.registry_mirror), insecure=options.insecure_registry, events=printer,
+        )
+    return _done(f"pulled {image.name} ({image.short_id})")
 
 
 def _run_images(options: argparse.Namespace) -> int:

@@ -35,12 +35,18 @@ __all__ = ["DemoRegistry", "seed_images"]
 _OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
-def seed_images(folder: Path, images: Iterable[str]) -> None:
-    """Write a tiny single-layer image under each name into the registry folder ``folder``."""
+def seed_images(folder: Path, images: Iterable[str], *, padding: int = 0) -> None:
+    """Write a single-layer image under each name into the registry folder ``folder``.
+
+    ``padding`` adds that many random bytes to each layer, for benchmarks that need weight.
+    """
     target = RegistryFolder(folder, durable=False)
     for name in images:
         ref = parse_reference(name)
-        tar = _tar({"etc/demo-image": f"{ref}\n".encode()})
+        files = {"etc/demo-image": f"{ref}\n".encode()}
+        if padding:
+            files["etc/demo-padding"] = os.urandom(padding)
+        tar = _tar(files)
         layer = gzip.compress(tar, mtime=0)
         config = _json({
             "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/true"]},
@@ -61,7 +67,8 @@ def seed_images(folder: Path, images: Iterable[str]) -> None:
 class DemoRegistry:
     """``docker-registry`` on a free 127.0.0.1 port over a seeded folder; stop() ends it cleanly."""
 
-    def __init__(self, images: Iterable[str] = (), *, folder: Path | None = None) -> None:
+    def __init__(self, images: Iterable[str] = (), *, folder: Path | None = None, padding: int = 0) -> None:
+        self.padding = padding
         self._own = folder is None
         self.folder = folder or Path(tempfile.mkdtemp(prefix="kubenb-demo-registry-"))
         self.images = list(images)
@@ -79,7 +86,7 @@ class DemoRegistry:
         if binary is None:
             raise KubenbError("docker-registry is not installed",
                               hint="apt-get install docker-registry (make demo does)")
-        seed_images(self.folder, self.images)
+        seed_images(self.folder, self.images, padding=self.padding)
         config = self.folder / ".kubenb-demo-registry.yml"  # beside docker/: the registry never reads it
         config.write_text(json.dumps({
             "version": 0.1, "log": {"level": "error"},

@@ -19,8 +19,9 @@ from kubenb.events import EventSink, ignore
 from kubenb.model import ImageRef
 from kubenb.reference import parse_reference
 from kubenb.registry import Registries
+from kubenb.store import ClusterImage, Store
 
-__all__ = ["image_refs", "save_images"]
+__all__ = ["image_refs", "pull_image", "push_image", "save_images"]
 
 
 def image_refs(images: Sequence[str] = (), list_file: str | Path | None = None) -> list[ImageRef]:
@@ -53,6 +54,45 @@ def save_images(
     refs = image_refs(images, list_file)
     with Registries(mirrors=mirrors, insecure=insecure, events=events) as registries:
         return save_into_folder(refs, Path(output), registries=registries, platforms=platforms, events=events)
+
+
+def push_image(
+    name: str,
+    destination: str | None = None,
+    *,
+    root: str | Path | None = None,
+    mirrors: Mapping[str, str] | None = None,
+    insecure: Collection[str] = (),
+    events: EventSink = ignore,
+) -> str:
+    """Push the stored image ``name`` to ``destination`` (default: ``name``); return the manifest digest.
+
+    A cluster image is an ordinary OCI image in a registry, so any registry (and any OCI
+    client) takes it; its ID is unchanged because the stored manifest bytes are sent as they are.
+    """
+    ref = _parse(destination if destination is not None else name, "the push destination")
+    if ref.digest is not None:
+        raise InvalidReferenceError(f"{ref.written}: a push destination takes a tag, not a digest",
+                                    hint="the registry computes the digest; use NAME:TAG")
+    store = Store(Path(root) if root is not None else None)
+    with Registries(mirrors=mirrors, insecure=insecure, events=events) as registries:
+        return store.push(name, registries.client_for(ref), ref.path, ref.tag or "latest")
+
+
+def pull_image(
+    reference: str,
+    *,
+    root: str | Path | None = None,
+    name: str | None = None,
+    mirrors: Mapping[str, str] | None = None,
+    insecure: Collection[str] = (),
+    events: EventSink = ignore,
+) -> ClusterImage:
+    """Pull the cluster image ``reference`` into the store, named ``name`` (default: as written)."""
+    ref = _parse(reference, "the pull reference")
+    store = Store(Path(root) if root is not None else None)
+    with Registries(mirrors=mirrors, insecure=insecure, events=events) as registries:
+        return store.pull(ref, registries.client_for(ref), name=name)
 
 
 def _parse(text: str, where: str) -> ImageRef:

@@ -105,7 +105,7 @@ class _Build:
             key = _step_key(state.key, instruction, self.options.context, self.kubefile, self.rootfs)
             self.add_layer(key, instruction.to_text(), lambda: self.apply(instruction))
 
-    def add_layer(self, key: str, description: str, action: Callable[[], None]) -> bool:
+    def add_layer(self, key: str, description: str, action: Callable[[], None], *, compresslevel: int = 6) -> bool:
         """Reuse the cached layer of ``key`` (applied to the rootfs) or run ``action`` and keep its
         changes as a new layer; True when the cache answered."""
         cached = None if self.options.no_cache else self.store.cached_layer(key)
@@ -115,7 +115,7 @@ class _Build:
             self.events(Message("  using cache"))
             layer = cached
         else:
-            layer = _layer_of(action, self.store, self.rootfs, self.work)
+            layer = _layer_of(action, self.store, self.rootfs, self.work, compresslevel)
             self.store.cache_layer(key, layer)
         self.state.layers.append(layer)
         self.state.key = key
@@ -140,7 +140,8 @@ class _Build:
         refs = [f.image for f in found.images]
         self.events(Message(f"Caching {len(refs)} images into registry/"))
         key = _images_key(self.state.key, [str(ref) for ref in refs], options)
-        self.add_layer(key, f"cache {len(refs)} images into registry/", lambda: self.pull(refs))
+        # image layers are compressed already: a second gzip would cost time and save nothing
+        self.add_layer(key, f"cache {len(refs)} images into registry/", lambda: self.pull(refs), compresslevel=0)
         folder = RegistryFolder(self.rootfs / "registry")
         return {str(ref): (folder.tag_digest(ref.repository, ref.tag) if ref.tag else ref.digest) or "" for ref in refs}
 
@@ -207,14 +208,14 @@ def _run(instruction: Instruction, kubefile: Kubefile, rootfs: Path, environment
                          line=instruction.line, hint="the command runs on the build host in the rootfs folder")
 
 
-def _layer_of(action: Callable[[], None], store: Store, rootfs: Path, work: Path) -> Layer:
+def _layer_of(action: Callable[[], None], store: Store, rootfs: Path, work: Path, compresslevel: int = 6) -> Layer:
     before = snapshot(rootfs)
     action()
     changed, deleted = changes(before, snapshot(rootfs))
     tar = work / "layer.tar"
     write_layer(rootfs, changed, deleted, tar)
     try:
-        return store.add_layer(tar)
+        return store.add_layer(tar, compresslevel=compresslevel)
     finally:
         tar.unlink(missing_ok=True)
 

@@ -28,7 +28,7 @@ import requests
 from kubenb.errors import AuthenticationError, RegistryError
 from kubenb.registry.credentials import Credentials
 
-__all__ = ["Authenticator", "Challenge", "parse_challenge", "pull_scope"]
+__all__ = ["Authenticator", "Challenge", "parse_challenge", "pull_scope", "push_scope"]
 
 #: A token service that gives no ``expires_in`` means 60 seconds (distribution's token spec).
 DEFAULT_EXPIRES_IN = 60
@@ -62,6 +62,15 @@ def parse_challenge(header: str) -> Challenge | None:
 def pull_scope(repository: str) -> str:
     """The token scope that lets a client read ``repository``."""
     return f"repository:{repository}:pull"
+
+
+def push_scope(repository: str) -> str:
+    """The token scope that lets a client write ``repository``.
+
+    ``pull`` is asked for too: an upload starts with a HEAD of the blob, and token services
+    grant what a push needs only when both actions are named (as docker and skopeo ask).
+    """
+    return f"repository:{repository}:pull,push"
 
 
 @dataclass(frozen=True)

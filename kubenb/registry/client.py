@@ -1,4 +1,4 @@
-"""An OCI distribution client for one registry: ping, manifests, blob checks and downloads.
+"""An OCI distribution client for one registry: ping, manifests, blob checks, downloads and uploads.
 
 It knows the distribution HTTP API and nothing about registry folders (that is ``cache/``'s
 job, the way docker-py's models sit on its APIClient). One client holds one pooled session and
@@ -7,24 +7,29 @@ blobs. Each public method is one operation run under ``transport.retrying``, so 
 failure anywhere in it (a 503, a reset, a corrupt body, a token service hiccup) runs it again,
 and everything it learned (auth scheme, tokens, bytes already on disk) is kept.
 
+Uploads are monolithic (one POST to open an upload, one PUT of the whole blob streamed from
+disk), so a retry simply opens a new upload; a blob the registry already has is not sent.
+
 Plain HTTP is used only for loopback registries and those the user named insecure; every
 other registry gets HTTPS with certificate verification.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import re
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
-from urllib.parse import urlsplit
+from typing import BinaryIO, TypeVar, cast
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 
 from kubenb.errors import InvalidReferenceError, RegistryError, StoreError
 from kubenb.events import EventSink, ignore
-from kubenb.registry.auth import Authenticator, pull_scope
+from kubenb.registry.auth import Authenticator, pull_scope, push_scope
 from kubenb.registry.credentials import Credentials, registry_host
 from kubenb.registry.download import CHUNK_SIZE, BlobDownload
 from kubenb.registry.manifest import (
@@ -40,6 +45,9 @@ from kubenb.registry.transport import Retryable, Transport, is_loopback, request
 __all__ = ["DOCKER_HUB_ENDPOINT", "RegistryClient"]
 
 T = TypeVar("T")
+#: A request body: bytes, or a file requests streams from disk. Made anew for every send,
+#: since a 401 makes the client send the request twice and a file is read only once.
+Body = Callable[[], "bytes | BinaryIO"]
 
 #: Docker Hub's API host: ``docker.io`` in references, ``registry-1.docker.io`` on the wire.
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
@@ -97,14 +105,40 @@ class RegistryClient:
         """Whether the registry has blob ``digest`` in ``repository`` (a HEAD: nothing is fetched)."""
         _check_repository(repository)
         _check_digest(digest)
-        what = f"blob {digest} of {repository}"
         path = f"/v2/{repository}/blobs/{digest}"
-        with self._retrying(path, lambda: self._request("HEAD", path, scope=pull_scope(repository),
-                                                          what=what)) as response:
-            if response.status_code == 404:
-                return False
-            self._expect(response, what)
-            return True
+        return self._retrying(path, lambda: self._blob_present(repository, digest, pull_scope(repository)))
+
+    def upload_blob(self, repository: str, digest: str, path: Path, *, size: int) -> bool:
+        """Upload the file ``path`` as blob ``digest`` unless the registry has it; True if sent.
+
+        The file is streamed from disk, never read whole; ``size`` must be its size (checked
+        before sending, so a changed file fails here rather than as a digest mismatch).
+        """
+        _check_repository(repository)
+        _check_digest(digest)
+        start = f"/v2/{repository}/blobs/uploads/"
+        return self._retrying(start, lambda: self._upload_once(repository, digest, path, size))
+
+    def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
+        """Store ``data`` as manifest ``reference`` (a tag or its digest); return its digest.
+
+        The bytes are sent as they are, so the digest (and the image ID it leads to) is the
+        one the caller computed; a registry claiming another digest is an error.
+        """
+        _check_repository(repository)
+        _check_reference(reference)
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise RegistryError(f"manifest for {repository} is larger than 4 MiB",
+                                hint="registries refuse manifests that large")
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if ":" in reference and reference != digest:
+            raise RegistryError(f"manifest for {repository}@{reference} hashes to {digest}",
+                                hint="push it by tag, or by its own digest")
+        separator = "@" if ":" in reference else ":"
+        what = f"manifest {repository}{separator}{reference}"
+        path = f"/v2/{repository}/manifests/{reference}"
+        return self._retrying(path, lambda: self._put_manifest_once(
+            path, repository, data, media_type=media_type, digest=digest, what=what))
 
     def download_blob(
         self, repository: str, digest: str, destination: Path, *, expected_size: int | None = None,
@@ -139,6 +173,67 @@ class RegistryClient:
             raise
         return download.fetched
 
+    def _blob_present(self, repository: str, digest: str, scope: str) -> bool:
+        what = f"blob {digest} of {repository}"
+        path = f"/v2/{repository}/blobs/{digest}"
+        with self._request("HEAD", path, scope=scope, what=what) as response:
+            if response.status_code == 404:
+                return False
+            self._expect(response, what)
+            return True
+
+    def _upload_once(self, repository: str, digest: str, path: Path, size: int) -> bool:
+        """One try of a whole upload: check, open an upload, PUT the file (retried as a unit)."""
+        scope = push_scope(repository)
+        if self._blob_present(repository, digest, scope):
+            return False
+        what = f"blob {digest} of {repository}"
+        _check_file_size(path, size, what)
+        location = self._start_upload(repository, scope, what)
+        with contextlib.ExitStack() as files:
+            def body() -> BinaryIO:
+                return files.enter_context(_open_blob(path, what))
+
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+            with self._request_url("PUT", _with_digest(location, digest), scope=scope, what=what,
+                                   headers=headers, body=body) as response:
+                self._expect(response, what, ok=(201, 204))
+                claimed = response.headers.get("Docker-Content-Digest", "")
+        if claimed and claimed.split(":")[0] == "sha256" and claimed != digest:
+            raise RegistryError(f"registry {self.registry} stored {what} as {claimed}",
+                                hint="the registry changed the blob; check its storage")
+        return True
+
+    def _start_upload(self, repository: str, scope: str, what: str) -> str:
+        """POST to open an upload session; its absolute URL (a relative Location is resolved)."""
+        start_url = f"{self.base_url}/v2/{repository}/blobs/uploads/"
+        with self._request_url("POST", start_url, scope=scope, what=f"an upload of {what}",
+                               headers={"Content-Length": "0"}) as response:
+            self._expect(response, f"an upload of {what}", ok=(202,))
+            location = response.headers.get("Location", "")
+        if not location:
+            raise RegistryError(f"registry {self.registry} opened an upload of {what} without a Location")
+        url = urljoin(start_url, location)
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise RegistryError(f"registry {self.registry} gave an unsupported upload URL for {what}")
+        if urlsplit(self.base_url).scheme == "https" and urlsplit(url).scheme == "http" \
+                and not is_loopback(urlsplit(url).netloc):
+            raise RegistryError(f"registry {self.registry} sent the upload of {what} to plain HTTP",
+                                hint="refusing to upload over plain HTTP; ask the registry's operator to fix it")
+        return url
+
+    def _put_manifest_once(self, path: str, repository: str, data: bytes, *, media_type: str, digest: str,
+                           what: str) -> str:
+        headers = {"Content-Type": media_type}
+        with self._request("PUT", path, scope=push_scope(repository), what=what, headers=headers,
+                           body=lambda: data) as response:
+            self._expect(response, what, ok=(200, 201, 202))
+            claimed = response.headers.get("Docker-Content-Digest", "")
+        if claimed and claimed.split(":")[0] == "sha256" and claimed != digest:
+            raise RegistryError(f"registry {self.registry} stored {what} as {claimed}, not {digest}",
+                                hint="the registry rewrote the manifest; the image ID would change")
+        return digest
+
     def _fetch_manifest(self, path: str, repository: str, reference: str, what: str) -> Manifest:
         headers = {"Accept": MANIFEST_ACCEPT}
         with self._request("GET", path, scope=pull_scope(repository), what=what, headers=headers,
@@ -172,17 +267,27 @@ class RegistryClient:
 
     def _request(
         self, method: str, path: str, *, scope: str, what: str, headers: Mapping[str, str] | None = None,
-        stream: bool = False,
+        stream: bool = False, body: Body | None = None,
     ) -> requests.Response:
         """Send with what auth is known; on a 401, learn the challenge and try once more."""
-        url = self.base_url + path
+        return self._request_url(method, self.base_url + path, scope=scope, what=what, headers=headers,
+                                 stream=stream, body=body)
+
+    def _request_url(
+        self, method: str, url: str, *, scope: str, what: str, headers: Mapping[str, str] | None = None,
+        stream: bool = False, body: Body | None = None,
+    ) -> requests.Response:
+        """``_request`` for a full URL (an upload Location); another origin gets no credentials."""
+        if not _same_origin(url, self.base_url):
+            return self._send(method, url, what=what, headers=headers, authorization=None, stream=stream, body=body)
         sent = self._auth.header(scope)
-        response = self._send(method, url, what=what, headers=headers, authorization=sent, stream=stream)
+        response = self._send(method, url, what=what, headers=headers, authorization=sent, stream=stream, body=body)
         if response.status_code != 401:
             return response
         response.close()
         answer = self._auth.challenged(response.headers.get("WWW-Authenticate", ""), scope, sent, what)
-        response = self._send(method, url, what=what, headers=headers, authorization=answer, stream=stream)
+        response = self._send(method, url, what=what, headers=headers, authorization=answer, stream=stream,
+                              body=body)
         if response.status_code == 401:
             response.close()
             raise self._auth.rejected(what)
@@ -190,12 +295,15 @@ class RegistryClient:
 
     def _send(
         self, method: str, url: str, *, what: str, headers: Mapping[str, str] | None, authorization: str | None,
-        stream: bool,
+        stream: bool, body: Body | None = None,
     ) -> requests.Response:
         merged = dict(headers or {})
         if authorization is not None:
             merged["Authorization"] = authorization
-        return self._transport.send(method, url, what=what, headers=merged, stream=stream)
+        # requests sends bytes as they are and streams a file object; the transport's ``data``
+        # annotation only describes the token service's form fields.
+        data = None if body is None else cast("Mapping[str, str]", body())
+        return self._transport.send(method, url, what=what, headers=merged, stream=stream, data=data)
 
     def _fetch(self, method: str, url: str, headers: Mapping[str, str],
                data: Mapping[str, str] | None) -> requests.Response:
@@ -229,8 +337,9 @@ class RegistryClient:
             return RegistryError(f"{what} not found on registry {self.registry}{code}",
                                  hint="check the image name, tag and digest")
         if response.status_code == 403:
+            action = "pull" if response.request.method in ("GET", "HEAD") else "push"
             return RegistryError(f"registry {self.registry} denied access to {what}{code}",
-                                 hint=f"check that your user on {self.registry} may pull it")
+                                 hint=f"check that your user on {self.registry} may {action} it")
         return RegistryError(f"registry {self.registry} answered HTTP {response.status_code} to {what}{code}")
 
 
@@ -244,6 +353,33 @@ def _error_code(response: requests.Response) -> str:
     except (ValueError, KeyError, IndexError, TypeError, requests.RequestException):
         return ""
     return f" ({code})" if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else ""
+
+
+def _same_origin(url: str, base_url: str) -> bool:
+    a, b = urlsplit(url), urlsplit(base_url)
+    return (a.scheme, a.netloc.lower()) == (b.scheme, b.netloc.lower())
+
+
+def _with_digest(location: str, digest: str) -> str:
+    """The upload URL with ``digest=`` added to the query the registry put there (its state)."""
+    separator = "&" if urlsplit(location).query else ("" if location.endswith("?") else "?")
+    return f"{location}{separator}{urlencode({'digest': digest})}"
+
+
+def _check_file_size(path: Path, size: int, what: str) -> None:
+    try:
+        actual = path.stat().st_size
+    except OSError as error:
+        raise StoreError(f"cannot read {what} at {path}: {error.strerror}") from None
+    if actual != size:
+        raise StoreError(f"{what} at {path} has {actual} bytes, not {size}", hint="check the store")
+
+
+def _open_blob(path: Path, what: str) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except OSError as error:
+        raise StoreError(f"cannot read {what} at {path}: {error.strerror}") from None
 
 
 def _check_repository(repository: str) -> None:

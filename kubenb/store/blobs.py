@@ -131,7 +131,8 @@ class Blobs:
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         fd, temp_name = tempfile.mkstemp(dir=self.temp_dir, prefix="layer.")
         try:
-            diff_id, writer = self._gzip_into(tar_path, fd, compresslevel)
+            diff_id, writer = (self._gzip_into(tar_path, fd, compresslevel) if compresslevel
+                               else self._copy_into(tar_path, fd))
             layer = Layer(digest=writer.digest, diff_id=diff_id, size=writer.size)
             if self.has(layer.digest):
                 os.unlink(temp_name)
@@ -143,6 +144,16 @@ class Blobs:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp_name)
             raise
+
+    @staticmethod
+    def _copy_into(tar_path: Path, fd: int) -> tuple[str, HashingWriter]:
+        """An uncompressed layer (its digest is its diff_id): for content that is compressed
+        already, such as a registry folder of image layers, where gzip costs time and saves nothing."""
+        with os.fdopen(fd, "wb") as out, tar_path.open("rb") as source:
+            writer = HashingWriter(out)
+            while chunk := source.read(CHUNK):
+                writer.write(chunk)
+        return writer.digest, writer
 
     @staticmethod
     def _gzip_into(tar_path: Path, fd: int, compresslevel: int) -> tuple[str, HashingWriter]:

@@ -36,7 +36,7 @@ def export(blobs: Blobs, layers: Sequence[Layer], destination: Path) -> None:
     for layer in layers:
         with blobs.open(layer.digest) as blob:
             try:
-                with tarfile.open(fileobj=blob, mode="r|gz") as tar:
+                with tarfile.open(fileobj=blob, mode="r|*") as tar:
                     _apply(tar, root, layer)
             except (tarfile.TarError, EOFError, OSError) as error:
                 raise StoreError(f"layer {layer.digest} could not be applied: {error}",

@@ -40,6 +40,12 @@ MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
+PLAIN_LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
+
+
+def layer_type(layer: Layer) -> str:
+    """An uncompressed layer's blob is its tar, so its digest is its diff_id."""
+    return PLAIN_LAYER_TYPE if layer.digest == layer.diff_id else LAYER_TYPE
 REF_NAME = "org.opencontainers.image.ref.name"
 CREATED = "org.opencontainers.image.created"
 LAYOUT = {"imageLayoutVersion": "1.0.0"}
@@ -107,7 +113,7 @@ def make_manifest(config_digest: str, config_size: int, layers: Sequence[Layer],
         "schemaVersion": 2,
         "mediaType": MANIFEST_TYPE,
         "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": config_size},
-        "layers": [{"mediaType": LAYER_TYPE, "digest": layer.digest, "size": layer.size} for layer in layers],
+        "layers": [{"mediaType": layer_type(layer), "digest": layer.digest, "size": layer.size} for layer in layers],
         "annotations": dict(annotations),
     }
 

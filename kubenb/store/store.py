@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 from kubenb.errors import StoreError
 from kubenb.model import ImageRef
-from kubenb.store import archive, cache, export, layout, pull
+from kubenb.store import archive, cache, export, layout, pull, push
 from kubenb.store.blobs import Blobs, hash_file
 from kubenb.store.image import ClusterImage, Layer, is_digest, normalize_name
 from kubenb.store.lock import StoreLock
@@ -242,6 +242,16 @@ class Store:
             entry = layout.Entry(name=name, digest=digest, size=len(data))
             self._point(entry)
         return self._image(entry)
+
+    def push(self, name: str, client: push.RegistryTarget, repository: str, tag: str) -> str:
+        """Push the image ``name`` to ``repository:tag`` through ``client``; return the manifest digest.
+
+        The stored manifest bytes are sent unchanged, so the digest returned is the image's
+        ``manifest_digest`` and a pull elsewhere gives the same image ID.
+        """
+        entry = self._entry(name)
+        data = self.blobs.read_bytes(entry.digest)
+        return push.send(self.blobs, self._manifest(entry), data, client, repository=repository, tag=tag)
 
     def export(self, name: str, destination: Path) -> None:
         """Write the merged rootfs of ``name`` into ``destination`` (new or empty)."""

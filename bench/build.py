@@ -1,0 +1,62 @@
+"""Packaging overhead of a lite build: ``python bench/build.py``.
+
+The example of examples/lite with its imageList grown to 20 images, each with a few MB of
+layer, served by a local docker-registry. Measured in one run, each a fresh process into a
+fresh store or folder, best of --rounds:
+
+    build        kubenb build -t bench:1 of the example (discovery, layers, caching, commit)
+    save-images  kubenb save-images of the same 20 images alone
+Goal: build / save-images <= 1.3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kubenb import list_images  # noqa: E402
+from kubenb.demo import DemoRegistry  # noqa: E402
+
+EXTRA = [f"docker.io/bench/app{n}:1.0" for n in range(14)]
+
+
+def timed(args: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "kubenb", *args], check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    options.add_argument("--rounds", type=int, default=3)
+    options.add_argument("--mb", type=float, default=4.0, help="MB of random layer per image")
+    args = options.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        context = Path(tmp, "context")
+        shutil.copytree(ROOT / "examples" / "lite", context)
+        with (context / "imageList").open("a") as image_list:
+            image_list.writelines(f"{image}\n" for image in EXTRA)
+        images = [str(found.image) for found in list_images(context).images]
+        with DemoRegistry(images, padding=int(args.mb * 1e6)) as registry:
+            mirrors = [f"--registry-mirror={d}={h}" for d, h in registry.mirrors().items()]
+            builds, saves = [], []
+            for n in range(args.rounds):
+                builds.append(timed(["--root", f"{tmp}/store{n}", "build", "-t", "bench:1", *mirrors, str(context)]))
+                saves.append(timed(["save-images", "-o", f"{tmp}/folder{n}", *images, *mirrors]))
+    build_s, save_s = min(builds), min(saves)
+    print(f"{len(images)} images, {args.mb:.0f} MB each; best of {args.rounds}")
+    print(f"{'measure':<36}{'seconds':>9}{'ratio':>9}  goal")
+    print(f"{'kubenb build (lite)':<36}{build_s:>9.2f}")
+    print(f"{'  vs save-images of the same images':<36}{save_s:>9.2f}{build_s / save_s:>8.2f}x  <= 1.3x")
+
+
+if __name__ == "__main__":
+    main()
