@@ -12,7 +12,7 @@ import os
 import tarfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from kubenb.errors import BuildError
 
@@ -42,9 +42,10 @@ def changes(before: Snapshot, after: Snapshot) -> tuple[list[str], list[str]]:
     return changed, deleted
 
 
-def write_layer(root: Path, changed: Iterable[str], deleted: Iterable[str], destination: Path) -> None:
-    """A plain tar of ``changed`` paths and a whiteout for each deleted one (OCI layer rules)."""
-    with tarfile.open(destination, "w", format=tarfile.PAX_FORMAT) as tar:
+def write_layer(root: Path, changed: Iterable[str], deleted: Iterable[str], destination: Any) -> None:
+    """A plain tar of ``changed`` paths and a whiteout for each deleted one (OCI layer rules),
+    streamed to ``destination`` (any object with ``write``)."""
+    with tarfile.open(fileobj=destination, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for path in changed:
             tar.add(root / path, arcname=path, recursive=False, filter=_normalise)
         for path in deleted:

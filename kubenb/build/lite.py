@@ -115,7 +115,7 @@ class _Build:
             self.events(Message("  using cache"))
             layer = cached
         else:
-            layer = _layer_of(action, self.store, self.rootfs, self.work, compresslevel)
+            layer = _layer_of(action, self.store, self.rootfs, compresslevel)
             self.store.cache_layer(key, layer)
         self.state.layers.append(layer)
         self.state.key = key
@@ -208,16 +208,12 @@ def _run(instruction: Instruction, kubefile: Kubefile, rootfs: Path, environment
                          line=instruction.line, hint="the command runs on the build host in the rootfs folder")
 
 
-def _layer_of(action: Callable[[], None], store: Store, rootfs: Path, work: Path, compresslevel: int = 6) -> Layer:
+def _layer_of(action: Callable[[], None], store: Store, rootfs: Path, compresslevel: int = 6) -> Layer:
+    """Run ``action`` and keep what it changed in the rootfs as a layer, streamed into the store."""
     before = snapshot(rootfs)
     action()
     changed, deleted = changes(before, snapshot(rootfs))
-    tar = work / "layer.tar"
-    write_layer(rootfs, changed, deleted, tar)
-    try:
-        return store.add_layer(tar, compresslevel=compresslevel)
-    finally:
-        tar.unlink(missing_ok=True)
+    return store.write_layer(lambda out: write_layer(rootfs, changed, deleted, out), compresslevel=compresslevel)
 
 
 def _step_key(parent: str, instruction: Instruction, context: Path, kubefile: Kubefile, rootfs: Path) -> str:

@@ -15,9 +15,9 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, Protocol, cast
 
 from kubenb.errors import StoreError
 from kubenb.store.image import Layer, is_digest
@@ -28,10 +28,16 @@ CHUNK = 1024 * 1024
 STALE_SECONDS = 24 * 3600.0
 
 
+class Sink(Protocol):
+    """Anything bytes can be written to: a file, a GzipFile, another HashingWriter."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
 class HashingWriter:
     """A write-only file that hashes and counts what passes through it to ``target``."""
 
-    def __init__(self, target: IO[bytes]) -> None:
+    def __init__(self, target: Sink) -> None:
         self.target = target
         self.hash = hashlib.sha256()
         self.size = 0
@@ -42,7 +48,9 @@ class HashingWriter:
         return self.target.write(data)
 
     def flush(self) -> None:
-        self.target.flush()
+        flush = getattr(self.target, "flush", None)
+        if flush is not None:
+            flush()
 
     @property
     def digest(self) -> str:
@@ -122,18 +130,39 @@ class Blobs:
                              hint="the store is damaged; run check, then remove and rebuild the image") from None
 
     def put_layer(self, tar_path: Path, compresslevel: int = 6) -> Layer:
-        """Gzip a plain tar into a blob in one streaming pass, hashing both forms on the way.
+        """A layer blob from a plain tar file (see :meth:`write_layer`)."""
 
-        The gzip header carries no name or time, so the same tar gives the same blob digest
-        and an unchanged build step gives an unchanged image.
+        def copy(out: HashingWriter) -> None:
+            with tar_path.open("rb") as source:
+                while chunk := source.read(CHUNK):
+                    out.write(chunk)
+
+        return self.write_layer(copy, compresslevel)
+
+    def write_layer(self, produce: Callable[[HashingWriter], None], compresslevel: int = 6) -> Layer:
+        """A layer blob from whatever ``produce`` writes (a plain tar), in one streaming pass.
+
+        Both forms are hashed on the way: the blob (gzip, or the tar itself when
+        ``compresslevel`` is 0, for content that is compressed already, like image layers) and
+        the plain tar (the diff_id). The gzip header carries no name or time, so the same tar
+        gives the same blob digest and an unchanged build step an unchanged image. Writing
+        the tar straight into the store spares a build a second copy of every byte.
         """
         self.folder.mkdir(parents=True, exist_ok=True)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         fd, temp_name = tempfile.mkstemp(dir=self.temp_dir, prefix="layer.")
         try:
-            diff_id, writer = (self._gzip_into(tar_path, fd, compresslevel) if compresslevel
-                               else self._copy_into(tar_path, fd))
-            layer = Layer(digest=writer.digest, diff_id=diff_id, size=writer.size)
+            with os.fdopen(fd, "wb") as out:
+                blob = HashingWriter(out)
+                if compresslevel:
+                    with gzip.GzipFile(filename="", mode="wb", fileobj=cast(IO[bytes], blob),
+                                       compresslevel=compresslevel, mtime=0) as compressed:
+                        plain = HashingWriter(compressed)
+                        produce(plain)
+                else:
+                    plain = blob
+                    produce(blob)
+            layer = Layer(digest=blob.digest, diff_id=plain.digest, size=blob.size)
             if self.has(layer.digest):
                 os.unlink(temp_name)
             else:
@@ -144,29 +173,6 @@ class Blobs:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp_name)
             raise
-
-    @staticmethod
-    def _copy_into(tar_path: Path, fd: int) -> tuple[str, HashingWriter]:
-        """An uncompressed layer (its digest is its diff_id): for content that is compressed
-        already, such as a registry folder of image layers, where gzip costs time and saves nothing."""
-        with os.fdopen(fd, "wb") as out, tar_path.open("rb") as source:
-            writer = HashingWriter(out)
-            while chunk := source.read(CHUNK):
-                writer.write(chunk)
-        return writer.digest, writer
-
-    @staticmethod
-    def _gzip_into(tar_path: Path, fd: int, compresslevel: int) -> tuple[str, HashingWriter]:
-        plain = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            writer = HashingWriter(out)
-            with tar_path.open("rb") as source, gzip.GzipFile(
-                filename="", mode="wb", fileobj=writer, compresslevel=compresslevel, mtime=0,
-            ) as compressed:
-                while chunk := source.read(CHUNK):
-                    plain.update(chunk)
-                    compressed.write(chunk)
-        return f"sha256:{plain.hexdigest()}", writer
 
     def adopt(self, temp_path: Path, digest: str) -> None:
         """Move a verified temp file (from a loaded archive) into place under ``digest``."""

@@ -12,14 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from kubenb.errors import StoreError
 from kubenb.model import ImageRef
 from kubenb.store import archive, cache, export, layout, pull, push
-from kubenb.store.blobs import Blobs, hash_file
+from kubenb.store.blobs import Blobs, HashingWriter, hash_file
 from kubenb.store.image import ClusterImage, Layer, is_digest, normalize_name
 from kubenb.store.lock import StoreLock
 
@@ -59,6 +59,11 @@ class Store:
         """
         self._ensure_layout()
         return self.blobs.put_layer(Path(tar_path), compresslevel)
+
+    def write_layer(self, produce: Callable[[HashingWriter], None], *, compresslevel: int = 6) -> Layer:
+        """A layer blob from the tar that ``produce`` writes, with no temporary tar file."""
+        self._ensure_layout()
+        return self.blobs.write_layer(produce, compresslevel)
 
     def commit(self, name: str, layers: Sequence[Layer], *, labels: Mapping[str, str],
                annotations: Mapping[str, str], history: Sequence[str] = ()) -> ClusterImage:
