@@ -217,3 +217,25 @@ def test_save_then_load_into_another_root_gives_the_same_image_id(tmp_path: Path
     assert _cli("--root", second, "load", "-i", archive).returncode == 0
     ids = [json.loads(_cli("--root", root, "inspect", "s:1").stdout)["image"]["id"] for root in (first, second)]
     assert ids[0] == ids[1]
+
+
+def test_images_in_the_base_image_registry_are_not_fetched_again(tmp_path: Path) -> None:
+    base, derived = tmp_path / "base", tmp_path / "derived"
+    for folder in (base, derived):
+        folder.mkdir()
+    (base / "Kubefile").write_text("FROM scratch\nCOPY imageList manifests\n")
+    (base / "imageList").write_text("busybox:1.36\n")
+    (derived / "Kubefile").write_text("FROM base:1\nCOPY more.yaml manifests\n")
+    (derived / "more.yaml").write_text("kind: Pod\nspec:\n  containers:\n  - image: alpine:3.20\n")
+    store = Store(tmp_path / "store")
+    events: list[Event] = []
+    with DemoRegistry(["busybox:1.36", "alpine:3.20"]) as source:
+        build(BuildOptions(tag="base:1", context=base, kubefile=base / "Kubefile", mirrors=source.mirrors()),
+              store=store)
+        image = build(BuildOptions(tag="derived:1", context=derived, kubefile=derived / "Kubefile",
+                                   mirrors=source.mirrors()), store=store, events=events.append)
+    fetched_for = {e.image for e in events if isinstance(e, BlobStarted)}
+    assert fetched_for == {"docker.io/library/alpine:3.20"}
+    assert set(json.loads(image.annotations["io.kubenb.images"])) == {
+        "docker.io/library/busybox:1.36", "docker.io/library/alpine:3.20",
+    }
