@@ -20,7 +20,7 @@ from typing import NoReturn, TextIO
 
 from kubenb.build import BuildOptions, build
 from kubenb.discover import list_images
-from kubenb.display import EventPrinter, image_list_csv, image_list_plain, image_list_table, locations_text
+from kubenb.display import EventPrinter, human_size, image_list_csv, image_list_plain, image_list_table, locations_text
 from kubenb.engine import pull_image, push_image, save_images
 from kubenb.errors import KubenbError
 from kubenb.kubefile import declared_arguments, expand, parse, read_text
@@ -178,7 +178,7 @@ def _run_save_images(options: argparse.Namespace) -> int:
         )
     skipped = sum(image.skipped for image in result.images)
     print(f"saved {len(result.images)} images into {options.output} "
-          f"({_megabytes(result.fetched_bytes)} fetched, {skipped} already complete)")
+          f"({human_size(result.fetched_bytes)} fetched, {skipped} already complete)")
     return 0
 
 
@@ -254,7 +254,7 @@ def _run_build(options: argparse.Namespace) -> int:
     )
     with EventPrinter(sys.stderr) as printer:
         image = build(build_options, builder=options.builder, store=_store(options), events=printer)
-    print(f"built {image.name} ({image.short_id}, {_megabytes(image.size)})")
+    print(f"built {image.name} ({image.short_id}, {human_size(image.size)})")
     return 0
 
 
@@ -322,7 +322,7 @@ def _run_images(options: argparse.Namespace) -> int:
     if options.output == "json":
         return _print_json([image.to_dict() for image in images])
     rows = [("NAME", "ID", "CREATED", "SIZE")] + [
-        (i.name, i.short_id, i.created, _megabytes(i.size)) for i in images
+        (i.name, i.short_id, i.created, human_size(i.size)) for i in images
     ]
     widths = [max(len(row[c]) for row in rows) for c in range(3)]
     for row in rows:
@@ -353,10 +353,6 @@ def _run_save(options: argparse.Namespace) -> int:
 def _run_export(options: argparse.Namespace) -> int:
     _store(options).export(options.name, Path(options.output))
     return _done(f"exported {options.name} to {options.output}")
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"
 
 
 def _read_kubefile(path: str, stdin: TextIO) -> Kubefile:

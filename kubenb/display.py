@@ -23,7 +23,7 @@ from kubenb.events import (
 )
 from kubenb.model import FoundImage, ImageList, Location
 
-__all__ = ["EventPrinter", "image_list_csv", "image_list_plain", "image_list_table", "locations_text"]
+__all__ = ["EventPrinter", "human_size", "image_list_csv", "image_list_plain", "image_list_table", "locations_text"]
 
 
 def image_list_plain(images: ImageList) -> str:
@@ -119,7 +119,7 @@ def _event_line(event: Event) -> str | None:
     if isinstance(event, ImageStarted):
         return f"[{event.index}/{event.total}] {event.image}"
     if isinstance(event, ImageDone):
-        return f"  saved {event.image} ({event.fetched_bytes / 1e6:.1f} MB fetched)"
+        return f"  saved {event.image} ({human_size(event.fetched_bytes)} fetched)"
     if isinstance(event, ImageSkipped):
         return f"  {event.image} is complete already"
     if isinstance(event, Retrying):
@@ -127,3 +127,13 @@ def _event_line(event: Event) -> str | None:
     if isinstance(event, Message):
         return event.text
     return None
+
+
+def human_size(size: int) -> str:
+    """Bytes as people read them: ``512 B``, ``3.4 kB``, ``12.0 MB``, ``1.2 GB``."""
+    value = float(size)
+    for unit in ("B", "kB", "MB"):
+        if value < 1000:
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"

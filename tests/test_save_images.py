@@ -62,7 +62,7 @@ def test_login_then_save_images_serves_every_image_with_its_digest(
     saved = kubenb_cli("save-images", "-o", str(output), *pushed, env=env)
     assert saved.returncode == 0, saved.stderr
     assert f"saved {len(pushed)} images" in saved.stdout
-    assert f"[1/{len(pushed)}]" in saved.stderr and "MB fetched" in saved.stderr  # plain progress lines off a TTY
+    assert f"[1/{len(pushed)}]" in saved.stderr and " fetched)" in saved.stderr  # plain progress lines off a TTY
     for text in (login.stdout, login.stderr, saved.stdout, saved.stderr, auth_file.read_text()):
         assert auth_registry.password not in text
     served = registry_factory(root=output, read_only=True)
