@@ -8,7 +8,6 @@ registry writes itself when the same images are pushed to it.
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 import threading
@@ -29,14 +28,11 @@ from tests.support.oci import (
     make_layer,
     multi_arch_index,
     push,
+    sha256_digest,
     single_image,
 )
 from tests.support.registry import Registry, RegistryFactory
 from tests.support.skopeo import Skopeo
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def commit(folder: RegistryFolder, data: bytes, digest: str) -> None:
@@ -134,8 +130,8 @@ def test_a_stock_registry_serves_the_folder(
     tagged |= {f"apps/app-{n}": (app.digest, app.blobs) for n, app in enumerate(apps)}
     for repository, (digest, blobs) in tagged.items():
         tag = "1.0" if repository.startswith("apps/") else "v1"
-        assert sha256(skopeo.inspect_raw(served, repository, tag)) == digest
-        assert sha256(skopeo.inspect_raw(served, repository, digest)) == digest
+        assert sha256_digest(skopeo.inspect_raw(served, repository, tag)) == digest
+        assert sha256_digest(skopeo.inspect_raw(served, repository, digest)) == digest
         target = tmp_path / "copies" / repository
         target.parent.mkdir(parents=True, exist_ok=True)
         skopeo.copy(f"docker://{served.host}/{repository}:{tag}", f"dir:{target}", "--all",
@@ -143,7 +139,7 @@ def test_a_stock_registry_serves_the_folder(
         assert (target / "manifest.json").read_bytes() == folder.blob_path(digest).read_bytes()
         assert all((target / blob.digest.split(":")[1]).read_bytes() == blob.data for blob in blobs)
     for child in index.images:
-        assert sha256(skopeo.inspect_raw(served, "library/multi", child.digest)) == child.digest
+        assert sha256_digest(skopeo.inspect_raw(served, "library/multi", child.digest)) == child.digest
 
     base = apps[0].layers[0]
     copies = [p for p in blob_files(folder.root) if base.digest.split(":")[1] in p.parts]
@@ -183,7 +179,7 @@ def test_platform_subset_is_complete_and_served(
     assert folder.check() == []
     served = registry_factory(root=folder.root, read_only=True)
     arm = index.images[1]
-    assert sha256(skopeo.inspect_raw(served, "library/subset", arm.digest)) == arm.digest
+    assert sha256_digest(skopeo.inspect_raw(served, "library/subset", arm.digest)) == arm.digest
 
 
 def test_truncated_blob_is_not_complete(folder: RegistryFolder) -> None:
@@ -283,7 +279,8 @@ def test_check_reports_each_problem_precisely(folder: RegistryFolder) -> None:
     corrupted = bytearray(layer.read_bytes())
     corrupted[10] ^= 0xFF
     layer.write_bytes(bytes(corrupted))
-    assert folder.check() == [f"blob {image.layers[0].digest}: data hashes to {sha256(bytes(corrupted))} ({layer})"]
+    actual = sha256_digest(bytes(corrupted))
+    assert folder.check() == [f"blob {image.layers[0].digest}: data hashes to {actual} ({layer})"]
 
     missing = other.layers[0].digest
     folder.blob_path(missing).unlink()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import shutil
@@ -32,16 +31,12 @@ from tests.support.registry import Registry, RegistryFactory, RegistryStartError
 from tests.support.skopeo import Skopeo
 
 
-def sha256_hex(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def test_single_image_round_trip(any_registry: Registry, skopeo: Skopeo, repo_name: str) -> None:
     image = single_image("single")
     digest = push(any_registry, repo_name, "v1", image)
     assert digest == image.digest
     raw = skopeo.inspect_raw(any_registry, repo_name, "v1")
-    assert sha256_hex(raw) == digest
+    assert sha256_digest(raw) == digest
     assert json.loads(raw)["mediaType"] == MANIFEST
 
 
@@ -56,14 +51,14 @@ def test_multi_arch_index_round_trip(
     index = multi_arch_index("multi")
     digest = push(any_registry, repo_name, "v1", index)
     raw = skopeo.inspect_raw(any_registry, repo_name, "v1")
-    assert sha256_hex(raw) == digest == index.digest
+    assert sha256_digest(raw) == digest == index.digest
     document = json.loads(raw)
     assert document["mediaType"] == INDEX
     platforms = {(m["platform"]["os"], m["platform"]["architecture"])
                  for m in document["manifests"]}
     assert platforms == {("linux", "amd64"), ("linux", "arm64")}
     for child in index.images:
-        assert sha256_hex(skopeo.inspect_raw(any_registry, repo_name, child.digest)) == child.digest
+        assert sha256_digest(skopeo.inspect_raw(any_registry, repo_name, child.digest)) == child.digest
 
 
 def test_fetch_manifest_needs_oci_accept(registry: Registry, repo_name: str) -> None:
@@ -83,7 +78,7 @@ def test_images_sharing_base(any_registry: Registry, skopeo: Skopeo, repo_name: 
     repos = [f"{repo_name}-{i}" for i in range(len(images))]
     for repo, image in zip(repos, images, strict=True):
         digest = push(any_registry, repo, "v1", image)
-        assert sha256_hex(skopeo.inspect_raw(any_registry, repo, "v1")) == digest
+        assert sha256_digest(skopeo.inspect_raw(any_registry, repo, "v1")) == digest
     assert all(blob_exists(any_registry, repo, base.digest) for repo in repos)
     assert stored_blob_paths(any_registry.root, base.digest) == 1
 
@@ -103,9 +98,9 @@ def test_read_only_copy_serves_same_digest(
     copy = tmp_path / "storage"
     shutil.copytree(registry.root, copy)
     read_only = registry_factory(root=copy, read_only=True)
-    assert sha256_hex(skopeo.inspect_raw(read_only, repo_name, "v1")) == digest
+    assert sha256_digest(skopeo.inspect_raw(read_only, repo_name, "v1")) == digest
     data, _ = fetch_manifest(read_only, repo_name, "v1")
-    assert sha256_hex(data) == digest
+    assert sha256_digest(data) == digest
     upload = requests.post(f"{read_only.url}/v2/{repo_name}/blobs/uploads/", timeout=10)
     assert upload.status_code == 405
 
