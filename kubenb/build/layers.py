@@ -44,8 +44,9 @@ def changes(before: Snapshot, after: Snapshot) -> tuple[list[str], list[str]]:
 
 def write_layer(root: Path, changed: Iterable[str], deleted: Iterable[str], destination: Any) -> None:
     """A plain tar of ``changed`` paths and a whiteout for each deleted one (OCI layer rules),
-    streamed to ``destination`` (any object with ``write``)."""
-    with tarfile.open(fileobj=destination, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+    streamed to ``destination`` (any object with ``write`` and ``tell``)."""
+    with tarfile.open(fileobj=destination, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.copybufsize = 1 << 20  # 16 KiB by default: a registry layer is hundreds of MB
         for path in changed:
             tar.add(root / path, arcname=path, recursive=False, filter=_normalise)
         for path in deleted:

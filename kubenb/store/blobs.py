@@ -52,6 +52,10 @@ class HashingWriter:
         if flush is not None:
             flush()
 
+    def tell(self) -> int:
+        """Bytes written so far (tarfile asks, to write straight through without its own buffer)."""
+        return self.size
+
     @property
     def digest(self) -> str:
         return f"sha256:{self.hash.hexdigest()}"
