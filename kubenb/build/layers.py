@@ -45,8 +45,8 @@ def changes(before: Snapshot, after: Snapshot) -> tuple[list[str], list[str]]:
 def write_layer(root: Path, changed: Iterable[str], deleted: Iterable[str], destination: Any) -> None:
     """A plain tar of ``changed`` paths and a whiteout for each deleted one (OCI layer rules),
     streamed to ``destination`` (any object with ``write`` and ``tell``)."""
-    with tarfile.open(fileobj=destination, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        tar.copybufsize = 1 << 20  # 16 KiB by default: a registry layer is hundreds of MB
+    # copybufsize: 16 KiB by default, and a registry layer is hundreds of MB
+    with tarfile.TarFile(fileobj=destination, mode="w", format=tarfile.PAX_FORMAT, copybufsize=1 << 20) as tar:
         for path in changed:
             tar.add(root / path, arcname=path, recursive=False, filter=_normalise)
         for path in deleted:
