@@ -239,3 +239,29 @@ def test_images_in_the_base_image_registry_are_not_fetched_again(tmp_path: Path)
     assert set(json.loads(image.annotations["io.kubenb.images"])) == {
         "docker.io/library/busybox:1.36", "docker.io/library/alpine:3.20",
     }
+
+
+def test_two_builds_on_one_store_at_once_both_succeed(tmp_path: Path) -> None:
+    contexts = []
+    for name in ("one", "two"):
+        context = tmp_path / name
+        context.mkdir()
+        (context / "Kubefile").write_text(f"FROM scratch\nCOPY imageList manifests\nRUN echo {name} > etc/name\n")
+        (context / "imageList").write_text("busybox:1.36\nalpine:3.20\n")
+        contexts.append(context)
+    root = str(tmp_path / "store")
+    with DemoRegistry(["busybox:1.36", "alpine:3.20"]) as source:
+        mirrors = [f"--registry-mirror=docker.io={source.host}"]
+        processes = [subprocess.Popen([sys.executable, "-m", "kubenb", "--root", root, "build", "-t", f"{c.name}:1",
+                                       *mirrors, str(c)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                     for c in contexts]
+        outcomes = [process.communicate(timeout=120) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outcomes
+    listed = json.loads(_cli("--root", root, "images", "-o", "json").stdout)
+    assert sorted(image["name"] for image in listed) == ["one:1", "two:1"]
+    for name in ("one", "two"):
+        exported = tmp_path / f"export-{name}"
+        assert _cli("--root", root, "export", f"{name}:1", "-o", str(exported)).returncode == 0
+        assert (exported / "etc" / "name").read_text() == f"{name}\n"
+        assert (exported / "registry" / "docker" / "registry" / "v2" / "repositories" / "library" / "alpine").is_dir()
+    assert Store(tmp_path / "store").check() == []
