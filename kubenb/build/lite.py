@@ -12,23 +12,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from kubenb.build.layers import apply_layer, changes, snapshot, write_layer
+from kubenb.build.layers import apply_layer, changes, snapshot, stream_layer, write_layer
 from kubenb.build.options import BuildOptions
 from kubenb.build.steps import needs_cluster
 from kubenb.cache import RegistryFolder, save_images
 from kubenb.discover import DiscoveryOptions, discover
 from kubenb.discover.rootfs import STANDARD_FOLDERS, copy_files, view_of_folder
 from kubenb.errors import BuildError, StoreError
-from kubenb.events import EventSink, Message
+from kubenb.events import BlobDone, Event, EventSink, Message
 from kubenb.kubefile import load, pairs
 from kubenb.model import ImageRef, Instruction, Kubefile
 from kubenb.reference import parse_reference
@@ -103,11 +106,12 @@ class _Build:
             self.events(Message(f"  recorded for deploy time: {instruction.to_text()}"))
         else:
             key = _step_key(state.key, instruction, self.options.context, self.kubefile, self.rootfs)
-            self.add_layer(key, instruction.to_text(), lambda: self.apply(instruction))
+            self.add_layer(key, instruction.to_text(),
+                           lambda: _layer_of(lambda: self.apply(instruction), self.store, self.rootfs))
 
-    def add_layer(self, key: str, description: str, action: Callable[[], None], *, compresslevel: int = 6) -> bool:
-        """Reuse the cached layer of ``key`` (applied to the rootfs) or run ``action`` and keep its
-        changes as a new layer; True when the cache answered."""
+    def add_layer(self, key: str, description: str, make_layer: Callable[[], Layer]) -> bool:
+        """Reuse the cached layer of ``key`` (applied to the rootfs) or make the layer (which runs
+        the step); True when the cache answered."""
         cached = None if self.options.no_cache else self.store.cached_layer(key)
         if cached is not None:
             with self.store.open_layer(cached) as stream:
@@ -115,7 +119,7 @@ class _Build:
             self.events(Message("  using cache"))
             layer = cached
         else:
-            layer = _layer_of(action, self.store, self.rootfs, compresslevel)
+            layer = make_layer()
             self.store.cache_layer(key, layer)
         self.state.layers.append(layer)
         self.state.key = key
@@ -140,16 +144,51 @@ class _Build:
         refs = [f.image for f in found.images]
         self.events(Message(f"Caching {len(refs)} images into registry/"))
         key = _images_key(self.state.key, [str(ref) for ref in refs], options)
-        # image layers are compressed already: a second gzip would cost time and save nothing
-        self.add_layer(key, f"cache {len(refs)} images into registry/", lambda: self.pull(refs), compresslevel=0)
+        self.add_layer(key, f"cache {len(refs)} images into registry/", lambda: self.pull_layer(refs))
         folder = RegistryFolder(self.rootfs / "registry")
         return {str(ref): (folder.tag_digest(ref.repository, ref.tag) if ref.tag else ref.digest) or "" for ref in refs}
 
-    def pull(self, refs: list[ImageRef]) -> None:
+    def pull_layer(self, refs: list[ImageRef]) -> Layer:
+        """Pull into ``registry/`` and tar each blob into the layer as soon as it is verified.
+
+        Image layers are compressed already, so this layer is a plain tar: a second gzip would
+        cost time and save nothing.
+        """
+        before = snapshot(self.rootfs)
+        folder = RegistryFolder(self.rootfs / "registry")
+        ready: queue.Queue[str | None] = queue.Queue()
+        failures: list[BaseException] = []
+
+        def tap(event: Event) -> None:
+            self.events(event)
+            if isinstance(event, BlobDone) and event.fetched:
+                ready.put(folder.blob_path(event.digest).relative_to(self.rootfs).as_posix())
+
+        def pull() -> None:
+            try:
+                self.pull(refs, tap)
+            except BaseException as error:  # handed to the building thread, which raises it
+                failures.append(error)
+            finally:
+                ready.put(None)
+
+        def produce(out: Any) -> None:
+            worker = threading.Thread(target=pull, name="kubenb-pull", daemon=True)
+            worker.start()
+            try:
+                stream_layer(self.rootfs, before, iter(ready.get, None), out)
+            finally:
+                worker.join()
+            if failures:
+                raise failures[0]
+
+        return self.store.write_layer(produce, compresslevel=0)
+
+    def pull(self, refs: list[ImageRef], events: EventSink) -> None:
         options = self.options
-        with Registries(mirrors=options.mirrors, insecure=options.insecure, events=self.events) as registries:
+        with Registries(mirrors=options.mirrors, insecure=options.insecure, events=events) as registries:
             save_images(refs, self.rootfs / "registry", registries=registries, platforms=options.platforms,
-                        events=self.events)
+                        events=events)
 
 
 def _images_key(parent: str, images: list[str], options: BuildOptions) -> str:
@@ -208,12 +247,12 @@ def _run(instruction: Instruction, kubefile: Kubefile, rootfs: Path, environment
                          line=instruction.line, hint="the command runs on the build host in the rootfs folder")
 
 
-def _layer_of(action: Callable[[], None], store: Store, rootfs: Path, compresslevel: int = 6) -> Layer:
+def _layer_of(action: Callable[[], None], store: Store, rootfs: Path) -> Layer:
     """Run ``action`` and keep what it changed in the rootfs as a layer, streamed into the store."""
     before = snapshot(rootfs)
     action()
     changed, deleted = changes(before, snapshot(rootfs))
-    return store.write_layer(lambda out: write_layer(rootfs, changed, deleted, out), compresslevel=compresslevel)
+    return store.write_layer(lambda out: write_layer(rootfs, changed, deleted, out))
 
 
 def _step_key(parent: str, instruction: Instruction, context: Path, kubefile: Kubefile, rootfs: Path) -> str:
