@@ -5,7 +5,7 @@ The public Python API is what ``__all__`` names; everything else may change betw
 
 from __future__ import annotations
 
-from kubenb.discover import list_images
+from kubenb.engine import list_images
 from kubenb.errors import (
     AuthenticationError,
     BuildError,

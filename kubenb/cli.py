@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from kubenb.build import BuildOptions, build
-from kubenb.discover import list_images
 from kubenb.display import EventPrinter, human_size, image_list_csv, image_list_plain, image_list_table, locations_text
-from kubenb.engine import pull_image, push_image, save_images
+from kubenb.engine import list_images, pull_image, push_image, save_images
 from kubenb.errors import KubenbError
 from kubenb.kubefile import declared_arguments, expand, parse, read_text
 from kubenb.model import ImageList, ImageRef, Kubefile
@@ -122,7 +121,7 @@ def _run_list_images(options: argparse.Namespace) -> int:
     images = list_images(
         options.context, kubefile=options.file, values=_grouped(options.values), set=_grouped(options.set),
         kube_version=options.kube_version, build_args=dict(options.build_arg),
-        helm_backend=options.helm_backend,
+        helm_backend=options.helm_backend, root=getattr(options, "root", None),
     )
     for warning in images.warnings:
         print(f"kubenb: warning: {warning}", file=sys.stderr)

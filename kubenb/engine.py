@@ -7,21 +7,26 @@ choosing registries) happens here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from kubenb.cache import SaveResult
 from kubenb.cache import save_images as save_into_folder
+from kubenb.discover import list_images as discover_images
 from kubenb.discover.documents import read_text
 from kubenb.discover.imagelist import read_image_list
-from kubenb.errors import InvalidReferenceError, KubenbError
+from kubenb.errors import InvalidReferenceError, KubenbError, StoreError
 from kubenb.events import EventSink, ignore
-from kubenb.model import ImageRef
+from kubenb.kubefile import load
+from kubenb.model import FoundImage, ImageList, ImageRef, Location
 from kubenb.reference import parse_reference
 from kubenb.registry import Registries
 from kubenb.store import ClusterImage, Store
 
-__all__ = ["image_refs", "pull_image", "push_image", "save_images"]
+__all__ = ["image_refs", "list_images", "pull_image", "push_image", "save_images", "with_base_images"]
 
 
 def image_refs(images: Sequence[str] = (), list_file: str | Path | None = None) -> list[ImageRef]:
@@ -93,6 +98,51 @@ def pull_image(
     store = Store(Path(root) if root is not None else None)
     with Registries(mirrors=mirrors, insecure=insecure, events=events) as registries:
         return store.pull(ref, registries.client_for(ref), name=name)
+
+
+def list_images(
+    context: str | Path = ".",
+    *,
+    kubefile: str | Path | None = None,
+    root: str | Path | None = None,
+    build_args: Mapping[str, str] | None = None,
+    **options: Any,
+) -> ImageList:
+    """The image list of a lite build, including the images the FROM base image carries.
+
+    Discovery sees only what the Kubefile adds; a base cluster image from the store brings its
+    own registry, whose images a build keeps (source ``base``). A base that is not in the
+    store yet is a warning: a build would pull it.
+    """
+    found = discover_images(context, kubefile=kubefile, build_args=build_args, **options)
+    base = _base_name(Path(context), kubefile, build_args)
+    if base is None:
+        return found
+    try:
+        image = Store(Path(root) if root else None).get(base)
+    except StoreError:
+        return replace(found, warnings=(*found.warnings, f"the base image {base} is not in the store: the "
+                                        "images it carries are not listed (a build pulls it)"))
+    carried = json.loads(image.annotations.get("io.kubenb.images", "{}"))
+    return with_base_images(found, base, list(carried))
+
+
+def with_base_images(found: ImageList, base: str, images: Sequence[str]) -> ImageList:
+    """``found`` plus ``images`` of the base image ``base``, merged by normalised reference."""
+    locations: dict[ImageRef, list[Location]] = {f.image: list(f.locations) for f in found.images}
+    for written in images:
+        ref = parse_reference(written)
+        locations.setdefault(ref, []).insert(0, Location("base", base, written=written))
+    merged = tuple(FoundImage(ref, tuple(locs)) for ref, locs in sorted(locations.items(), key=lambda i: str(i[0])))
+    return replace(found, images=merged)
+
+
+def _base_name(context: Path, kubefile: str | Path | None, build_args: Mapping[str, str] | None) -> str | None:
+    path = Path(kubefile) if kubefile is not None else context / "Kubefile"
+    if not path.exists():
+        return None
+    base = load(path, build_args).base
+    return None if base == "scratch" else base
 
 
 def _parse(text: str, where: str) -> ImageRef:

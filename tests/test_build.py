@@ -265,3 +265,25 @@ def test_two_builds_on_one_store_at_once_both_succeed(tmp_path: Path) -> None:
         assert (exported / "etc" / "name").read_text() == f"{name}\n"
         assert (exported / "registry" / "docker" / "registry" / "v2" / "repositories" / "library" / "alpine").is_dir()
     assert Store(tmp_path / "store").check() == []
+
+
+def test_list_images_includes_what_the_base_image_carries(tmp_path: Path) -> None:
+    base, derived = tmp_path / "base", tmp_path / "derived"
+    for folder in (base, derived):
+        folder.mkdir()
+    (base / "Kubefile").write_text("FROM scratch\nCOPY imageList manifests\n")
+    (base / "imageList").write_text("busybox:1.36\n")
+    (derived / "Kubefile").write_text("FROM base:1\nCOPY imageList manifests\n")
+    (derived / "imageList").write_text("alpine:3.20\nbusybox:1.36\n")
+    root = tmp_path / "store"
+    with DemoRegistry(["busybox:1.36"]) as source:
+        build(BuildOptions(tag="base:1", context=base, kubefile=base / "Kubefile", mirrors=source.mirrors()),
+              store=Store(root))
+    result = _cli("--root", str(root), "list-images", str(derived), "-o", "json")
+    assert result.returncode == 0, result.stderr
+    images = {i["image"]: [f["source"] for f in i["found_in"]] for i in json.loads(result.stdout)["images"]}
+    assert images == {"docker.io/library/alpine:3.20": ["imageList"],
+                      "docker.io/library/busybox:1.36": ["base", "imageList"]}
+    missing = _cli("--root", str(tmp_path / "empty"), "list-images", str(derived))
+    assert missing.returncode == 0
+    assert "the base image base:1 is not in the store" in missing.stderr
