@@ -27,7 +27,9 @@ from kubenb.model import ImageRef
 __all__ = [
     "DEFAULT_DOMAIN",
     "DEFAULT_TAG",
+    "VERIFIABLE_DIGESTS",
     "familiar",
+    "is_content_digest",
     "is_valid_reference",
     "normalize",
     "parse_reference",
@@ -55,6 +57,19 @@ _LOWER_HEX = re.compile(r"[0-9a-f]+")
 _IMAGE_ID = re.compile(r"[0-9a-f]{64}")
 #: Registered algorithms and their exact number of lowercase hex digits.
 _DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128, "blake3": 64}
+#: The algorithms registries, registry folders and the store can verify, with their hex lengths.
+VERIFIABLE_DIGESTS = {"sha256": 64, "sha384": 96, "sha512": 128}
+_CONTENT_DIGEST = re.compile(r"(sha256|sha384|sha512):([0-9a-f]+)")
+
+
+def is_content_digest(text: str) -> bool:
+    """``text`` is a digest kubenb can verify and store by (``sha256:`` + 64 lowercase hex...).
+
+    One definition for the registry client, the registry folder and the store: a digest that
+    becomes a file name or is checked against bytes must be exactly this.
+    """
+    match = _CONTENT_DIGEST.fullmatch(text)
+    return match is not None and len(match[2]) == VERIFIABLE_DIGESTS[match[1]]
 
 
 def parse_reference(text: str) -> ImageRef:

@@ -24,8 +24,9 @@ import time
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
-from kubenb.cache.references import Descriptor, References, is_digest, parse_references, split_digest
+from kubenb.cache.references import Descriptor, References, parse_references, split_digest
 from kubenb.errors import StoreError
+from kubenb.reference import is_content_digest
 
 __all__ = ["Descriptor", "References", "RegistryFolder", "parse_references", "validate_repository"]
 #: distribution's name grammar: no component can be empty, ``..``, or a ``_layers`` folder.
@@ -142,7 +143,7 @@ class RegistryFolder:
         """The digest ``tag`` points at now, None when there is no such tag."""
         link = self._tag_dir(repository, tag) / "current" / "link"
         content = _read_link(link)
-        if content is not None and not is_digest(content):
+        if content is not None and not is_content_digest(content):
             raise StoreError(f"{link} holds {content[:80]!r}, not a digest")
         return content
 
@@ -284,7 +285,7 @@ class RegistryFolder:
         problems = []
         for data in sorted((self._v2 / "blobs").glob("*/*/*/data")):
             digest, prefix = f"{data.parts[-4]}:{data.parts[-2]}", data.parts[-3]
-            if not is_digest(digest) or prefix != data.parts[-2][:2]:
+            if not is_content_digest(digest) or prefix != data.parts[-2][:2]:
                 problems.append(f"blob file {data} is not where its digest belongs")
             elif (actual := _hash_file(data, digest)) != digest:
                 problems.append(f"blob {digest}: data hashes to {actual} ({data})")
@@ -294,7 +295,7 @@ class RegistryFolder:
         problems = []
         for kind in ("_layers", "_manifests/revisions"):
             for named, held in _links(self._v2 / "repositories" / repository / kind):
-                if held != named or not is_digest(named):
+                if held != named or not is_content_digest(named):
                     problems.append(f"{repository}: {kind} link {named} holds {held!r}")
                 elif not self.has_blob(named):
                     problems.append(f"{repository}: {kind} link {named} points at a missing blob")
@@ -307,7 +308,7 @@ class RegistryFolder:
         problems = []
         for tag_dir in sorted((self._v2 / "repositories" / repository / "_manifests/tags").glob("*")):
             current = _read_link(tag_dir / "current" / "link")
-            valid = current is not None and is_digest(current)
+            valid = current is not None and is_content_digest(current)
             if not valid or _read_link(self._link(repository, "_manifests/revisions", str(current))) != current:
                 problems.append(f"{repository}:{tag_dir.name} points at {current}, not a revision of {repository}")
         return problems

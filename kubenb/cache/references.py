@@ -7,14 +7,14 @@ must be present and linked) read manifests the same way.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
 from kubenb.errors import StoreError
+from kubenb.reference import is_content_digest
 
 __all__ = [
-    "ALGORITHMS", "DIGEST_PATTERN", "INDEX_TYPES", "MANIFEST_TYPES", "Descriptor", "References", "is_digest",
+    "INDEX_TYPES", "MANIFEST_TYPES", "Descriptor", "References",
     "parse_references",
     "split_digest",
 ]
@@ -23,22 +23,14 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX_TYPES = frozenset({OCI_INDEX, "application/vnd.docker.distribution.manifest.list.v2+json"})
 MANIFEST_TYPES = frozenset({OCI_MANIFEST, "application/vnd.docker.distribution.manifest.v2+json"})
-#: Hex length of each digest algorithm distribution accepts.
-ALGORITHMS = {"sha256": 64, "sha384": 96, "sha512": 128}
-DIGEST_PATTERN = re.compile(r"(sha256|sha384|sha512):([a-f0-9]+)")
 
 
 def split_digest(digest: str) -> tuple[str, str]:
     """(algorithm, hex): refused unless distribution would store it, since it becomes a path."""
-    if not is_digest(digest):
+    if not is_content_digest(digest):
         raise StoreError(f"{digest!r} is not a digest (sha256:<64 hex digits>)")
     algorithm, hex_ = digest.split(":")
     return algorithm, hex_
-
-
-def is_digest(text: str) -> bool:
-    match = DIGEST_PATTERN.fullmatch(text)
-    return match is not None and len(match[2]) == ALGORITHMS[match[1]]
 
 
 @dataclass(frozen=True)

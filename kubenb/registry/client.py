@@ -29,11 +29,11 @@ import requests
 
 from kubenb.errors import InvalidReferenceError, RegistryError, StoreError
 from kubenb.events import EventSink, ignore
+from kubenb.reference import is_content_digest
 from kubenb.registry.auth import Authenticator, pull_scope, push_scope
 from kubenb.registry.credentials import Credentials, registry_host
 from kubenb.registry.download import CHUNK_SIZE, BlobDownload
 from kubenb.registry.manifest import (
-    DIGEST,
     MANIFEST_ACCEPT,
     MAX_MANIFEST_BYTES,
     CorruptContent,
@@ -244,7 +244,7 @@ class RegistryClient:
             claimed = response.headers.get("Docker-Content-Digest", "")
         try:
             return verified_manifest(
-                data, content_type=content_type, claimed=claimed if DIGEST.fullmatch(claimed) else None,
+                data, content_type=content_type, claimed=claimed if is_content_digest(claimed) else None,
                 reference=reference, where=f"{what} from registry {self.registry}",
             )
         except CorruptContent as error:
@@ -396,6 +396,6 @@ def _check_reference(reference: str) -> None:
 
 
 def _check_digest(digest: str) -> None:
-    if not DIGEST.fullmatch(digest):
+    if not is_content_digest(digest):
         raise InvalidReferenceError(f"{digest!r} is not a digest kubenb can verify",
                                     hint="use sha256:<64 hex digits> (or sha384, sha512)")

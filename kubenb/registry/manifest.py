@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from kubenb.errors import RegistryError
+from kubenb.reference import is_content_digest
 
 __all__ = [
     "DOCKER_MANIFEST",
@@ -47,7 +47,6 @@ SCHEMA1_TYPES = frozenset({
 })
 #: The distribution registry's own limit; anything larger is not a manifest but an attack.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-DIGEST = re.compile(r"(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})")
 SCHEMA1_HINT = "push the image again with a current client"
 
 
@@ -76,7 +75,7 @@ class CorruptContent(RegistryError):
 
 def hasher_for(digest: str) -> Any:
     """A fresh hashlib object for the algorithm of ``digest``; a bad digest is a RegistryError."""
-    if not DIGEST.fullmatch(digest):
+    if not is_content_digest(digest):
         raise RegistryError(
             f"{digest!r} is not a digest kubenb can verify",
             hint="use sha256:<64 hex digits> (or sha384, sha512)",

@@ -8,23 +8,19 @@ them and everything that uses them already depends on the store.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from kubenb.errors import InvalidReferenceError, StoreError
-from kubenb.reference import DEFAULT_TAG, parse_reference
+from kubenb.reference import DEFAULT_TAG, is_content_digest, parse_reference
 
 __all__ = ["ClusterImage", "Layer", "is_digest", "normalize_name"]
 
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-
-
 def is_digest(text: str) -> bool:
-    """Whether ``text`` is a sha256 digest in the only form the store writes and trusts."""
-    return _DIGEST.fullmatch(text) is not None
+    """Whether ``text`` is a sha256 digest: the only algorithm the store writes and trusts."""
+    return text.startswith("sha256:") and is_content_digest(text)
 
 
 def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
