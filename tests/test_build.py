@@ -219,14 +219,26 @@ def test_save_then_load_into_another_root_gives_the_same_image_id(tmp_path: Path
     assert ids[0] == ids[1]
 
 
-def test_images_in_the_base_image_registry_are_not_fetched_again(tmp_path: Path) -> None:
-    base, derived = tmp_path / "base", tmp_path / "derived"
-    for folder in (base, derived):
+def contexts(tmp_path: Path, **files: dict[str, str]) -> list[Path]:
+    """Build contexts named by the keywords, each holding its {file name: text}."""
+    made = []
+    for name, content in files.items():
+        folder = tmp_path / name
         folder.mkdir()
-    (base / "Kubefile").write_text("FROM scratch\nCOPY imageList manifests\n")
-    (base / "imageList").write_text("busybox:1.36\n")
-    (derived / "Kubefile").write_text("FROM base:1\nCOPY more.yaml manifests\n")
-    (derived / "more.yaml").write_text("kind: Pod\nspec:\n  containers:\n  - image: alpine:3.20\n")
+        for file, text in content.items():
+            (folder / file).write_text(text)
+        made.append(folder)
+    return made
+
+
+BASE_CONTEXT = {"Kubefile": "FROM scratch\nCOPY imageList manifests\n", "imageList": "busybox:1.36\n"}
+
+
+def test_images_in_the_base_image_registry_are_not_fetched_again(tmp_path: Path) -> None:
+    base, derived = contexts(tmp_path, base=BASE_CONTEXT, derived={
+        "Kubefile": "FROM base:1\nCOPY more.yaml manifests\n",
+        "more.yaml": "kind: Pod\nspec:\n  containers:\n  - image: alpine:3.20\n",
+    })
     store = Store(tmp_path / "store")
     events: list[Event] = []
     with DemoRegistry(["busybox:1.36", "alpine:3.20"]) as source:
@@ -242,19 +254,17 @@ def test_images_in_the_base_image_registry_are_not_fetched_again(tmp_path: Path)
 
 
 def test_two_builds_on_one_store_at_once_both_succeed(tmp_path: Path) -> None:
-    contexts = []
-    for name in ("one", "two"):
-        context = tmp_path / name
-        context.mkdir()
-        (context / "Kubefile").write_text(f"FROM scratch\nCOPY imageList manifests\nRUN echo {name} > etc/name\n")
-        (context / "imageList").write_text("busybox:1.36\nalpine:3.20\n")
-        contexts.append(context)
+    made = contexts(tmp_path, **{
+        name: {"Kubefile": f"FROM scratch\nCOPY imageList manifests\nRUN echo {name} > etc/name\n",
+               "imageList": "busybox:1.36\nalpine:3.20\n"}
+        for name in ("one", "two")
+    })
     root = str(tmp_path / "store")
     with DemoRegistry(["busybox:1.36", "alpine:3.20"]) as source:
         mirrors = [f"--registry-mirror=docker.io={source.host}"]
         processes = [subprocess.Popen([sys.executable, "-m", "kubenb", "--root", root, "build", "-t", f"{c.name}:1",
                                        *mirrors, str(c)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                     for c in contexts]
+                     for c in made]
         outcomes = [process.communicate(timeout=120) for process in processes]
     assert [process.returncode for process in processes] == [0, 0], outcomes
     listed = json.loads(_cli("--root", root, "images", "-o", "json").stdout)
@@ -268,13 +278,9 @@ def test_two_builds_on_one_store_at_once_both_succeed(tmp_path: Path) -> None:
 
 
 def test_list_images_includes_what_the_base_image_carries(tmp_path: Path) -> None:
-    base, derived = tmp_path / "base", tmp_path / "derived"
-    for folder in (base, derived):
-        folder.mkdir()
-    (base / "Kubefile").write_text("FROM scratch\nCOPY imageList manifests\n")
-    (base / "imageList").write_text("busybox:1.36\n")
-    (derived / "Kubefile").write_text("FROM base:1\nCOPY imageList manifests\n")
-    (derived / "imageList").write_text("alpine:3.20\nbusybox:1.36\n")
+    base, derived = contexts(tmp_path, base=BASE_CONTEXT, derived={
+        "Kubefile": "FROM base:1\nCOPY imageList manifests\n", "imageList": "alpine:3.20\nbusybox:1.36\n",
+    })
     root = tmp_path / "store"
     with DemoRegistry(["busybox:1.36"]) as source:
         build(BuildOptions(tag="base:1", context=base, kubefile=base / "Kubefile", mirrors=source.mirrors()),
