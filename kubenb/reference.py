@@ -20,6 +20,7 @@ an error can say which part is wrong and why. Two deliberate differences from do
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from kubenb.errors import InvalidReferenceError
 from kubenb.model import ImageRef
@@ -30,6 +31,8 @@ __all__ = [
     "VERIFIABLE_DIGESTS",
     "familiar",
     "is_content_digest",
+    "is_repository_path",
+    "is_tag",
     "is_valid_reference",
     "normalize",
     "parse_reference",
@@ -70,6 +73,24 @@ def is_content_digest(text: str) -> bool:
     """
     match = _CONTENT_DIGEST.fullmatch(text)
     return match is not None and len(match[2]) == VERIFIABLE_DIGESTS[match[1]]
+
+
+def is_repository_path(path: str) -> bool:
+    """``path`` is a repository path without domain (``library/nginx``): the grammar a registry
+    folder's repository names must follow too."""
+    return _passes(_check_path, path)
+
+
+def is_tag(tag: str) -> bool:
+    return _passes(_check_tag, tag)
+
+
+def _passes(check: Callable[[str, str], None], part: str) -> bool:
+    try:
+        check(part, part)
+    except InvalidReferenceError:
+        return False
+    return True
 
 
 def parse_reference(text: str) -> ImageRef:

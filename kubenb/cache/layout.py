@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import tempfile
 import time
 from collections.abc import Collection, Iterator
@@ -26,13 +25,10 @@ from pathlib import Path
 
 from kubenb.cache.references import Descriptor, References, parse_references, split_digest
 from kubenb.errors import StoreError
-from kubenb.reference import is_content_digest
+from kubenb.reference import is_content_digest, is_repository_path, is_tag
 
 __all__ = ["Descriptor", "References", "RegistryFolder", "parse_references", "validate_repository"]
-#: distribution's name grammar: no component can be empty, ``..``, or a ``_layers`` folder.
-_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-NAME_MAX = 255
+
 MANIFEST_MAX = 4 * 1024 * 1024  # the registry's own limit: anything bigger is no manifest
 CHUNK = 1024 * 1024
 FILE_MODE = 0o644  # the registry serving the folder may run as another user
@@ -46,9 +42,9 @@ def _hash_bytes(data: bytes, digest: str) -> str:
 
 
 def validate_repository(name: str) -> str:
-    """``name`` if it can name a repository folder (``library/nginx``): no domain, no absolute
-    path, no empty or ``..`` component, lower case, as distribution's grammar says."""
-    if len(name) > NAME_MAX or not all(_COMPONENT.fullmatch(part) for part in name.split("/")):
+    """``name`` if it can name a repository folder (``library/nginx``): no absolute path, no
+    empty, ``..`` or ``_layers`` component, lower case: the reference grammar of paths."""
+    if not is_repository_path(name):
         raise StoreError(f"{name!r} is not a repository name for a registry folder",
                          hint="use the image path without its domain, e.g. library/nginx")
     return name
@@ -206,7 +202,7 @@ class RegistryFolder:
         return self._v2 / "repositories" / validate_repository(repository) / kind / algorithm / hex_ / "link"
 
     def _tag_dir(self, repository: str, tag: str) -> Path:
-        if not _TAG.fullmatch(tag):
+        if not is_tag(tag):
             raise StoreError(f"{tag!r} is not a tag (letters, digits, _ . -; at most 128)")
         return self._v2 / "repositories" / validate_repository(repository) / "_manifests/tags" / tag
 
