@@ -21,10 +21,10 @@ from typing import NoReturn, TextIO
 from kubenb.build import BuildOptions, build
 from kubenb.display import EventPrinter, human_size, image_list_csv, image_list_plain, image_list_table, locations_text
 from kubenb.engine import list_images, pull_image, push_image, save_images
-from kubenb.errors import KubenbError
+from kubenb.errors import InvalidReferenceError, KubenbError
 from kubenb.kubefile import declared_arguments, expand, parse, read_text
 from kubenb.model import ImageList, ImageRef, Kubefile
-from kubenb.reference import is_valid_reference, parse_reference
+from kubenb.reference import is_valid_reference, parse_platform, parse_reference
 from kubenb.registry import login, logout
 from kubenb.store import Store
 
@@ -163,13 +163,14 @@ def _add_save_images(commands: argparse._SubParsersAction[_Parser], common: _Par
     sub.add_argument("images", nargs="*", metavar="IMAGE")
     sub.add_argument("-o", "--output", required=True, metavar="DIR", help="the registry folder")
     sub.add_argument("-f", "--file", metavar="LIST", help="an imageList file: one image per line")
-    sub.add_argument("--platform", metavar="P[,P]", help="only these platforms of multi-arch images")
+    sub.add_argument("--platform", type=_platform_list, metavar="P[,P]",
+                     help="only these platforms of multi-arch images (os/arch[/variant])")
     _add_registry_options(sub)
     sub.set_defaults(run=_run_save_images)
 
 
 def _run_save_images(options: argparse.Namespace) -> int:
-    platforms = options.platform.split(",") if options.platform else None
+    platforms = options.platform
     with EventPrinter(sys.stderr) as printer:
         result = save_images(
             options.output, options.images, list_file=options.file, platforms=platforms,
@@ -227,7 +228,8 @@ def _add_build(commands: argparse._SubParsersAction[_Parser], common: _Parser) -
     sub.add_argument("-f", "--file", default=None, help="the Kubefile (default: CONTEXT/Kubefile)")
     sub.add_argument("-t", "--tag", required=True, metavar="NAME:TAG")
     sub.add_argument("-b", "--builder", choices=("lite", "container", "cloud"), default="lite")
-    sub.add_argument("--platform", metavar="P[,P]")
+    sub.add_argument("--platform", type=_platform_list, metavar="P[,P]",
+                     help="the platforms of multi-arch images to cache (default: FROM --platform, else all)")
     sub.add_argument("--build-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE")
     sub.add_argument("--values", action="append", type=_chart_option("="), default=[], metavar="CHART=FILE")
     sub.add_argument("--set", action="append", type=_chart_option(":"), default=[], metavar="CHART:K=V")
@@ -247,7 +249,7 @@ def _run_build(options: argparse.Namespace) -> int:
         values={chart: tuple(Path(f) for f in files) for chart, files in _grouped(options.values).items()},
         set_values={chart: tuple(exprs) for chart, exprs in _grouped(options.set).items()},
         kube_version=options.kube_version,
-        platforms=options.platform.split(",") if options.platform else None,
+        platforms=options.platform,
         mirrors=dict(options.registry_mirror), insecure=options.insecure_registry,
         no_cache=options.no_cache, skip_invalid=options.skip_invalid,
     )
@@ -293,6 +295,8 @@ def _add_push_pull(commands: argparse._SubParsersAction[_Parser], common: _Parse
     push.set_defaults(run=_run_push)
     pull = commands.add_parser("pull", parents=[common], help="pull a cluster image from an OCI registry")
     pull.add_argument("reference", metavar="REF")
+    pull.add_argument("--platform", type=_platform, metavar="P",
+                      help="the child of a multi-platform index to pull (default: this host's)")
     _add_registry_options(pull)
     pull.set_defaults(run=_run_pull)
 
@@ -310,10 +314,21 @@ def _run_push(options: argparse.Namespace) -> int:
 def _run_pull(options: argparse.Namespace) -> int:
     with EventPrinter(sys.stderr) as printer:
         image = pull_image(
-            options.reference, root=getattr(options, "root", None),
+            options.reference, root=getattr(options, "root", None), platform=options.platform,
             mirrors=dict(options.registry_mirror), insecure=options.insecure_registry, events=printer,
         )
     return _done(f"pulled {image.name} ({image.short_id})")
+
+
+def _platform(text: str) -> str:
+    try:
+        return parse_platform(text)
+    except InvalidReferenceError as error:
+        raise argparse.ArgumentTypeError(f"{error.message}; {error.hint}") from None
+
+
+def _platform_list(text: str) -> list[str]:
+    return [_platform(part) for part in text.split(",")]
 
 
 def _run_images(options: argparse.Namespace) -> int:

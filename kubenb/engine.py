@@ -22,7 +22,7 @@ from kubenb.errors import InvalidReferenceError, KubenbError, StoreError
 from kubenb.events import EventSink, ignore
 from kubenb.kubefile import load
 from kubenb.model import FoundImage, ImageList, ImageRef, Location
-from kubenb.reference import parse_reference
+from kubenb.reference import parse_platform, parse_reference
 from kubenb.registry import Registries
 from kubenb.store import ClusterImage, Store
 
@@ -57,8 +57,9 @@ def save_images(
 ) -> SaveResult:
     """Pull ``images`` (and those of ``list_file``) into the registry folder ``output``."""
     refs = image_refs(images, list_file)
+    wanted = [parse_platform(p) for p in platforms] if platforms is not None else None
     with Registries(mirrors=mirrors, insecure=insecure, events=events) as registries:
-        return save_into_folder(refs, Path(output), registries=registries, platforms=platforms, events=events)
+        return save_into_folder(refs, Path(output), registries=registries, platforms=wanted, events=events)
 
 
 def push_image(
@@ -89,15 +90,17 @@ def pull_image(
     *,
     root: str | Path | None = None,
     name: str | None = None,
+    platform: str | None = None,
     mirrors: Mapping[str, str] | None = None,
     insecure: Collection[str] = (),
     events: EventSink = ignore,
 ) -> ClusterImage:
-    """Pull the cluster image ``reference`` into the store, named ``name`` (default: as written)."""
+    """Pull the cluster image ``reference`` into the store, named ``name`` (default: as written);
+    from a multi-platform index, the child of ``platform`` (default: this host's)."""
     ref = _parse(reference, "the pull reference")
     store = Store(Path(root) if root is not None else None)
     with Registries(mirrors=mirrors, insecure=insecure, events=events) as registries:
-        return store.pull(ref, registries.client_for(ref), name=name)
+        return store.pull(ref, registries.client_for(ref), name=name, platform=platform)
 
 
 def list_images(

@@ -35,7 +35,9 @@ __all__ = [
     "is_tag",
     "is_valid_reference",
     "normalize",
+    "parse_platform",
     "parse_reference",
+    "platform_matches",
 ]
 
 #: Docker Hub's name in references; ``index.docker.io`` is its legacy alias.
@@ -149,6 +151,31 @@ def _parses_to(text: str, ref: ImageRef) -> bool:
         return parse_reference(text) == ref
     except InvalidReferenceError:
         return False
+
+
+_PLATFORM_PART = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_ARCHITECTURE_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}
+
+
+def parse_platform(text: str) -> str:
+    """``os/arch[/variant]`` in the spelling of image indexes (``linux/arm64/v8``).
+
+    ``--platform`` and ``FROM --platform`` filter index children by string, so a misspelt
+    platform would quietly match nothing: it is refused here instead. Case is folded and the
+    kernel's architecture names (``x86_64``, ``aarch64``) become their Go names.
+    """
+    parts = text.strip().lower().split("/")
+    if not 2 <= len(parts) <= 3 or not all(_PLATFORM_PART.fullmatch(part) for part in parts):
+        raise InvalidReferenceError(f"invalid platform {text!r}: expected os/arch or os/arch/variant",
+                                    hint="e.g. linux/amd64 or linux/arm64/v8")
+    parts[1] = _ARCHITECTURE_ALIASES.get(parts[1], parts[1])
+    return "/".join(parts)
+
+
+def platform_matches(offered: str, asked: str) -> bool:
+    """Whether an image for ``offered`` serves ``asked``: ``linux/arm64`` is met by any variant
+    of it, ``linux/arm64/v8`` only by that one."""
+    return offered == asked or offered.startswith(asked + "/")
 
 
 def _invalid(text: str, why: str, hint: str | None = None) -> InvalidReferenceError:

@@ -17,13 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from kubenb.build import BuildOptions, build
 from kubenb.demo import DemoRegistry
 from kubenb.events import BlobStarted, Event
 from kubenb.store import Store
 from tests.support.faulty import Delay, Fault, FaultyProxy
-from tests.support.oci import push, single_image
+from tests.support.oci import INDEX, fetch_manifest, multi_arch_index, push, sha256_digest, single_image
 
 DESIGN_KUBEFILES = Path(__file__).parent / "data" / "kubefiles"
 DASHBOARD = """\
@@ -293,3 +294,76 @@ def test_list_images_includes_what_the_base_image_carries(tmp_path: Path) -> Non
     missing = _cli("--root", str(tmp_path / "empty"), "list-images", str(derived))
     assert missing.returncode == 0
     assert "the base image base:1 is not in the store" in missing.stderr
+
+
+# -- FROM --platform -------------------------------------------------------------------------------
+
+
+def test_from_platform_sets_the_image_platform_and_the_children_cached(
+        tmp_path: Path, registry, repo_name: str) -> None:
+    index = multi_arch_index(repo_name)
+    push(registry, f"{repo_name}/multi", "1", index)
+    arm64 = next(image for image in index.images if image.architecture == "arm64")
+    (context,) = contexts(tmp_path, context={
+        "Kubefile": "FROM --platform=linux/arm64 scratch\nCOPY imageList manifests\n",
+        "imageList": f"{registry.host}/{repo_name}/multi:1\n",
+    })
+    root = str(tmp_path / "store")
+    built = _cli("--root", root, "build", "-t", "arm:1", str(context))
+    assert built.returncode == 0, built.stderr
+    inspected = json.loads(_cli("--root", root, "inspect", "arm:1").stdout)
+    assert (inspected["image"]["platform"], inspected["config"]["architecture"]) == ("linux/arm64", "arm64")
+    exported = tmp_path / "rootfs"
+    assert _cli("--root", root, "export", "arm:1", "-o", str(exported)).returncode == 0
+    blobs = {p.name for p in (exported / "registry/docker/registry/v2/blobs/sha256").glob("*/*")}
+    assert {blob.digest.removeprefix("sha256:") for blob in arm64.blobs} <= blobs
+    amd64 = next(image for image in index.images if image.architecture == "amd64")
+    assert not {blob.digest.removeprefix("sha256:") for blob in amd64.blobs} & blobs
+
+
+def test_from_platform_pulls_that_child_of_a_multi_platform_base(tmp_path: Path, registry) -> None:
+    """Two cluster images, one per platform, behind one index: FROM --platform picks its child."""
+    made = contexts(tmp_path, **{arch: {"Kubefile": f"FROM --platform=linux/{arch} scratch\n"
+                                                    f"RUN echo {arch} > etc/arch\n"} for arch in ("amd64", "arm64")})
+    first = str(tmp_path / "first")
+    manifests = []
+    for context in made:
+        assert _cli("--root", first, "build", "-t", f"base:{context.name}", str(context)).returncode == 0
+        pushed = _cli("--root", first, "push", f"base:{context.name}", f"{registry.host}/clusters/base:{context.name}")
+        assert pushed.returncode == 0, pushed.stderr
+        data, media_type = fetch_manifest(registry, "clusters/base", context.name)
+        manifests.append({"mediaType": media_type, "digest": sha256_digest(data), "size": len(data),
+                          "platform": {"os": "linux", "architecture": context.name}})
+    index = json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests}).encode()
+    put = requests.put(f"{registry.url}/v2/clusters/base/manifests/1", data=index,
+                       headers={"Content-Type": INDEX}, timeout=30)
+    assert put.status_code == 201, put.text
+    base = f"{registry.host}/clusters/base:1"
+    (derived,) = contexts(tmp_path, derived={"Kubefile": f"FROM --platform=linux/arm64 {base}\n"
+                                                         "RUN cat etc/arch > etc/seen\n"})
+    second = str(tmp_path / "second")
+    built = _cli("--root", second, "build", "-t", "derived:1", str(derived))
+    assert built.returncode == 0, built.stderr
+    exported = tmp_path / "rootfs"
+    assert _cli("--root", second, "export", "derived:1", "-o", str(exported)).returncode == 0
+    assert (exported / "etc" / "seen").read_text() == "arm64\n"
+    assert json.loads(_cli("--root", second, "inspect", "derived:1").stdout)["image"]["platform"] == "linux/arm64"
+
+    (derived / "Kubefile").write_text(f"# the base in the store is arm64\nFROM --platform=linux/s390x {base}\n")
+    clash = _cli("--root", second, "build", "-t", "derived:2", str(derived))
+    assert clash.returncode != 0
+    assert f"Kubefile:2: the base image {base} in the store is for linux/arm64, not linux/s390x" in clash.stderr
+    assert f"kubenb pull --platform linux/s390x {base}" in clash.stderr
+    missing = _cli("--root", second, "pull", "--platform", "linux/s390x", base)
+    assert missing.returncode != 0
+    assert "has no linux/s390x image (it has linux/amd64, linux/arm64)" in missing.stderr
+
+
+@pytest.mark.parametrize("written", ["linux", "amd64", "linux/", "linux/arm64/v8/extra", "linux/arm 64"])
+def test_a_malformed_platform_is_an_error_naming_the_line(tmp_path: Path, written: str) -> None:
+    (tmp_path / "Kubefile").write_text(f"ARG P=\"{written}\"\nFROM --platform=$P scratch\n")
+    result = _cli("--root", str(tmp_path / "store"), "build", "-t", "p:1", str(tmp_path))
+    assert result.returncode != 0
+    assert "Kubefile:2: invalid platform" in result.stderr and "os/arch" in result.stderr
+    option = _cli("--root", str(tmp_path / "store"), "build", "--platform", written, "-t", "p:1", str(tmp_path))
+    assert option.returncode == 2 and "invalid platform" in option.stderr

@@ -30,11 +30,11 @@ from kubenb.build.steps import needs_cluster
 from kubenb.cache import RegistryFolder, save_images
 from kubenb.discover import DiscoveryOptions, discover
 from kubenb.discover.rootfs import STANDARD_FOLDERS, copy_files, view_of_folder
-from kubenb.errors import BuildError, StoreError
+from kubenb.errors import BuildError, InvalidReferenceError, StoreError
 from kubenb.events import BlobDone, Event, EventSink, Message
 from kubenb.kubefile import load, pairs
 from kubenb.model import ImageRef, Instruction, Kubefile
-from kubenb.reference import parse_reference
+from kubenb.reference import parse_platform, parse_reference, platform_matches
 from kubenb.registry import Registries
 from kubenb.store import ClusterImage, Layer, Store
 
@@ -53,6 +53,8 @@ class _State:
     labels: dict[str, str] = field(default_factory=dict)
     deploy_commands: list[str] = field(default_factory=list)
     history: list[str] = field(default_factory=list)
+    platform: str | None = None  # FROM --platform, else the base image's
+    platform_asked: bool = False  # whether FROM --platform named it
 
 
 class LiteBuilder:
@@ -90,13 +92,22 @@ class _Build:
         return self.store.commit(
             self.options.tag, self.state.layers, labels=self.state.labels,
             annotations=_annotations(self.kubefile, self.state, images), history=self.state.history,
+            platform=self.state.platform,
         )
 
     def step(self, instruction: Instruction) -> None:
         keyword, state = instruction.keyword, self.state
         if keyword == "FROM":
             base = str(instruction.args)
-            _from(base, _base_image(base, self.options, self.store, self.events), self.store, self.rootfs, state)
+            platform = _from_platform(instruction, self.kubefile)
+            image = _base_image(base, platform, self.options, self.store, self.events)
+            if image is not None and platform is not None and not platform_matches(image.platform, platform):
+                raise BuildError(f"the base image {base} in the store is for {image.platform}, not {platform}",
+                                 file=self.kubefile.path, line=instruction.line,
+                                 hint=f"replace it with: kubenb pull --platform {platform} {base}")
+            state.platform = platform or (image.platform if image is not None else None)
+            state.platform_asked = platform is not None
+            _from(base, image, self.store, self.rootfs, state)
         elif keyword in ("ARG", "ENV"):
             state.environment.update({k: v for k, v in pairs(instruction) if v is not None})
         elif keyword == "LABEL":
@@ -143,7 +154,7 @@ class _Build:
                              f"{first.location}: {first.reason}", hint="fix it, or build with --skip-invalid")
         refs = [f.image for f in found.images]
         self.events(Message(f"Caching {len(refs)} images into registry/"))
-        key = _images_key(self.state.key, [str(ref) for ref in refs], options)
+        key = _images_key(self.state.key, [str(ref) for ref in refs], self.platforms)
         self.add_layer(key, f"cache {len(refs)} images into registry/", lambda: self.pull_layer(refs))
         folder = RegistryFolder(self.rootfs / "registry")
         return {str(ref): (folder.tag_digest(ref.repository, ref.tag) if ref.tag else ref.digest) or "" for ref in refs}
@@ -184,20 +195,39 @@ class _Build:
 
         return self.store.write_layer(produce, compresslevel=0)
 
+    @property
+    def platforms(self) -> list[str] | None:
+        """What the registry folder keeps of multi-platform images: ``--platform``, else the
+        platform ``FROM --platform`` asked for, else every platform."""
+        if self.options.platforms:
+            return [parse_platform(p) for p in self.options.platforms]
+        return [self.state.platform] if self.state.platform_asked and self.state.platform else None
+
     def pull(self, refs: list[ImageRef], events: EventSink) -> None:
         options = self.options
         with Registries(mirrors=options.mirrors, insecure=options.insecure, events=events) as registries:
-            save_images(refs, self.rootfs / "registry", registries=registries, platforms=options.platforms,
+            save_images(refs, self.rootfs / "registry", registries=registries, platforms=self.platforms,
                         events=events)
 
 
-def _images_key(parent: str, images: list[str], options: BuildOptions) -> str:
+def _images_key(parent: str, images: list[str], platforms: list[str] | None) -> str:
     """The cache key of the registry layer: the rootfs so far, the images and the platforms."""
-    text = json.dumps([parent, sorted(images), sorted(options.platforms or [])])
+    text = json.dumps([parent, sorted(images), sorted(platforms or [])])
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def _base_image(base: str, options: BuildOptions, store: Store, events: EventSink) -> ClusterImage | None:
+def _from_platform(instruction: Instruction, kubefile: Kubefile) -> str | None:
+    written = instruction.flag("platform")
+    if written is None:
+        return None
+    try:
+        return parse_platform(written)
+    except InvalidReferenceError as error:
+        raise BuildError(error.message, file=kubefile.path, line=instruction.line, hint=error.hint) from None
+
+
+def _base_image(base: str, platform: str | None, options: BuildOptions, store: Store,
+                events: EventSink) -> ClusterImage | None:
     """The FROM image: None for scratch, else from the store, else pulled from its registry."""
     if base == "scratch":
         return None
@@ -207,7 +237,7 @@ def _base_image(base: str, options: BuildOptions, store: Store, events: EventSin
         events(Message(f"  {base} is not in the store: pulling it"))
     ref = parse_reference(base)
     with Registries(mirrors=options.mirrors, insecure=options.insecure, events=events) as registries:
-        return store.pull(ref, registries.client_for(ref), name=base)
+        return store.pull(ref, registries.client_for(ref), name=base, platform=platform)
 
 
 def _from(base: str, image: ClusterImage | None, store: Store, rootfs: Path, state: _State) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from kubenb.errors import StoreError
-from kubenb.reference import is_content_digest
+from kubenb.reference import is_content_digest, platform_matches
 
 __all__ = [
     "INDEX_TYPES", "MANIFEST_TYPES", "Descriptor", "References",
@@ -48,7 +48,7 @@ class Descriptor:
         """Kept by ``--platform``: no filter, no platform, or equal (``linux/arm64`` takes any variant)."""
         if platforms is None or self.platform is None:
             return True
-        return any(self.platform == p or self.platform.startswith(p + "/") for p in platforms)
+        return any(platform_matches(self.platform, p) for p in platforms)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ class ClusterImage:
     size: int
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    platform: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen(self.labels))
@@ -73,6 +74,7 @@ class ClusterImage:
             "size": self.size,
             "labels": dict(self.labels),
             "annotations": dict(self.annotations),
+            "platform": self.platform,
         }
 
 

@@ -93,13 +93,26 @@ def host_architecture() -> str:
     return _ARCHITECTURES.get(machine, machine)
 
 
+def host_platform() -> str:
+    """``linux/<arch>``: the platform a build is for unless ``FROM --platform`` says otherwise."""
+    return f"linux/{host_architecture()}"
+
+
+def platform_of(config: Mapping[str, Any]) -> str:
+    """The ``os/arch[/variant]`` an image config declares."""
+    parts = [str(config.get("os", "linux")), str(config.get("architecture", "")), str(config.get("variant", ""))]
+    return "/".join(part for part in parts if part)
+
+
 def make_config(layers: Sequence[Layer], labels: Mapping[str, str], history: Sequence[str],
-                created: str) -> dict[str, Any]:
+                created: str, platform: str | None = None) -> dict[str, Any]:
     """An OCI image config: what ``docker inspect`` of a cluster image would show."""
+    os_name, architecture, *variant = (platform or host_platform()).split("/")
     return {
         "created": created,
-        "architecture": host_architecture(),
-        "os": "linux",
+        "architecture": architecture,
+        "os": os_name,
+        **({"variant": variant[0]} if variant else {}),
         "config": {"Labels": dict(labels)},
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
         "history": [{"created": created, "created_by": step} for step in history],

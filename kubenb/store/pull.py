@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from kubenb.errors import StoreError
 from kubenb.model import ImageRef
+from kubenb.reference import platform_matches
 from kubenb.store import layout
 from kubenb.store.blobs import Blobs
 from kubenb.store.image import is_digest
@@ -50,21 +51,26 @@ class RegistrySource(Protocol):
                       on_bytes: Callable[[int], None] | None = None) -> int: ...
 
 
-def _platform_manifest(ref: ImageRef, index: ManifestLike, source: RegistrySource) -> ManifestLike:
-    """The host platform's manifest of an index: a cluster image holds images for one platform."""
-    arch = layout.host_architecture()
+def _platform_manifest(ref: ImageRef, index: ManifestLike, source: RegistrySource, platform: str) -> ManifestLike:
+    """The manifest of ``platform`` in an index: a cluster image holds images for one platform.
+
+    ``linux/arm64`` takes any variant of it; ``linux/arm64/v8`` only that one.
+    """
+    offered = []
     for descriptor in json.loads(index.data).get("manifests", []):
-        platform = descriptor.get("platform") or {}
-        if platform.get("os") == "linux" and platform.get("architecture") == arch:
+        child = layout.platform_of(descriptor.get("platform") or {"os": "", "architecture": "unknown"})
+        if platform_matches(child, platform):
             return source.get_manifest(ref.path, descriptor["digest"])
-    raise StoreError(f"{ref} has no linux/{arch} image", hint="pull on a host of a platform the image has")
+        offered.append(child)
+    raise StoreError(f"{ref} has no {platform} image (it has {', '.join(offered) or 'none'})",
+                     hint="choose one of its platforms with FROM --platform=...")
 
 
-def _manifest(ref: ImageRef, source: RegistrySource) -> tuple[ManifestLike, dict[str, Any]]:
+def _manifest(ref: ImageRef, source: RegistrySource, platform: str) -> tuple[ManifestLike, dict[str, Any]]:
     reference = ref.digest or ref.tag or "latest"
     manifest = source.get_manifest(ref.path, reference)
     if manifest.media_type in _INDEX_TYPES:
-        manifest = _platform_manifest(ref, manifest, source)
+        manifest = _platform_manifest(ref, manifest, source, platform)
     if manifest.media_type != layout.MANIFEST_TYPE:
         raise StoreError(f"{ref} is a {manifest.media_type}, not an OCI image manifest",
                          hint="a cluster image is an OCI image; push it with kubenb push")
@@ -85,13 +91,13 @@ def _needed(ref: ImageRef, document: dict[str, Any]) -> list[tuple[str, int]]:
 
 
 @contextlib.contextmanager
-def fetch(ref: ImageRef, source: RegistrySource, blobs: Blobs) -> Iterator[tuple[str, bytes]]:
+def fetch(ref: ImageRef, source: RegistrySource, blobs: Blobs, platform: str) -> Iterator[tuple[str, bytes]]:
     """Download what the store lacks into staging; yield (manifest digest, manifest bytes).
 
     The caller adopts the staged blobs and names the image inside the block, under the lock;
     the staging folder goes away however the block ends.
     """
-    manifest, document = _manifest(ref, source)
+    manifest, document = _manifest(ref, source, platform)
     blobs.temp_dir.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(dir=blobs.temp_dir, prefix="pull."))
     try:

@@ -66,12 +66,14 @@ class Store:
         return self.blobs.write_layer(produce, compresslevel)
 
     def commit(self, name: str, layers: Sequence[Layer], *, labels: Mapping[str, str],
-               annotations: Mapping[str, str], history: Sequence[str] = ()) -> ClusterImage:
-        """Write config and manifest for ``layers`` and point ``name`` at them (replacing)."""
+               annotations: Mapping[str, str], history: Sequence[str] = (),
+               platform: str | None = None) -> ClusterImage:
+        """Write config and manifest for ``layers`` and point ``name`` at them (replacing);
+        the config declares ``platform`` (``os/arch[/variant]``, the host's by default)."""
         name = normalize_name(name)
         self._ensure_layout()
         created = layout.now()
-        config = layout.encode(layout.make_config(layers, labels, history, created))
+        config = layout.encode(layout.make_config(layers, labels, history, created, platform))
         with self.lock():  # a garbage collector must not see the new blobs before the name
             for layer in layers:
                 if not self.blobs.has(layer.digest):
@@ -211,6 +213,7 @@ class Store:
             size=sum(int(d["size"]) for d in manifest["layers"]),
             labels=dict((config.get("config") or {}).get("Labels") or {}),
             annotations=dict(manifest.get("annotations") or {}),
+            platform=layout.platform_of(config),
         )
 
     # -- archives, rootfs, cache, check ---------------------------------------------------------
@@ -230,8 +233,10 @@ class Store:
                 self._point(entry)
         return [self._image(entry) for entry in staged.entries]
 
-    def pull(self, ref: ImageRef, source: pull.RegistrySource, *, name: str | None = None) -> ClusterImage:
-        """Pull ``ref`` through ``source`` (its registry's client) and name it ``name``.
+    def pull(self, ref: ImageRef, source: pull.RegistrySource, *, name: str | None = None,
+             platform: str | None = None) -> ClusterImage:
+        """Pull ``ref`` through ``source`` (its registry's client) and name it ``name``; from a
+        multi-platform index, the child of ``platform`` (the host's by default).
 
         The default name is the reference as written (its tag, never its digest). The lock is
         held throughout: fetched blobs are unnamed until the end, and a collector must wait.
@@ -241,7 +246,7 @@ class Store:
             name = written
         name = normalize_name(name)
         self._ensure_layout()
-        with self.lock(), pull.fetch(ref, source, self.blobs) as (digest, data):
+        with self.lock(), pull.fetch(ref, source, self.blobs, platform or layout.host_platform()) as (digest, data):
             if self.blobs.put_bytes(data) != digest:
                 raise StoreError(f"the manifest of {ref} does not hash to {digest}", hint="pull it again")
             entry = layout.Entry(name=name, digest=digest, size=len(data))
