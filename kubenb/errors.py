@@ -16,6 +16,7 @@ from pathlib import PurePath
 __all__ = [
     "AuthenticationError",
     "BuildError",
+    "Cancelled",
     "DiscoveryError",
     "InvalidReferenceError",
     "KubefileError",
@@ -86,6 +87,10 @@ class StoreError(KubenbError):
 
 class BuildError(KubenbError):
     """A build step failed (a RUN command, a COPY source, a base image)."""
+
+
+class Cancelled(KubenbError):
+    """The user stopped the work (a Cancel button, Ctrl-C); what was done so far is undone."""
 
 
 class UnsupportedError(KubenbError):

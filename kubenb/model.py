@@ -132,7 +132,7 @@ class ImageRef:
 
 
 #: Where an image can be found, in the order a lite build looks (see DESIGN.md, "Discovery").
-SOURCES: tuple[str, ...] = ("base", "imageList", "manifest", "chart")
+SOURCES: tuple[str, ...] = ("base", "imageList", "manifest", "chart", "review")
 
 
 @dataclass(frozen=True, order=True)
@@ -202,7 +202,8 @@ class ImageList:
 
     ``images`` are cached by a build; ``potential`` (image-looking strings in env values, flags,
     ConfigMap data) and ``test`` (images only Helm test hooks use) are shown apart so a person
-    can opt them in; ``invalid`` stops a build unless skipped; ``warnings`` explain files that
+    can opt them in; ``invalid`` stops a build unless skipped; ``excluded`` were found but a
+    review (``.kubenb/exclude`` in the context) left them out; ``warnings`` explain files that
     were skipped.
     """
 
@@ -211,6 +212,7 @@ class ImageList:
     test: tuple[FoundImage, ...] = ()
     invalid: tuple[InvalidImage, ...] = ()
     warnings: tuple[str, ...] = ()
+    excluded: tuple[FoundImage, ...] = ()
 
     def __len__(self) -> int:
         return len(self.images)
@@ -226,7 +228,7 @@ class ImageList:
         """Every place ``image`` was found (normalised or as written); empty when nowhere."""
         return tuple(
             location
-            for found in (*self.images, *self.potential, *self.test)
+            for found in (*self.images, *self.potential, *self.test, *self.excluded)
             if _matches(found, image)
             for location in found.locations
         )
@@ -238,6 +240,7 @@ class ImageList:
             "potential": [found.to_dict() for found in self.potential],
             "test": [found.to_dict() for found in self.test],
             "invalid": [invalid.to_dict() for invalid in self.invalid],
+            "excluded": [found.to_dict() for found in self.excluded],
             "warnings": list(self.warnings),
         }
 
@@ -245,13 +248,15 @@ class ImageList:
         """One row per image and place found, the shape tables and DataFrames show."""
         return [
             _row(found, location, kind)
-            for kind, group in (("image", self.images), ("potential", self.potential), ("test", self.test))
+            for kind, group in (("image", self.images), ("potential", self.potential), ("test", self.test),
+                                ("excluded", self.excluded))
             for found in group
             for location in found.locations
         ]
 
     def to_dataframe(self, *, include: Iterable[str] = ("image",)) -> pandas.DataFrame:
-        """A pandas DataFrame of :meth:`rows` for the kinds in ``include`` (image, potential, test)."""
+        """A pandas DataFrame of :meth:`rows` for the kinds in ``include`` (image, potential, test,
+        excluded)."""
         import pandas  # noqa: PLC0415  (pandas is slow to import; only tables need it)
 
         kinds = set(include)

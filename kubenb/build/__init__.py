@@ -7,13 +7,14 @@ would need rather than pretending to build.
 
 from __future__ import annotations
 
+import threading
 from typing import Protocol
 
 from kubenb.build.lite import LiteBuilder
 from kubenb.build.options import BuildOptions
 from kubenb.build.steps import CLUSTER_COMMANDS, needs_cluster
-from kubenb.errors import UnsupportedError
-from kubenb.events import EventSink, ignore
+from kubenb.errors import Cancelled, UnsupportedError
+from kubenb.events import Event, EventSink, ignore
 from kubenb.store import ClusterImage, Store
 
 __all__ = ["BUILDERS", "CLUSTER_COMMANDS", "BuildOptions", "Builder", "build", "needs_cluster"]
@@ -48,8 +49,23 @@ BUILDERS: dict[str, Builder] = {
 
 
 def build(options: BuildOptions, *, builder: str = "lite", store: Store | None = None,
-          events: EventSink = ignore) -> ClusterImage:
-    """Build ``options.kubefile`` into the image ``options.tag`` with the named builder."""
+          events: EventSink = ignore, cancel: threading.Event | None = None) -> ClusterImage:
+    """Build ``options.kubefile`` into the image ``options.tag`` with the named builder.
+
+    Setting ``cancel`` (from another thread: a Cancel button) stops the build at its next
+    event with :class:`Cancelled`; like any failure it leaves the store as it was.
+    """
     if builder not in BUILDERS:
         raise UnsupportedError(f"unknown builder {builder!r}", hint=f"use one of {', '.join(BUILDERS)}")
-    return BUILDERS[builder].build(options, store or Store(), events)
+    return BUILDERS[builder].build(options, store or Store(), events if cancel is None else _guarded(events, cancel))
+
+
+def _guarded(events: EventSink, cancel: threading.Event) -> EventSink:
+    """Every long step of a build reports events, so checking there stops it promptly."""
+
+    def sink(event: Event) -> None:
+        if cancel.is_set():
+            raise Cancelled("the build was cancelled", hint="nothing was named; the store is as it was")
+        events(event)
+
+    return sink

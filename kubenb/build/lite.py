@@ -28,7 +28,7 @@ from kubenb.build.layers import apply_layer, changes, snapshot, stream_layer, wr
 from kubenb.build.options import BuildOptions
 from kubenb.build.steps import needs_cluster
 from kubenb.cache import RegistryFolder, save_images
-from kubenb.discover import DiscoveryOptions, discover
+from kubenb.discover import DiscoveryOptions, apply_review, discover
 from kubenb.discover.rootfs import STANDARD_FOLDERS, copy_files, view_of_folder
 from kubenb.errors import BuildError, InvalidReferenceError, StoreError
 from kubenb.events import BlobDone, Event, EventSink, Message
@@ -146,8 +146,10 @@ class _Build:
     def cache_images(self) -> dict[str, str]:
         """Discover over the rootfs, then pull every image into ``registry/`` as the last layer."""
         options = self.options
-        found = discover(view_of_folder(self.rootfs), DiscoveryOptions(
-            values=options.values, set_values=options.set_values, kube_version=options.kube_version))
+        found = apply_review(discover(view_of_folder(self.rootfs), DiscoveryOptions(
+            values=options.values, set_values=options.set_values, kube_version=options.kube_version)), options.context)
+        if found.excluded:
+            self.events(Message(f"  left out by the review (.kubenb/exclude): {len(found.excluded)} image(s)"))
         if found.invalid and not options.skip_invalid:
             first = found.invalid[0]
             raise BuildError(f"{len(found.invalid)} invalid image reference(s), first {first.written!r} at "
@@ -267,10 +269,14 @@ def _run(instruction: Instruction, kubefile: Kubefile, rootfs: Path, environment
     with subprocess.Popen(command, cwd=rootfs, env={**os.environ, **environment}, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL) as process:
         assert process.stdout is not None
-        for raw in process.stdout:
-            line = raw.decode("utf-8", errors="replace").rstrip("\n")
-            tail.append(line)
-            events(Message(f"  {line}", level="output"))
+        try:
+            for raw in process.stdout:
+                line = raw.decode("utf-8", errors="replace").rstrip("\n")
+                tail.append(line)
+                events(Message(f"  {line}", level="output"))
+        except BaseException:  # cancelled or interrupted: the command must not outlive the build
+            process.kill()
+            raise
     if process.returncode != 0:
         last = " | ".join(tail) or "(no output)"
         raise BuildError(f"RUN failed with exit status {process.returncode}: {last}", file=kubefile.path,

@@ -18,12 +18,14 @@ from kubenb.discover.charts import charts_in, render_chart
 from kubenb.discover.documents import Document, load_documents, read_text, split_documents
 from kubenb.discover.hits import Hit, collect
 from kubenb.discover.imagelist import IMAGE_LIST, read_image_list
+from kubenb.discover.review import apply_review, save_choice, write_review
 from kubenb.discover.rootfs import RootfsView, view_of_folder, view_of_kubefile
 from kubenb.discover.walk import ObjectContext, walk_object
 from kubenb.kubefile import load
 from kubenb.model import ImageList
 
-__all__ = ["DiscoveryOptions", "clear_cache", "discover", "list_images", "rootfs_view"]
+__all__ = ["DiscoveryOptions", "apply_review", "clear_cache", "discover", "list_images", "rootfs_view", "save_choice",
+           "write_review"]
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 #: A CustomResourceDefinition is a schema, never a workload, and often most of a manifest's
@@ -55,7 +57,8 @@ def list_images(
     """The image list of a lite build of ``context``.
 
     ``values`` maps a chart name to one or more values files, ``set`` a chart name to
-    ``key=value`` expressions (Helm's ``--set`` syntax).
+    ``key=value`` expressions (Helm's ``--set`` syntax). The context's review files
+    (``.kubenb/include`` and ``.kubenb/exclude``) are applied, as a build applies them.
     """
     options = DiscoveryOptions(
         values={chart: tuple(Path(str(p)) for p in _as_tuple(files)) for chart, files in (values or {}).items()},
@@ -63,7 +66,7 @@ def list_images(
         kube_version=kube_version,
         helm_backend=helm_backend,
     )
-    return discover(rootfs_view(Path(context), kubefile, build_args), options)
+    return apply_review(discover(rootfs_view(Path(context), kubefile, build_args), options), Path(context))
 
 
 def rootfs_view(
