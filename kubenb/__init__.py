@@ -23,6 +23,14 @@ from kubenb.reference import normalize, parse_reference
 
 __version__ = "0.1.0"
 
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext kubenb``: the ``%%kubefile`` and ``%kubenb`` magics (IPython loads them only then)."""
+    from kubenb.magic import load_ipython_extension as load  # noqa: PLC0415
+
+    load(ipython)
+
+
 __all__ = [
     "AuthenticationError",
     "BuildError",
@@ -44,6 +52,7 @@ __all__ = [
     "expand",
     "list_images",
     "load",
+    "load_ipython_extension",
     "normalize",
     "parse",
     "parse_reference",

@@ -28,7 +28,7 @@ from kubenb.reference import is_valid_reference, parse_platform, parse_reference
 from kubenb.registry import login, logout
 from kubenb.store import Store
 
-__all__ = ["build_parser", "main"]
+__all__ = ["add_build_options", "build_options", "build_parser", "main"]
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -151,7 +151,7 @@ _RENDERERS: dict[str, Callable[[ImageList], str]] = {
 }
 
 
-def _add_registry_options(sub: _Parser) -> None:
+def _add_registry_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--registry-mirror", action="append", type=_key_value, default=[], metavar="SRC=DST",
                      help="pull the images of registry SRC from DST, keeping their names")
     sub.add_argument("--insecure-registry", action="append", default=[], metavar="HOST",
@@ -226,25 +226,29 @@ def _add_build(commands: argparse._SubParsersAction[_Parser], common: _Parser) -
     sub = commands.add_parser("build", parents=[common], help="build a cluster image from a Kubefile")
     sub.add_argument("context", nargs="?", default=".", metavar="CONTEXT")
     sub.add_argument("-f", "--file", default=None, help="the Kubefile (default: CONTEXT/Kubefile)")
-    sub.add_argument("-t", "--tag", required=True, metavar="NAME:TAG")
-    sub.add_argument("-b", "--builder", choices=("lite", "container", "cloud"), default="lite")
-    sub.add_argument("--platform", type=_platform_list, metavar="P[,P]",
-                     help="the platforms of multi-arch images to cache (default: FROM --platform, else all)")
-    sub.add_argument("--build-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE")
-    sub.add_argument("--values", action="append", type=_chart_option("="), default=[], metavar="CHART=FILE")
-    sub.add_argument("--set", action="append", type=_chart_option(":"), default=[], metavar="CHART:K=V")
-    sub.add_argument("--kube-version")
-    sub.add_argument("--no-cache", action="store_true", help="rebuild every layer")
-    sub.add_argument("--skip-invalid", action="store_true", help="leave invalid references out instead of failing")
-    _add_registry_options(sub)
+    add_build_options(sub, tag_required=True)
     sub.set_defaults(run=_run_build)
 
 
-def _run_build(options: argparse.Namespace) -> int:
-    context = Path(options.context)
-    build_options = BuildOptions(
-        tag=options.tag, context=context,
-        kubefile=Path(options.file) if options.file else context / "Kubefile",
+def add_build_options(parser: argparse.ArgumentParser, *, tag_required: bool) -> None:
+    """The options of a build, shared by ``kubenb build`` and the ``%%kubefile`` magic."""
+    parser.add_argument("-t", "--tag", required=tag_required, metavar="NAME:TAG")
+    parser.add_argument("-b", "--builder", choices=("lite", "container", "cloud"), default="lite")
+    parser.add_argument("--platform", type=_platform_list, metavar="P[,P]",
+                        help="the platforms of multi-arch images to cache (default: FROM --platform, else all)")
+    parser.add_argument("--build-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE")
+    parser.add_argument("--values", action="append", type=_chart_option("="), default=[], metavar="CHART=FILE")
+    parser.add_argument("--set", action="append", type=_chart_option(":"), default=[], metavar="CHART:K=V")
+    parser.add_argument("--kube-version")
+    parser.add_argument("--no-cache", action="store_true", help="rebuild every layer")
+    parser.add_argument("--skip-invalid", action="store_true", help="leave invalid references out instead of failing")
+    _add_registry_options(parser)
+
+
+def build_options(options: argparse.Namespace, *, context: Path, kubefile: Path, tag: str) -> BuildOptions:
+    """The BuildOptions that parsed :func:`add_build_options` ask for."""
+    return BuildOptions(
+        tag=tag, context=context, kubefile=kubefile,
         build_args=dict(options.build_arg),
         values={chart: tuple(Path(f) for f in files) for chart, files in _grouped(options.values).items()},
         set_values={chart: tuple(exprs) for chart, exprs in _grouped(options.set).items()},
@@ -253,8 +257,14 @@ def _run_build(options: argparse.Namespace) -> int:
         mirrors=dict(options.registry_mirror), insecure=options.insecure_registry,
         no_cache=options.no_cache, skip_invalid=options.skip_invalid,
     )
+
+
+def _run_build(options: argparse.Namespace) -> int:
+    context = Path(options.context)
+    kubefile = Path(options.file) if options.file else context / "Kubefile"
+    build_options_ = build_options(options, context=context, kubefile=kubefile, tag=options.tag)
     with EventPrinter(sys.stderr) as printer:
-        image = build(build_options, builder=options.builder, store=_store(options), events=printer)
+        image = build(build_options_, builder=options.builder, store=_store(options), events=printer)
     print(f"built {image.name} ({image.short_id}, {human_size(image.size)})")
     return 0
 

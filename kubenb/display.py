@@ -1,9 +1,11 @@
-"""Text renderings of results, shared by the CLI and the notebook's text reprs."""
+"""Renderings of results (text for the CLI, HTML for notebooks), shared by every front end."""
 
 from __future__ import annotations
 
 import csv
+import html
 import io
+import json
 import threading
 from collections.abc import Sequence
 from types import TracebackType
@@ -21,9 +23,12 @@ from kubenb.events import (
     Message,
     Retrying,
 )
-from kubenb.model import FoundImage, ImageList, Location
+from kubenb.model import FoundImage, ImageList, Kubefile, Location
+from kubenb.store import ClusterImage
 
-__all__ = ["EventPrinter", "human_size", "image_list_csv", "image_list_plain", "image_list_table", "locations_text"]
+__all__ = ["EventPrinter", "cluster_image_html", "cluster_image_text", "human_size", "image_list_csv",
+           "image_list_html", "image_list_plain", "image_list_table", "kubefile_html", "kubefile_text",
+           "locations_text"]
 
 
 def image_list_plain(images: ImageList) -> str:
@@ -137,3 +142,64 @@ def human_size(size: int) -> str:
             return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{value:.1f} GB"
+
+
+# -- HTML: what a notebook keeps, and what GitHub and nbviewer show ----------------------------
+
+_KIND_TITLES = (("images", "Images the build carries"), ("potential", "Potential images (not carried unless opted in)"),
+                ("test", "Test images (Helm test hooks; not carried)"), ("excluded", "Left out by the review"))
+
+
+def image_list_html(images: ImageList) -> str:
+    """Static tables of an image list with provenance; readable with no kernel and no widgets."""
+    parts = [f"<div class='kubenb-image-list'><p><b>{len(images.images)} image(s)</b></p>"]
+    for kind, title in _KIND_TITLES:
+        group: Sequence[FoundImage] = getattr(images, kind)
+        if kind != "images" and not group:
+            continue
+        rows = "".join(
+            f"<tr><td><code>{_e(str(found.image))}</code></td><td>{_e(_sources(found))}</td>"
+            f"<td>{_e(locations_text(found.locations))}</td></tr>" for found in group)
+        parts.append(f"<p>{_e(title)}: {len(group)}</p><table><thead><tr><th>image</th><th>source</th>"
+                     f"<th>found in</th></tr></thead><tbody>{rows}</tbody></table>")
+    if images.invalid:
+        rows = "".join(f"<tr><td><code>{_e(i.written)}</code></td><td>{_e(str(i.location))}</td><td>{_e(i.reason)}"
+                       "</td></tr>" for i in images.invalid)
+        parts.append(f"<p>Invalid references: {len(images.invalid)}</p><table><thead><tr><th>written</th>"
+                     f"<th>where</th><th>why</th></tr></thead><tbody>{rows}</tbody></table>")
+    parts.extend(f"<p>warning: {_e(warning)}</p>" for warning in images.warnings)
+    return "".join(parts) + "</div>"
+
+
+def kubefile_html(kubefile: Kubefile) -> str:
+    """The instructions with their line numbers, as the preview shows them."""
+    rows = "".join(f"<tr><td>{i.line}</td><td><code>{_e(i.to_text())}</code></td></tr>" for i in kubefile.instructions)
+    name = _e(str(kubefile.path)) if kubefile.path else "Kubefile"
+    return (f"<div class='kubenb-kubefile'><p><b>{name}</b>: {len(kubefile.instructions)} instruction(s)</p>"
+            f"<table><thead><tr><th>line</th><th>instruction</th></tr></thead><tbody>{rows}</tbody></table></div>")
+
+
+def kubefile_text(kubefile: Kubefile) -> str:
+    return "\n".join(f"{i.line:>4}  {i.to_text()}" for i in kubefile.instructions)
+
+
+def cluster_image_text(image: ClusterImage) -> str:
+    carried = len(json.loads(image.annotations.get("io.kubenb.images", "{}")))
+    return f"{image.name} ({image.short_id}, {human_size(image.size)}, {carried} image(s), {image.platform or '?'})"
+
+
+def cluster_image_html(image: ClusterImage) -> str:
+    carried = json.loads(image.annotations.get("io.kubenb.images", "{}"))
+    rows = "".join(f"<tr><td><code>{_e(ref)}</code></td><td><code>{_e(digest[:19])}</code></td></tr>"
+                   for ref, digest in carried.items())
+    return (f"<div class='kubenb-cluster-image'><p><b>{_e(image.name)}</b> <code>{image.short_id}</code> "
+            f"{human_size(image.size)}, {_e(image.platform)}, created {_e(image.created)}</p>"
+            f"<table><thead><tr><th>image</th><th>digest</th></tr></thead><tbody>{rows}</tbody></table></div>")
+
+
+def _sources(found: FoundImage) -> str:
+    return ", ".join(dict.fromkeys(location.source for location in found.locations))
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)

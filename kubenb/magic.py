@@ -1,0 +1,359 @@
+"""The notebook front end: ``%%kubefile`` and ``%kubenb``, registered by ``%load_ext kubenb``.
+
+A cell is the fastest loop there is: write a Kubefile, see at once which images the build
+would carry and where each was found, untick what should stay out, build. The default is
+therefore a preview whose only side effect is writing the Kubefile into the context (so the
+CLI, the build and a colleague see the same file); ``--build`` builds at once.
+
+The magics stay thin: options come from the CLI's own parser pieces, discovery and builds
+from the engine, tables from ``display``, widgets from ``widgets``. A kubenb error fails the
+cell with its one line (file:line: what; what to do), never a traceback, unless
+``%config KubenbMagics.full_traceback = True``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import getpass
+import io
+import os
+import re
+import shlex
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from IPython import get_ipython
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from IPython.display import display
+from traitlets import Bool, Enum, Unicode
+
+from kubenb.build import BuildOptions, build
+from kubenb.cli import add_build_options, build_options, build_parser
+from kubenb.display import (
+    EventPrinter,
+    cluster_image_html,
+    cluster_image_text,
+    image_list_html,
+    image_list_table,
+    kubefile_html,
+    kubefile_text,
+)
+from kubenb.engine import list_images
+from kubenb.errors import Cancelled, KubenbError
+from kubenb.kubefile import load
+from kubenb.model import ImageList, Kubefile
+from kubenb.store import ClusterImage, Store
+
+__all__ = ["KubenbMagics", "Plan", "load_ipython_extension"]
+
+PROGRESS = ("auto", "widget", "text", "none")
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext kubenb``: the magics, and HTML/text reprs for kubenb's results."""
+    ipython.register_magics(KubenbMagics)
+    formatters = ipython.display_formatter.formatters
+    renderings: list[tuple[type, Callable[[Any], str], Callable[[Any], str]]] = [
+        (ImageList, image_list_html, image_list_table),
+        (Kubefile, kubefile_html, kubefile_text),
+        (ClusterImage, cluster_image_html, cluster_image_text),
+    ]
+    for kind, as_html, as_text in renderings:
+        formatters["text/html"].for_type(kind, as_html)
+        formatters["text/plain"].for_type(kind, _pretty(as_text))
+
+
+def _pretty(render: Callable[[Any], str]) -> Callable[[Any, Any, bool], None]:
+    """IPython's plain-text printers write through a pretty-printer object."""
+
+    def printer(value: Any, pretty: Any, cycle: bool) -> None:
+        pretty.text(render(value))
+
+    return printer
+
+
+# -- the preview ------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What a build of a ``%%kubefile`` cell would do: its instructions and its images.
+
+    ``images`` is a DataFrame of the images the build carries with where each was found;
+    ``potential`` and ``test`` hold what is shown apart. ``review()`` gives the widget to
+    change the choice, ``build()`` builds.
+    """
+
+    kubefile: Kubefile
+    image_list: ImageList
+    options: BuildOptions
+    root: Path | None = None
+    builder: str = "lite"
+    progress: str = "auto"
+    _review: Any = field(default=None, repr=False)
+
+    @property
+    def images(self) -> Any:
+        return self.image_list.to_dataframe(include=("image",))
+
+    @property
+    def potential(self) -> Any:
+        return self.image_list.to_dataframe(include=("potential",))
+
+    @property
+    def test(self) -> Any:
+        return self.image_list.to_dataframe(include=("test",))
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.image_list.warnings
+
+    def review(self) -> Any:
+        """The image-list review widget of this plan (one per plan, so its ticks persist)."""
+        if self._review is None:
+            from kubenb.widgets import ImageListReview  # noqa: PLC0415  (ipywidgets only when asked)
+
+            self._review = ImageListReview(self.image_list, self.options.context)
+        return self._review
+
+    def panel(self) -> Any:
+        """A build panel whose Build saves the review's choice first, so the build honours it."""
+        from kubenb.widgets import BuildPanel  # noqa: PLC0415
+
+        review = self.review()
+        return BuildPanel(self.options, store=Store(self.root), builder=self.builder, before_build=review.save)
+
+    def build(self, *, tag: str | None = None, background: bool = False, progress: str | None = None) -> Any:
+        """Build now; returns the ClusterImage, or the running BuildPanel with ``background``."""
+        options = replace(self.options, tag=tag) if tag else self.options
+        return _run_build(options, self.root, self.builder, progress or self.progress, background)
+
+    def _repr_html_(self) -> str:
+        return kubefile_html(self.kubefile) + image_list_html(self.image_list)
+
+    def __repr__(self) -> str:
+        return f"{kubefile_text(self.kubefile)}\n\n{image_list_table(self.image_list)}"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Widgets where a kernel draws them; the static tables stay in the saved notebook."""
+        bundle: dict[str, Any] = {"text/plain": repr(self), "text/html": self._repr_html_()}
+        if _widget_progress(self.progress):
+            import ipywidgets  # noqa: PLC0415
+
+            view = ipywidgets.VBox([ipywidgets.HTML(kubefile_html(self.kubefile)), self.review().widget,
+                                    self.panel().widget])
+            bundle.update(view._repr_mimebundle_(include=include, exclude=exclude) or {})
+            bundle["text/html"] = self._repr_html_()
+        return bundle
+
+
+def _run_build(options: BuildOptions, root: Path | None, builder: str, progress: str, background: bool) -> Any:
+    """A build with the progress asked for; Ctrl-C cancels it and leaves the store as it was."""
+    store = Store(root)
+    if background or _widget_progress(progress):
+        from kubenb.widgets import BuildPanel  # noqa: PLC0415
+
+        panel = BuildPanel(options, store=store, builder=builder)
+        if progress != "none":
+            display(panel)  # type: ignore[no-untyped-call]
+        panel.start()
+        if background:
+            return panel
+        try:
+            image = panel.wait()
+        except KeyboardInterrupt:
+            panel.cancel()
+            panel.wait()
+            raise Cancelled("the build was interrupted", hint="nothing was named; the store is as it was") from None
+        if panel.error is not None:
+            raise panel.error
+        return image
+    cancel = threading.Event()
+    try:
+        if progress == "none":
+            return build(options, builder=builder, store=store, cancel=cancel)
+        with EventPrinter(sys.stdout) as printer:
+            return build(options, builder=builder, store=store, events=printer, cancel=cancel)
+    except KeyboardInterrupt:
+        raise Cancelled("the build was interrupted", hint="nothing was named; the store is as it was") from None
+
+
+def _widget_progress(progress: str) -> bool:
+    """Widgets for ``widget``, and for ``auto`` inside a kernel that can show them."""
+    if progress == "widget":
+        return True
+    if progress != "auto":
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+# -- the magics -------------------------------------------------------------------------------
+
+
+class _CellParser(argparse.ArgumentParser):
+    """Option errors fail the cell with one line, as every kubenb error does."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            raise UsageError(message.strip())
+        raise _HelpShown
+
+
+class _HelpShown(Exception):
+    """``--help`` printed the usage; the magic ends quietly."""
+
+
+def _kubefile_parser() -> _CellParser:
+    parser = _CellParser(prog="%%kubefile", add_help=True,
+                         description="Write the cell's Kubefile into the context, preview its images, or build.")
+    parser.add_argument("-o", "--output", metavar="VAR", help="store the plan (or the built image) in VAR")
+    parser.add_argument("--context", default=None, metavar="DIR", help="the build context (default: this folder)")
+    parser.add_argument("-f", "--file", default="Kubefile", metavar="NAME", help="the Kubefile's name in the context")
+    parser.add_argument("--build", action="store_true", help="build now instead of previewing")
+    parser.add_argument("--progress", choices=PROGRESS, default=None)
+    parser.add_argument("--background", action="store_true", help="build in a thread; the kernel stays free")
+    parser.add_argument("--root", default=None, metavar="DIR", help="the image store")
+    add_build_options(parser, tag_required=False)
+    return parser
+
+
+def _friendly(method: _F) -> _F:
+    """kubenb errors become one-line cell failures unless the full traceback is asked for."""
+
+    @functools.wraps(method)
+    def wrapper(self: KubenbMagics, *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except _HelpShown:
+            return None
+        except KubenbError as error:
+            if self.full_traceback:
+                raise
+            raise UsageError(str(error)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@magics_class
+class KubenbMagics(Magics):
+    """``%%kubefile`` and ``%kubenb``; settings through ``%config KubenbMagics.<name> = ...``."""
+
+    full_traceback = Bool(False, help="show the full traceback of kubenb errors").tag(config=True)
+    root = Unicode("", help="the image store when --root is not given (else $KUBENB_ROOT)").tag(config=True)
+    progress = Enum(PROGRESS, "auto", help="build progress when --progress is not given").tag(config=True)
+
+    @no_var_expand
+    @cell_magic
+    @_friendly
+    def kubefile(self, line: str, cell: str) -> Any:
+        """Write the Kubefile of this cell into the context, then preview its images or build."""
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        options = _kubefile_parser().parse_args(shlex.split(_fill(line, namespace, "the magic line")))
+        context = Path(options.context).expanduser() if options.context else Path.cwd()
+        if not context.is_dir():
+            raise UsageError(f"--context {context}: no such folder; create it or name another")
+        path = context / options.file
+        path.write_text(_fill(cell, namespace, str(path)), encoding="utf-8")
+        kubefile = load(path, dict(options.build_arg))
+        root = Path(options.root or self.root or os.environ.get("KUBENB_ROOT") or Store().root)
+        progress = options.progress or self.progress
+        tag = options.tag or f"{context.resolve().name or 'cluster'}:latest".lower()
+        build_options_ = build_options(options, context=context, kubefile=path, tag=tag)
+        if options.build or options.background:
+            result = _run_build(build_options_, root, options.builder, progress, options.background)
+        else:
+            result = Plan(kubefile=kubefile, options=build_options_, root=root, builder=options.builder,
+                          progress=progress, image_list=list_images(
+                              context, kubefile=path, root=root, build_args=dict(options.build_arg),
+                              values={c: list(f) for c, f in build_options_.values.items()},
+                              set={c: list(e) for c, e in build_options_.set_values.items()},
+                              kube_version=options.kube_version))
+        if options.output:
+            namespace[options.output] = result
+            return None
+        return result
+
+    @no_var_expand
+    @line_magic
+    @_friendly
+    def kubenb(self, line: str) -> Any:
+        """The CLI's commands (images, inspect, tag, rmi, list-images, save, load, push, pull,
+        login, logout) with the CLI's own parser; a password never goes on the line."""
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        argv = shlex.split(_fill(line, namespace, "the magic line"))
+        options = _parse_cli(argv)
+        if options is None:
+            return None
+        if "root" not in options and self.root:
+            options.root = self.root
+        if options.command == "login":
+            return _login(options)
+        status = options.run(options)
+        if status:
+            raise UsageError(f"kubenb {options.command} failed with status {status}")
+        return None
+
+
+def _parse_cli(argv: list[str]) -> argparse.Namespace | None:
+    """The CLI's parser, its errors (printed, then SystemExit) turned into a cell failure."""
+    if argv[:1] == ["login"] and any(_names_password(arg) for arg in argv[1:]):
+        raise UsageError("a password never goes on the magic line: %kubenb login REGISTRY [-u USER] asks for it")
+    if argv[:1] == ["login"] and not any(arg in ("-u", "--username") or arg.startswith(("-u", "--username="))
+                                         for arg in argv[1:]):
+        argv = [*argv, "--username", "-"]  # the login form asks for the user
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors):
+            return build_parser().parse_args(argv)
+    except SystemExit as stop:
+        if stop.code in (0, None):
+            return None  # --help or --version printed
+        raise UsageError(errors.getvalue().strip().replace("kubenb:", "%kubenb:", 1) or "bad arguments") from None
+
+
+def _names_password(arg: str) -> bool:
+    return arg in ("-p", "--password", "--password-stdin") or arg.startswith(("--password=", "-p"))
+
+
+def _login(options: argparse.Namespace) -> Any:
+    """getpass when the user is named; the login form otherwise (in a kernel that draws it)."""
+    from kubenb.registry import login  # noqa: PLC0415
+
+    if options.username != "-":
+        password = getpass.getpass(f"Password for {options.username} at {options.registry}: ")
+        try:
+            path = login(options.registry, options.username, password, insecure=options.insecure_registry)
+        finally:
+            del password
+        print(f"Login succeeded: credentials for {options.registry} saved in {path}")
+        return None
+    from kubenb.widgets import LoginForm  # noqa: PLC0415
+
+    return LoginForm(options.registry, insecure=options.insecure_registry)
+
+
+def _fill(text: str, namespace: Mapping[str, Any], where: str) -> str:
+    """``{{name}}`` from the notebook's variables; an unknown name fails with its line."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in namespace:
+            line = text.count("\n", 0, match.start()) + 1
+            raise UsageError(f"{where}:{line}: {{{{{name}}}}} names no variable of the notebook; "
+                             f"define {name} in a cell above, then run this one again")
+        return str(namespace[name])
+
+    return _PLACEHOLDER.sub(value, text)

@@ -1,0 +1,13 @@
+"""Notebook front ends from stock ipywidgets: image-list review, build panel, login form.
+
+Each is a plain object holding its widgets (``.widget`` is the ``VBox`` shown) over the same
+engine calls the CLI makes; canonical state stays in Python and the widgets are its view.
+"""
+
+from __future__ import annotations
+
+from kubenb.widgets.login import LoginForm
+from kubenb.widgets.panel import BuildPanel
+from kubenb.widgets.review import ImageListReview
+
+__all__ = ["BuildPanel", "ImageListReview", "LoginForm"]

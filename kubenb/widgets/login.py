@@ -1,0 +1,57 @@
+"""The login form: a registry login from a notebook without a secret left in the notebook.
+
+A password typed into a cell ends up in the saved ``.ipynb`` and its history; a ``Password``
+widget does not, as long as its value is cleared once used. So the form clears it after every
+attempt, right or wrong, and its messages never quote it.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+
+from kubenb.errors import KubenbError
+from kubenb.registry import login
+
+__all__ = ["LoginForm"]
+
+
+class LoginForm:
+    """User, password and a Log in button for ``registry``; credentials are checked, then saved."""
+
+    def __init__(self, registry: str, *, username: str = "", insecure: bool = False) -> None:
+        self.registry = registry
+        self.insecure = insecure
+        self.user = widgets.Text(value=username, description="User", placeholder="user name")
+        self.password = widgets.Password(value="", description="Password")
+        self.button = widgets.Button(description="Log in", icon="sign-in", button_style="primary")
+        self.button.add_class("kubenb-login")
+        self.status = widgets.HTML(value=f"Log in to <code>{html.escape(registry)}</code>")
+        self.status.add_class("kubenb-login-status")
+        self.button.on_click(lambda _button: self.login())
+        self.widget = widgets.VBox([self.user, self.password, widgets.HBox([self.button, self.status])])
+        self.widget.add_class("kubenb-login-form")
+
+    def login(self) -> Path | None:
+        """Check and save the credentials; the credentials file, or None when the login failed."""
+        user, password = self.user.value, self.password.value
+        try:
+            path = login(self.registry, user, password, insecure=self.insecure)
+        except KubenbError as error:
+            self.status.value = html.escape(_redact(str(error), password))
+            return None
+        finally:
+            self.password.value = ""
+        self.status.value = html.escape(f"Logged in to {self.registry} as {user}")
+        return path
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _redact(text: str, secret: str) -> str:
+    """Belt and braces: no message the form shows may quote the password."""
+    return text.replace(secret, "***") if secret else text

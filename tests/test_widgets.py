@@ -1,0 +1,258 @@
+"""The notebook widgets, headless: built in plain Python, clicked and ticked as a user would.
+
+Assertions are on what a person sees (status and summary text, ticks, hidden rows) and on what
+lands on disk (review files, the store, the credentials file); builds use a real registry.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import ipywidgets
+import pytest
+
+from kubenb.build import BuildOptions
+from kubenb.demo import DemoRegistry
+from kubenb.discover import list_images
+from kubenb.errors import DiscoveryError
+from kubenb.store import Store
+from kubenb.widgets import BuildPanel, ImageListReview, LoginForm
+from tests.support.registry import Registry
+
+BUSYBOX = "docker.io/library/busybox:1.36"
+ALPINE = "docker.io/library/alpine:3.20"
+APP = "quay.io/example/app:1.0"
+SIDECAR = "ghcr.io/example/sidecar:2.0"
+MANIFEST = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app}
+spec:
+  template:
+    spec:
+      containers:
+      - name: app
+        image: quay.io/example/app:1.0
+        env:
+        - {name: SIDECAR_IMAGE, value: "ghcr.io/example/sidecar:2.0"}
+"""
+
+
+def make_context(root: Path, kubefile: str, *, images: str = "busybox:1.36\nalpine:3.20\n",
+                 manifest: str | None = None) -> Path:
+    context = root / "context"
+    context.mkdir()
+    (context / "Kubefile").write_text(kubefile)
+    (context / "imageList").write_text(images)
+    if manifest is not None:
+        (context / "app.yaml").write_text(manifest)
+    return context
+
+
+@pytest.fixture
+def reviewed(tmp_path: Path) -> tuple[Path, ImageListReview]:
+    context = make_context(tmp_path, "FROM scratch\nCOPY imageList manifests\nCOPY app.yaml manifests\n",
+                           manifest=MANIFEST)
+    return context, ImageListReview(list_images(context), context)
+
+
+def visible(review: ImageListReview) -> list[str]:
+    return [row.image for row in review.rows if row.box.layout.display != "none"]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def log_text(panel: BuildPanel) -> str:
+    return "".join(output.get("text", "") for output in panel.log.outputs)
+
+
+def descendants(widget: Any) -> Iterator[Any]:
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from descendants(child)
+
+
+# --- ImageListReview ---------------------------------------------------------------------------
+
+
+def test_review_shows_a_ticked_row_per_image_and_unticked_opt_in_rows(reviewed: tuple[Path, ImageListReview]) -> None:
+    _, review = reviewed
+    assert {image: box.value for image, box in review.checkboxes.items()} == {
+        ALPINE: True, BUSYBOX: True, APP: True, SIDECAR: False,
+    }
+    for image, checkbox in review.checkboxes.items():
+        assert checkbox.description == image
+        assert "kubenb-include" in checkbox._dom_classes
+    assert review.chosen() == sorted([ALPINE, BUSYBOX, APP])
+    (sidecar,) = [row for row in review.rows if row.image == SIDECAR]
+    assert sidecar.kind == "potential"
+    assert "potential" in sidecar.box.children[1].value
+    (app,) = [row for row in review.rows if row.image == APP]
+    provenance = app.box.children[2].value
+    assert "manifest" in provenance and "manifests/app.yaml:9" in provenance and "Deployment/app" in provenance
+    assert review.save_button.description == "Save choice" and "kubenb-save" in review.save_button._dom_classes
+    table = review._repr_html_()
+    assert "<table" in table and SIDECAR in table and "potential" in table
+    assert "application/vnd.jupyter.widget-view+json" in review._repr_mimebundle_()
+
+
+def test_review_choice_is_saved_and_every_later_listing_honours_it(reviewed: tuple[Path, ImageListReview]) -> None:
+    context, review = reviewed
+    review.checkboxes[ALPINE].value = False
+    review.checkboxes[SIDECAR].value = True
+    assert "(not saved)" in review.status.value
+    frame = review.dataframe()
+    assert frame["include"].dtype == bool
+    include = dict(zip(frame["image"], frame["include"], strict=True))
+    assert include == {ALPINE: False, BUSYBOX: True, APP: True, SIDECAR: True}
+    assert set(frame["kind"]) == {"image", "potential"}
+
+    written = review.save()
+    assert sorted(written) == [context / ".kubenb" / "exclude", context / ".kubenb" / "include"]
+    assert ".kubenb/include" in review.status.value and ".kubenb/exclude" in review.status.value
+    assert ALPINE in (context / ".kubenb" / "exclude").read_text()
+    assert SIDECAR in (context / ".kubenb" / "include").read_text()
+    listed = list_images(context)
+    assert [str(f.image) for f in listed.images] == sorted([BUSYBOX, APP, SIDECAR])
+    assert [str(f.image) for f in listed.excluded] == [ALPINE]
+
+    again = ImageListReview(listed, context)  # the review reopened shows the saved choice
+    assert again.chosen() == sorted([BUSYBOX, APP, SIDECAR])
+    assert [row.kind for row in again.rows if row.image == ALPINE] == ["excluded"]
+    again.checkboxes[ALPINE].value = True
+    again.save_button.click()
+    assert not (context / ".kubenb" / "exclude").exists()
+    assert [str(f.image) for f in list_images(context).images] == sorted([ALPINE, BUSYBOX, APP, SIDECAR])
+
+
+def test_filters_hide_rows_and_never_change_the_choice(reviewed: tuple[Path, ImageListReview]) -> None:
+    _, review = reviewed
+    assert list(review.source_filter.options) == ["all", "imageList", "manifest"]
+    assert list(review.registry_filter.options) == ["all", "docker.io", "ghcr.io", "quay.io"]
+    review.checkboxes[BUSYBOX].value = False
+    before = review.chosen()
+    review.source_filter.value = "imageList"
+    assert sorted(visible(review)) == [ALPINE, BUSYBOX]
+    review.registry_filter.value = "quay.io"
+    assert visible(review) == []
+    review.source_filter.value = "all"
+    assert visible(review) == [APP]
+    assert review.chosen() == before
+    review.registry_filter.value = "all"
+    assert sorted(visible(review)) == sorted(review.checkboxes)
+    assert review.chosen() == before
+
+
+# --- BuildPanel ----------------------------------------------------------------------------------
+
+
+def test_build_panel_builds_what_the_review_chose(tmp_path: Path) -> None:
+    context = make_context(tmp_path, "FROM scratch\nCOPY imageList manifests\n")
+    root = tmp_path / "store"
+    review = ImageListReview(list_images(context), context)
+    review.checkboxes[ALPINE].value = False
+    with DemoRegistry(["busybox:1.36", "alpine:3.20"]) as source:
+        options = BuildOptions(tag="widgets:v1", context=context, kubefile=context / "Kubefile",
+                               mirrors=source.mirrors())
+        panel = BuildPanel(options, store=Store(root), before_build=review.save)
+        assert panel.build_button.description == "Build" and "kubenb-build" in panel.build_button._dom_classes
+        assert panel.cancel_button.disabled
+        panel.build_button.click()
+        image = panel.wait(timeout=120)
+    assert not panel.running and panel.error is None
+    assert image is not None and panel.result == image
+    assert panel.summary.value.startswith("Built widgets:v1")
+    assert image.short_id in panel.summary.value and "1 images" in panel.summary.value
+    assert "kubenb-summary" in panel.summary._dom_classes
+    assert panel.progress.max == 1 and panel.progress.value == 1
+    assert BUSYBOX in panel.current.value and "received" in panel.current.value
+    assert "Step 2/2: COPY imageList manifests" in log_text(panel)
+    assert set(json.loads(image.annotations["io.kubenb.images"])) == {BUSYBOX}
+    assert not panel.build_button.disabled and panel.cancel_button.disabled
+    assert (context / ".kubenb" / "exclude").read_text().endswith(f"{ALPINE}\n")
+
+
+def test_cancel_stops_the_build_and_leaves_the_store_as_it_was(tmp_path: Path) -> None:
+    kubefile = "FROM scratch\nRUN for i in 1 2 3 4 5 6 7 8 9 10; do echo line-$i; sleep 0.5; done\n"
+    context = make_context(tmp_path, kubefile)
+    root = tmp_path / "store"
+    panel = BuildPanel(BuildOptions(tag="slow:v1", context=context, kubefile=context / "Kubefile"),
+                       store=Store(root))
+    panel.build_button.click()
+    assert panel.running and not panel.cancel_button.disabled and panel.build_button.disabled
+    wait_for(lambda: "line-1" in log_text(panel))
+    started = time.monotonic()
+    panel.cancel_button.click()
+    assert panel.wait(timeout=30) is None
+    assert time.monotonic() - started < 3
+    assert panel.summary.value == "Cancelled"
+    assert "line-10" not in log_text(panel)
+    assert Store(root).images() == []
+    assert Store(root).check() == []
+    assert not panel.build_button.disabled and panel.cancel_button.disabled
+
+
+def test_a_failing_build_shows_its_one_line_error(tmp_path: Path) -> None:
+    context = make_context(tmp_path, "FROM scratch\nRUN echo about to fail; exit 3\n")
+    panel = BuildPanel(BuildOptions(tag="bad:v1", context=context, kubefile=context / "Kubefile"),
+                       store=Store(tmp_path / "store"))
+    panel.start()
+    assert panel.wait(timeout=60) is None
+    assert panel.error is not None
+    summary = panel.summary.value
+    assert summary == html.escape(str(panel.error))
+    assert "RUN failed with exit status 3" in summary and "\n" not in summary
+    assert "about to fail" in log_text(panel)
+
+
+def test_an_error_before_the_build_is_shown_and_nothing_runs(tmp_path: Path) -> None:
+    def broken() -> None:
+        raise DiscoveryError("cannot write the review")
+
+    context = make_context(tmp_path, "FROM scratch\n")
+    panel = BuildPanel(BuildOptions(tag="x:1", context=context, kubefile=context / "Kubefile"),
+                       store=Store(tmp_path / "store"), before_build=broken)
+    panel.build_button.click()
+    assert panel.wait(timeout=1) is None and not panel.running
+    assert panel.summary.value == "cannot write the review"
+    assert Store(tmp_path / "store").images() == []
+
+
+# --- LoginForm -----------------------------------------------------------------------------------
+
+
+def test_login_form_with_a_wrong_then_the_right_password(
+    auth_registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth_file = tmp_path / "auth.json"
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(auth_file))
+    assert auth_registry.username is not None and auth_registry.password is not None
+    form = LoginForm(auth_registry.host, username=auth_registry.username)
+    assert form.button.description == "Log in"
+
+    form.password.value = "not-the-password"
+    form.button.click()
+    assert form.password.value == ""
+    assert "not-the-password" not in form.status.value
+    assert not form.status.value.startswith("Logged in")
+    assert "refused the credentials of user" in form.status.value
+    assert not auth_file.exists()
+
+    form.password.value = auth_registry.password
+    assert form.login() == auth_file
+    assert form.status.value == f"Logged in to {auth_registry.host} as {auth_registry.username}"
+    assert form.password.value == ""
+    assert auth_registry.host in json.loads(auth_file.read_text())["auths"]
+    for widget in descendants(form.widget):
+        assert auth_registry.password not in json.dumps(widget.get_state(), default=str)
+    assert isinstance(form.widget, ipywidgets.VBox)
