@@ -1,0 +1,158 @@
+"""Widgets in a real JupyterLab, driven by headless Chromium (Playwright): ticks and clicks go
+through the DOM, the kernel does the work, and the result is checked with the CLI.
+
+JupyterLab and Chromium start once for the module; each test opens its own notebook page.
+Screenshots land in ``test-artifacts/`` at the repo root.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubenb.demo import DemoRegistry
+from tests.support.jupyter import JupyterLab, JupyterLabPage, chromium, screenshot, write_notebook
+
+pytestmark = [pytest.mark.jupyter, pytest.mark.browser, pytest.mark.timeout(420)]
+
+BUILD_TIMEOUT_MS = 90_000
+WIDGET_TIMEOUT_MS = 30_000
+
+
+
+@pytest.fixture(scope="module")
+def kubenb_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("kubenb-root")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, kubenb_root: Path) -> Iterator[JupyterLab]:
+    notebooks = tmp_path_factory.mktemp("notebooks")
+    home = tmp_path_factory.mktemp("jupyter-home")
+    with JupyterLab(notebooks, home, env={"KUBENB_ROOT": str(kubenb_root)}) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser: Any, lab: JupyterLab) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.set_default_timeout(60_000)
+    opened = context.new_page()
+    try:
+        yield opened
+    finally:
+        context.close()
+
+
+def test_jupyterlab_kernel_is_this_venv(lab: JupyterLab) -> None:
+    specs = lab.kernel_specs()
+    assert specs["default"] == "python3"
+    assert specs["kernelspecs"]["python3"]["spec"]["argv"][0] == sys.executable
+
+
+SMOKE_CELL = """\
+import sys
+import ipywidgets as widgets
+print("KERNEL-PYTHON", sys.executable)
+include = widgets.Checkbox(value=True, description="include docker.io/library/alpine:3.20")
+include.add_class("smoke-include")
+summary = widgets.HTML("waiting")
+summary.add_class("smoke-summary")
+go = widgets.Button(description="Go")
+go.add_class("smoke-go")
+go.on_click(lambda _: setattr(summary, "value", f"clicked, include={include.value}"))
+widgets.VBox([include, go, summary])
+"""
+
+
+def test_jupyterlab_renders_and_drives_a_widget(lab: JupyterLab, page: Any) -> None:
+    write_notebook(lab.root_dir / "smoke.ipynb", ["print('first cell')", SMOKE_CELL])
+    notebook = JupyterLabPage(page, lab).open("smoke.ipynb")
+    notebook.run_all()
+    assert not notebook.errors(), notebook.errors()
+    assert f"KERNEL-PYTHON {sys.executable}" in notebook.output_text()
+
+    include = page.locator(".smoke-include").filter(has_text="alpine")
+    include.wait_for(timeout=WIDGET_TIMEOUT_MS)
+    checkbox = include.locator("input[type=checkbox]")
+    assert checkbox.is_checked()
+    checkbox.click()
+    assert not checkbox.is_checked()
+    page.locator(".smoke-go").click()
+    page.locator(".smoke-summary", has_text="clicked").wait_for(timeout=WIDGET_TIMEOUT_MS)
+    screenshot(page, "browser-smoke.png")
+    assert "include=False" in page.locator(".smoke-summary").inner_text()
+
+
+KUBEFILE = "FROM scratch\nCOPY imageList manifests\n"
+IMAGES = ["busybox:1.36", "alpine:3.20"]
+
+
+@pytest.fixture
+def demo_registry() -> Iterator[DemoRegistry]:
+    with DemoRegistry(IMAGES) as running:
+        yield running
+
+
+def inspect(root: Path, name: str) -> dict[str, Any]:
+    result = subprocess.run([sys.executable, "-m", "kubenb", "--root", str(root), "inspect", name],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, f"kubenb inspect {name} failed: {result.stderr}"
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def image_annotation(data: dict[str, Any]) -> dict[str, str]:
+    images = data["annotations"]["io.kubenb.images"]
+    parsed: dict[str, str] = json.loads(images) if isinstance(images, str) else images
+    return parsed
+
+
+@pytest.mark.registry
+def test_kubefile_review_widget_builds_only_ticked_images(
+        lab: JupyterLab, page: Any, kubenb_root: Path, demo_registry: DemoRegistry) -> None:
+    context = lab.root_dir / "context"
+    context.mkdir()
+    (context / "Kubefile").write_text(KUBEFILE)
+    (context / "imageList").write_text("".join(f"{image}\n" for image in IMAGES))
+    cell = f"%%kubefile --context {context} -t demo:1 --registry-mirror docker.io={demo_registry.host}\n{KUBEFILE}"
+    write_notebook(lab.root_dir / "build.ipynb", ["%load_ext kubenb", cell])
+
+    notebook = JupyterLabPage(page, lab).open("build.ipynb")
+    notebook.run_all()
+    assert not notebook.errors(), notebook.errors()
+    output = notebook.output_text()
+    assert "FROM" in output and "COPY" in output, output
+
+    includes = page.locator(".kubenb-include")
+    includes.first.wait_for(timeout=WIDGET_TIMEOUT_MS)
+    assert includes.count() == 2, includes.all_inner_texts()
+    alpine = includes.filter(has_text="docker.io/library/alpine:3.20").locator("input[type=checkbox]")
+    busybox = includes.filter(has_text="docker.io/library/busybox:1.36").locator("input[type=checkbox]")
+    assert alpine.is_checked() and busybox.is_checked()
+    alpine.click()
+    assert not alpine.is_checked()
+
+    page.locator(".kubenb-build").click()
+    summary = page.locator(".kubenb-summary")
+    try:
+        summary.filter(has_text="Built").wait_for(timeout=BUILD_TIMEOUT_MS)
+    finally:
+        screenshot(page, "browser-build.png")
+    assert "Built demo:1" in summary.inner_text()
+
+    images = image_annotation(inspect(kubenb_root, "demo:1"))
+    assert any("busybox" in image for image in images), images
+    assert not any("alpine" in image for image in images), images
