@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test demo lint system-packages venv clean
+.PHONY: test demo bench lint system-packages venv clean
 
 test: venv lint
 	$(BIN)/python -m pytest
@@ -14,8 +14,12 @@ test: venv lint
 demo: venv
 	$(BIN)/python examples/demo.py
 
+# Every headline benchmark, one table of ratios against the named baselines (docs/benchmarks.md).
+bench: venv
+	$(BIN)/python bench/all.py
+
 lint: venv
-	$(BIN)/ruff check kubenb tests
+	$(BIN)/ruff check kubenb tests bench
 	$(BIN)/mypy
 
 # Debian packages the tests run for real: the registry, skopeo, htpasswd, wget (a Kubefile's RUN),

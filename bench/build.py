@@ -21,6 +21,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from table import Row, show  # noqa: E402
 
 from kubenb import list_images  # noqa: E402
 from kubenb.demo import DemoRegistry  # noqa: E402
@@ -38,6 +41,7 @@ def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     options.add_argument("--rounds", type=int, default=3)
     options.add_argument("--mb", type=float, default=4.0, help="MB of random layer per image")
+    options.add_argument("--json", action="store_true", help="print the rows as JSON (for bench/all.py)")
     args = options.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         context = Path(tmp, "context")
@@ -52,10 +56,9 @@ def main() -> None:
                 builds.append(timed(["--root", f"{tmp}/store{n}", "build", "-t", "bench:1", *mirrors, str(context)]))
                 saves.append(timed(["save-images", "-o", f"{tmp}/folder{n}", *images, *mirrors]))
     build_s, save_s = min(builds), min(saves)
-    print(f"{len(images)} images, {args.mb:.0f} MB each; best of {args.rounds}")
-    print(f"{'measure':<36}{'seconds':>9}{'ratio':>9}  goal")
-    print(f"{'kubenb build (lite)':<36}{build_s:>9.2f}")
-    print(f"{'  vs save-images of the same images':<36}{save_s:>9.2f}{build_s / save_s:>8.2f}x  <= 1.3x")
+    show([Row("build", f"lite build, {len(images)} images of {args.mb:.0f} MB", build_s,
+              "save-images of the same images", save_s, "<= 1.3x")],
+         as_json=args.json, title=f"{len(images)} images, {args.mb:.0f} MB each; best of {args.rounds}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -29,6 +28,9 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from table import Row, show  # noqa: E402
 
 from tests.support.oci import LAYER, Image, Layer, make_image, push  # noqa: E402
 from tests.support.registry import Registry  # noqa: E402
@@ -91,6 +93,7 @@ def main() -> None:
     options.add_argument("--images", type=int, default=30)
     options.add_argument("--base-mb", type=int, default=20)
     options.add_argument("--own-mb", type=int, default=10)
+    options.add_argument("--json", action="store_true", help="print the rows as JSON (for bench/all.py)")
     args = options.parse_args()
     with tempfile.TemporaryDirectory() as tmp, Registry(Path(tmp, "source")) as registry:
         references, blobs = seed(registry, args.images, args.base_mb, args.own_mb)
@@ -101,18 +104,12 @@ def main() -> None:
         floor_s = floor(registry, blobs, Path(tmp, "floor"))
         warm_s, _ = kubenb(references, Path(tmp, "kubenb"))
         shutil.rmtree(Path(tmp, "skopeo"), ignore_errors=True)
-    print(f"{args.images} images, {len(blobs)} unique blobs, {unique_mb:.0f} MB unique; one run")
-    print(f"{'measure':<40}{'seconds':>9}{'ratio':>9}  goal")
-    for name, seconds, ratio, goal in [
-        ("kubenb save-images", kubenb_s, None, ""),
-        ("  vs skopeo sync --all (dir)", skopeo_s, kubenb_s / skopeo_s, "<= 1.0x"),
-        ("  vs floor: one GET per blob", floor_s, kubenb_s / floor_s, "<= 1.5x"),
-        ("kubenb warm rerun", warm_s, None, "< 1 s"),
-    ]:
-        print(f"{name:<40}{seconds:>9.2f}{'' if ratio is None else f'{ratio:.2f}x':>9}  {goal}")
-    print(f"kubenb peak memory: {rss / 1e6:.0f} MB (goal < 150 MB)")
-    print(json.dumps({"kubenb_s": kubenb_s, "skopeo_s": skopeo_s, "floor_s": floor_s, "warm_s": warm_s,
-                      "peak_rss_mb": rss / 1e6}))
+    show([
+        Row("cache", f"save-images, {args.images} images", kubenb_s, "skopeo sync --all (dir)", skopeo_s, "<= 1.0x"),
+        Row("cache", f"save-images, {args.images} images", kubenb_s, "floor: one GET per blob", floor_s, "<= 1.5x"),
+        Row("cache", "warm rerun (all complete)", warm_s, goal="< 1 s"),
+    ], as_json=args.json, title=f"{args.images} images, {len(blobs)} unique blobs, {unique_mb:.0f} MB unique; "
+                                 f"one run; kubenb peak memory {rss / 1e6:.0f} MB (goal < 150 MB)")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,9 @@ import yaml
 import yaml_rs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from table import Row, show
 
 from kubenb.discover import clear_cache, list_images
 
@@ -84,6 +87,7 @@ def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     options.add_argument("--copies", type=int, default=20)
     options.add_argument("--rounds", type=int, default=3)
+    options.add_argument("--json", action="store_true", help="print the rows as JSON (for bench/all.py)")
     args = options.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         manifests, charts = Path(tmp, "manifests-context"), Path(tmp, "charts-context")
@@ -98,20 +102,15 @@ def main() -> None:
         clear_cache()
         first = timed(lambda: list_images(manifests))
         second = timed(lambda: list_images(manifests))
-    print(f"manifests: {len(files)} files, {size:.1f} MB; charts: {len(CHART_VALUES)} with values, "
-          f"{sum(1 for _ in (CORPUS / 'charts').iterdir())} in all; best of {args.rounds}")
-    print(f"{'measure':<44}{'seconds':>9}{'ratio':>9}  goal")
-    rows = [
-        ("kubenb discovery, manifests", kubenb_manifests, None, ""),
-        ("  floor: yaml-rs loading the same files", rs, kubenb_manifests / rs, "<= 1.5x"),
-        ("  floor: PyYAML CSafeLoader loading them", safe, kubenb_manifests / safe, ""),
-        ("kubenb discovery, charts", kubenb_charts, None, ""),
-        ("  floor: bare helm-python-sdk render", sdk, kubenb_charts / sdk, "<= 1.2x"),
-        ("first list_images of manifests", first, None, ""),
-        ("  cached second run / first", second, second / first, "< 0.1x"),
-    ]
-    for name, seconds, ratio, goal in rows:
-        print(f"{name:<44}{seconds:>9.3f}{'' if ratio is None else f'{ratio:.2f}x':>9}  {goal}")
+    title = (f"manifests: {len(files)} files, {size:.1f} MB; charts: {len(CHART_VALUES)} with values, "
+             f"{sum(1 for _ in (CORPUS / 'charts').iterdir())} in all; best of {args.rounds}")
+    show([
+        Row("discovery", f"manifests, {size:.0f} MB", kubenb_manifests, "yaml-rs loading the same files", rs,
+            "<= 1.5x"),
+        Row("discovery", f"manifests, {size:.0f} MB", kubenb_manifests, "PyYAML CSafeLoader loading them", safe),
+        Row("discovery", "charts of the corpus", kubenb_charts, "bare helm-python-sdk render", sdk, "<= 1.2x"),
+        Row("discovery", "cached second list_images", second, "the first list_images", first, "< 0.1x"),
+    ], as_json=args.json, title=title)
 
 
 if __name__ == "__main__":

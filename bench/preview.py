@@ -22,6 +22,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from table import Row, show
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
 CHART_VALUES = {"apollo-portal": "apollo-portal.yaml", "apollo-service": "apollo-service.yaml"}
@@ -74,6 +78,7 @@ def in_fresh_process(code: str) -> dict[str, object]:
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     options.add_argument("--rounds", type=int, default=3)
+    options.add_argument("--json", action="store_true", help="print the rows as JSON (for bench/all.py)")
     args = options.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         context = corpus_context(Path(tmp, "context"))
@@ -85,14 +90,12 @@ def main() -> None:
             agains.append(float(again))
             baselines.append(float(in_fresh_process(DISCOVERY.format(context=str(context)))["seconds"]))  # type: ignore[arg-type]
     first_s, again_s, base_s = min(firsts), min(agains), min(baselines)
-    print(f"corpus context: {sum(1 for _ in (CORPUS / 'manifests').iterdir())} manifests, "
-          f"{sum(1 for _ in (CORPUS / 'charts').iterdir())} charts, {shell['images']} images; best of {args.rounds}")
-    print(f"{'measure':<46}{'seconds':>9}{'ratio':>9}  goal")
-    rows = [("%%kubefile preview, first in a new kernel", first_s, first_s / 2.0, "< 2 s (ratio to 2 s)"),
-            ("  vs discovery alone in a fresh process", base_s, first_s / base_s, ""),
-            ("%%kubefile preview, unchanged, again", again_s, again_s / 0.3, "< 0.3 s (ratio to 0.3 s)")]
-    for name, seconds, ratio, goal in rows:
-        print(f"{name:<46}{seconds:>9.3f}{ratio:>8.2f}x  {goal}")
+    show([
+        Row("preview", "%%kubefile preview, first", first_s, "discovery alone, fresh process", base_s, "< 2 s"),
+        Row("preview", "%%kubefile preview, unchanged", again_s, "the first preview", first_s, "< 0.3 s"),
+    ], as_json=args.json, title=f"corpus context: {sum(1 for _ in (CORPUS / 'manifests').iterdir())} manifests, "
+                                f"{sum(1 for _ in (CORPUS / 'charts').iterdir())} charts, {shell['images']} images; "
+                                f"best of {args.rounds}")
 
 
 if __name__ == "__main__":
