@@ -367,3 +367,18 @@ def test_a_malformed_platform_is_an_error_naming_the_line(tmp_path: Path, writte
     assert "Kubefile:2: invalid platform" in result.stderr and "os/arch" in result.stderr
     option = _cli("--root", str(tmp_path / "store"), "build", "--platform", written, "-t", "p:1", str(tmp_path))
     assert option.returncode == 2 and "invalid platform" in option.stderr
+
+
+def test_copy_chmod_sets_the_mode_and_chown_is_refused_naming_the_line(tmp_path: Path) -> None:
+    (tmp_path / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    (tmp_path / "run.sh").chmod(0o600)
+    (tmp_path / "Kubefile").write_text("FROM scratch\nCOPY --chmod=0755 run.sh etc/\n")
+    root = str(tmp_path / "store")
+    assert _cli("--root", root, "build", "-t", "m:1", str(tmp_path)).returncode == 0
+    assert _cli("--root", root, "export", "m:1", "-o", str(tmp_path / "out")).returncode == 0
+    assert (tmp_path / "out" / "etc" / "run.sh").stat().st_mode & 0o7777 == 0o755
+    for flag, message in (("--chown=1000:1000", "Kubefile:2: COPY --chown is not supported"),
+                          ("--chmod=rwx", "Kubefile:2: COPY --chmod=rwx: expected an octal mode")):
+        (tmp_path / "Kubefile").write_text(f"FROM scratch\nCOPY {flag} run.sh etc/\n")
+        refused = _cli("--root", root, "build", "-t", "m:2", str(tmp_path))
+        assert refused.returncode != 0 and message in refused.stderr

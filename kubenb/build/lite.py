@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import tempfile
@@ -254,11 +255,30 @@ def _from(base: str, image: ClusterImage | None, store: Store, rootfs: Path, sta
 
 
 def _copy(instruction: Instruction, kubefile: Kubefile, context: Path, rootfs: Path) -> None:
+    """Copy the sources; ``--chmod`` sets their mode. Every file of a cluster image is owned by
+    root (layers are written with owner 0), so ``--chown`` would be a promise not kept."""
+    if instruction.flag("chown") is not None:
+        raise BuildError("COPY --chown is not supported: files in a cluster image are owned by root",
+                         file=kubefile.path, line=instruction.line, hint="remove --chown; set modes with --chmod")
+    mode = _mode(instruction, kubefile)
     for target, source in copy_files(instruction, context.resolve(), view_of_folder(rootfs), kubefile.path).items():
         destination = rootfs / target
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, destination)
-        shutil.copymode(source, destination)
+        if mode is None:
+            shutil.copymode(source, destination)
+        else:
+            destination.chmod(mode)
+
+
+def _mode(instruction: Instruction, kubefile: Kubefile) -> int | None:
+    written = instruction.flag("chmod")
+    if written is None:
+        return None
+    if not re.fullmatch(r"[0-7]{3,4}", written):
+        raise BuildError(f"COPY --chmod={written}: expected an octal mode such as 644 or 0755",
+                         file=kubefile.path, line=instruction.line, hint="write the mode in octal digits")
+    return int(written, 8)
 
 
 def _run(instruction: Instruction, kubefile: Kubefile, rootfs: Path, environment: Mapping[str, str],
