@@ -382,3 +382,12 @@ def test_copy_chmod_sets_the_mode_and_chown_is_refused_naming_the_line(tmp_path:
         (tmp_path / "Kubefile").write_text(f"FROM scratch\nCOPY {flag} run.sh etc/\n")
         refused = _cli("--root", root, "build", "-t", "m:2", str(tmp_path))
         assert refused.returncode != 0 and message in refused.stderr
+
+
+def test_a_bad_image_name_fails_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "Kubefile").write_text("FROM scratch\nCOPY imageList manifests\n")
+    (tmp_path / "imageList").write_text("busybox:1.36\n")
+    refused = _cli("--root", str(tmp_path / "store"), "build", "-t", "My-Cluster:1",
+                   "--registry-mirror", "docker.io=127.0.0.1:1", str(tmp_path))
+    assert refused.returncode == 1
+    assert "'My-Cluster:1' is not a valid image name" in refused.stderr and "127.0.0.1:1" not in refused.stderr

@@ -257,3 +257,23 @@ def test_non_utf8_and_binary_files_are_named(tmp_path: Path) -> None:
     write(tmp_path, "manifests/blob.yaml", b"\x00\x01\x02binary")
     with pytest.raises(DiscoveryError, match=r"manifests/blob\.yaml"):
         list_images(tmp_path)
+
+
+def test_a_missing_context_is_an_error_not_an_empty_list(tmp_path: Path) -> None:
+    with pytest.raises(DiscoveryError, match=r"the build context .*nope is not a folder"):
+        list_images(tmp_path / "nope")
+
+
+def test_a_chart_one_folder_too_deep_is_a_warning_naming_the_fix(tmp_path: Path) -> None:
+    chart = tmp_path / "charts" / "app"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: app\nversion: 0.1.0\n")
+    (chart / "templates" / "pod.yaml").write_text("kind: Pod\nspec:\n  containers:\n  - image: nginx:1.25\n")
+    (tmp_path / "Kubefile").write_text("FROM scratch\nCOPY charts charts\n")  # charts/charts/app
+    nested = list_images(tmp_path)
+    assert nested.images == ()
+    assert nested.warnings == ("charts/charts/app is not rendered: charts/charts is not a chart, and charts must "
+                               "sit right under charts/; copy it there (e.g. COPY charts/* charts/)",)
+    (tmp_path / "Kubefile").write_text("FROM scratch\nCOPY charts/* charts/\n")
+    fixed = list_images(tmp_path)
+    assert [str(f.image) for f in fixed.images] == ["docker.io/library/nginx:1.25"] and fixed.warnings == ()

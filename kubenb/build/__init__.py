@@ -15,7 +15,7 @@ from kubenb.build.options import BuildOptions
 from kubenb.build.steps import CLUSTER_COMMANDS, needs_cluster
 from kubenb.errors import Cancelled, UnsupportedError
 from kubenb.events import Event, EventSink, ignore
-from kubenb.store import ClusterImage, Store
+from kubenb.store import ClusterImage, Store, normalize_name
 
 __all__ = ["BUILDERS", "CLUSTER_COMMANDS", "BuildOptions", "Builder", "build", "needs_cluster"]
 
@@ -57,6 +57,7 @@ def build(options: BuildOptions, *, builder: str = "lite", store: Store | None =
     """
     if builder not in BUILDERS:
         raise UnsupportedError(f"unknown builder {builder!r}", hint=f"use one of {', '.join(BUILDERS)}")
+    normalize_name(options.tag)  # a bad name fails now, not after every image is pulled
     return BUILDERS[builder].build(options, store or Store(), events if cancel is None else _guarded(events, cancel))
 
 

@@ -21,6 +21,7 @@ from kubenb.discover.imagelist import IMAGE_LIST, read_image_list
 from kubenb.discover.review import apply_review, save_choice, write_review
 from kubenb.discover.rootfs import RootfsView, view_of_folder, view_of_kubefile
 from kubenb.discover.walk import ObjectContext, walk_object
+from kubenb.errors import DiscoveryError
 from kubenb.kubefile import load
 from kubenb.model import ImageList
 
@@ -73,6 +74,9 @@ def rootfs_view(
     context: Path, kubefile: str | Path | None = None, build_args: Mapping[str, str] | None = None
 ) -> RootfsView:
     """The rootfs a build of ``context`` would produce: its Kubefile's, or the folder itself."""
+    if not context.is_dir():
+        raise DiscoveryError(f"the build context {context} is not a folder", file=str(context),
+                             hint="give the folder that holds the Kubefile and the files it copies")
     if kubefile is None:
         kubefile = context / "Kubefile"
         if not kubefile.exists():
@@ -100,7 +104,22 @@ def _discover(view: RootfsView, options: DiscoveryOptions) -> ImageList:
         hits += read_image_list(read_text(view.files[IMAGE_LIST], IMAGE_LIST), IMAGE_LIST)
     hits += _manifest_hits(view, warnings)
     hits += _chart_hits(view, options)
+    warnings += _nested_charts(view)
     return collect(hits, warnings)
+
+
+def _nested_charts(view: RootfsView) -> list[str]:
+    """A chart one folder too deep (``charts/charts/app``, from ``COPY charts charts``) is not
+    rendered; say so rather than list no images from it without a word."""
+    files = {rel.removeprefix("charts/") for rel, _ in view.under("charts")}
+    warnings = []
+    for rel in sorted(files):
+        parts = rel.split("/")
+        if len(parts) == 3 and parts[2] == "Chart.yaml" and f"{parts[0]}/Chart.yaml" not in files:
+            folder, chart = parts[0], parts[1]
+            warnings.append(f"charts/{folder}/{chart} is not rendered: charts/{folder} is not a chart, and charts "
+                            f"must sit right under charts/; copy it there (e.g. COPY {folder}/* charts/)")
+    return warnings
 
 
 def _manifest_hits(view: RootfsView, warnings: list[str]) -> Iterator[Hit]:
