@@ -5,15 +5,20 @@ lists name real-looking images (``nginx:1.25``, ``registry.k8s.io/pause:3.9``). 
 the distribution registry (``docker-registry``) on 127.0.0.1 over a folder seeded with tiny
 images under those names (written straight into the folder, so seeding needs no network
 either); a build then pulls through ``--registry-mirror DOMAIN=127.0.0.1:PORT``.
+
+``DemoRegistry(images, username=..., password=...)`` serves with htpasswd auth, to teach
+private registries and ``kubenb login`` offline.
 """
 
 from __future__ import annotations
 
+import atexit
 import gzip
 import hashlib
 import io
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -65,16 +70,59 @@ def seed_images(folder: Path, images: Iterable[str], *, padding: int = 0) -> Non
 
 
 class DemoRegistry:
-    """``docker-registry`` on a free 127.0.0.1 port over a seeded folder; stop() ends it cleanly."""
+    """``docker-registry`` on a free 127.0.0.1 port over a seeded folder; stop() ends it cleanly.
 
-    def __init__(self, images: Iterable[str] = (), *, folder: Path | None = None, padding: int = 0) -> None:
+    With ``username`` and ``password`` it serves with htpasswd (bcrypt) auth, like a private
+    registry: the password goes to ``htpasswd`` on its stdin (never on a command line) and is
+    never printed, logged or shown in the repr. The process is stopped at interpreter exit too,
+    so a kernel that exits without ``stop()`` leaves no registry running.
+    """
+
+    def __init__(self, images: Iterable[str] = (), *, folder: Path | None = None, padding: int = 0,
+                 username: str | None = None, password: str | None = None) -> None:
+        if (username is None) != (password is None):
+            raise KubenbError("a demo registry with auth needs both a username and a password",
+                              hint="give DemoRegistry(..., username=USER, password=PASSWORD), or neither")
+        if username is not None and (not username or ":" in username):
+            raise KubenbError(f"bad demo registry user name {username!r}", hint="use a name without ':'")
+        if password is not None and not password:
+            raise KubenbError("the demo registry password is empty", hint="use secrets.token_urlsafe(16)")
         self.padding = padding
         self._own = folder is None
         self.folder = folder or Path(tempfile.mkdtemp(prefix="kubenb-demo-registry-"))
         self.images = list(images)
+        self.username = username
+        self._password = password
         self.port = _free_port()
         self.host = f"127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
+        self._workdir: Path | None = None
+
+    def __repr__(self) -> str:
+        auth = f", user {self.username!r}" if self.username else ""
+        state = "running" if self.running else "stopped"
+        return f"<DemoRegistry {self.host} ({state}{auth}), {len(self.images)} images>"
+
+    @property
+    def url(self) -> str:
+        """Base URL of the registry API (plain HTTP: it only listens on 127.0.0.1)."""
+        return f"http://{self.host}"
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        """(username, password) for clients such as ``requests``, or None for an open registry."""
+        if self.username is None or self._password is None:
+            return None
+        return (self.username, self._password)
+
+    @property
+    def pid(self) -> int | None:
+        """The registry process's id while it runs."""
+        return None if self._process is None else self._process.pid
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
 
     def mirrors(self, domains: Iterable[str] = ("docker.io", "registry.k8s.io", "quay.io", "ghcr.io"),
                 ) -> dict[str, str]:
@@ -82,32 +130,38 @@ class DemoRegistry:
         return {domain: self.host for domain in domains}
 
     def start(self) -> DemoRegistry:
-        binary = shutil.which("docker-registry") or shutil.which("registry")
-        if binary is None:
-            raise KubenbError("docker-registry is not installed",
-                              hint="apt-get install docker-registry (make demo does)")
-        seed_images(self.folder, self.images, padding=self.padding)
-        config = self.folder / ".kubenb-demo-registry.yml"  # beside docker/: the registry never reads it
-        config.write_text(json.dumps({
-            "version": 0.1, "log": {"level": "error"},
-            "storage": {"filesystem": {"rootdirectory": str(self.folder)}},
-            "http": {"addr": self.host},
-        }))
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
-        self._process = subprocess.Popen([binary, "serve", str(config)], env=environment,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self._wait()
+        """Seed the folder and start the registry; returns self once ``/v2/`` answers."""
+        if self._process is not None:
+            return self
+        atexit.register(self.stop)
+        try:
+            binary = shutil.which("docker-registry") or shutil.which("registry")
+            if binary is None:
+                raise KubenbError("docker-registry is not installed",
+                                  hint="apt-get install docker-registry (make demo does)")
+            seed_images(self.folder, self.images, padding=self.padding)
+            self._workdir = Path(tempfile.mkdtemp(prefix="kubenb-demo-registry-config-"))  # mode 0700
+            self._launch(binary)
+            self._wait()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
+        """End the registry process (terminate, then kill) and remove what it made; safe twice."""
+        atexit.unregister(self.stop)
+        process, self._process = self._process, None
+        if process is not None:
+            process.terminate()
             try:
-                self._process.wait(timeout=10)
+                process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
+                process.kill()
+                process.wait()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
         if self._own:
             shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -118,16 +172,65 @@ class DemoRegistry:
                  traceback: TracebackType | None) -> None:
         self.stop()
 
+    def _launch(self, binary: str) -> None:
+        assert self._workdir is not None
+        config: dict[str, object] = {
+            "version": 0.1, "log": {"level": "error", "accesslog": {"disabled": True}},
+            "storage": {"filesystem": {"rootdirectory": str(self.folder)},
+                        "maintenance": {"uploadpurging": {"enabled": False}}},
+            "http": {"addr": self.host, "secret": secrets.token_hex(16)},
+        }
+        if self.username is not None and self._password is not None:
+            htpasswd = self._workdir / "htpasswd"
+            _write_htpasswd(htpasswd, self.username, self._password)
+            config["auth"] = {"htpasswd": {"realm": "kubenb-demo", "path": str(htpasswd)}}
+        config_path = self._workdir / "config.yml"
+        config_path.write_text(json.dumps(config))  # JSON is YAML
+        # docker-registry reads every REGISTRY_* variable as configuration (REGISTRY_AUTH_FILE,
+        # the credentials file a notebook sets, would stop it from starting): none of them goes in.
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        with (self._workdir / "registry.log").open("wb") as log:
+            self._process = subprocess.Popen([binary, "serve", str(config_path)], env=environment,
+                                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+
     def _wait(self, timeout: float = 20) -> None:
+        expected = 200 if self.username is None else 401
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self._process is None or self._process.poll() is not None:
+                raise KubenbError(f"the demo registry on {self.host} exited at start: {self._log_tail()}",
+                                  hint="is the port taken? create a new DemoRegistry and start it again")
             try:
-                if requests.get(f"http://{self.host}/v2/", timeout=1).status_code == 200:
+                if requests.get(f"{self.url}/v2/", timeout=1).status_code == expected:
                     return
             except requests.RequestException:
-                time.sleep(0.1)
-        self.stop()
-        raise KubenbError(f"the demo registry did not start on {self.host} within {timeout:.0f} s")
+                pass
+            time.sleep(0.1)
+        raise KubenbError(f"the demo registry did not start on {self.host} within {timeout:.0f} s",
+                          hint=self._log_tail())
+
+    def _log_tail(self, lines: int = 5) -> str:
+        if self._workdir is None:
+            return "(no log)"
+        try:
+            text = (self._workdir / "registry.log").read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
+
+
+def _write_htpasswd(path: Path, username: str, password: str) -> None:
+    """A bcrypt htpasswd file; the password goes to ``htpasswd`` on stdin, never on its command line."""
+    binary = shutil.which("htpasswd")
+    if binary is None:
+        raise KubenbError("htpasswd is not installed (needed for a demo registry with a password)",
+                          hint="apt-get install apache2-utils")
+    result = subprocess.run([binary, "-niB", username], input=password, capture_output=True, text=True,
+                            check=False)
+    if result.returncode != 0:  # its stderr names the user at most, never the password
+        raise KubenbError(f"htpasswd failed with status {result.returncode}: {result.stderr.strip()}")
+    path.write_text(result.stdout.strip() + "\n", encoding="utf-8")
+    path.chmod(0o600)
 
 
 def _free_port() -> int:
