@@ -20,7 +20,7 @@ from typing import NoReturn, TextIO
 
 from kubenb.build import BuildOptions, build
 from kubenb.display import EventPrinter, human_size, image_list_csv, image_list_plain, image_list_table, locations_text
-from kubenb.engine import list_images, pull_image, push_image, save_images
+from kubenb.engine import check, list_images, pull_image, push_image, save_images
 from kubenb.errors import InvalidReferenceError, KubenbError
 from kubenb.kubefile import declared_arguments, expand, parse, read_text
 from kubenb.model import ImageList, ImageRef, Kubefile
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build(commands, common)
     _add_store_commands(commands, common)
     _add_push_pull(commands, common)
+    _add_check(commands, common)
     return parser
 
 
@@ -155,7 +156,9 @@ def _add_registry_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--registry-mirror", action="append", type=_key_value, default=[], metavar="SRC=DST",
                      help="pull the images of registry SRC from DST, keeping their names")
     sub.add_argument("--insecure-registry", action="append", default=[], metavar="HOST",
-                     help="allow plain HTTP to HOST (loopback hosts always may)")
+                     help="allow plain HTTP, or TLS without verification, to HOST (loopback: HTTP always may)")
+    sub.add_argument("--registry-ca", action="append", type=Path, default=[], metavar="FILE",
+                     help="trust the CA certificates of this PEM file too (besides the system's)")
 
 
 def _add_save_images(commands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
@@ -174,7 +177,8 @@ def _run_save_images(options: argparse.Namespace) -> int:
     with EventPrinter(sys.stderr) as printer:
         result = save_images(
             options.output, options.images, list_file=options.file, platforms=platforms,
-            mirrors=dict(options.registry_mirror), insecure=options.insecure_registry, events=printer,
+            mirrors=dict(options.registry_mirror), insecure=options.insecure_registry,
+            ca_files=options.registry_ca, events=printer,
         )
     skipped = sum(image.skipped for image in result.images)
     print(f"saved {len(result.images)} images into {options.output} "
@@ -189,7 +193,10 @@ def _add_login(commands: argparse._SubParsersAction[_Parser], common: _Parser) -
     secret = login.add_mutually_exclusive_group()
     secret.add_argument("-p", "--password", help="visible to other users in the process list: prefer --password-stdin")
     secret.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    login.add_argument("--insecure-registry", action="store_true", help="allow plain HTTP to REGISTRY")
+    login.add_argument("--insecure-registry", action="store_true",
+                       help="allow plain HTTP, or TLS without verification, to REGISTRY")
+    login.add_argument("--registry-ca", action="append", type=Path, default=[], metavar="FILE",
+                       help="trust the CA certificates of this PEM file too (besides the system's)")
     login.set_defaults(run=_run_login)
     logout = commands.add_parser("logout", parents=[common], help="forget the credentials of a registry")
     logout.add_argument("registry", metavar="REGISTRY")
@@ -205,7 +212,8 @@ def _run_login(options: argparse.Namespace) -> int:
         password = getpass.getpass(f"Password for {options.username} at {options.registry}: ")
     else:
         raise KubenbError("no password given", hint="use --password-stdin and pipe the password in")
-    path = login(options.registry, options.username, password, insecure=options.insecure_registry)
+    path = login(options.registry, options.username, password, insecure=options.insecure_registry,
+                 ca_files=options.registry_ca)
     print(f"Login succeeded: credentials for {options.registry} saved in {path}")
     return 0
 
@@ -255,6 +263,7 @@ def build_options(options: argparse.Namespace, *, context: Path, kubefile: Path,
         kube_version=options.kube_version,
         platforms=options.platform,
         mirrors=dict(options.registry_mirror), insecure=options.insecure_registry,
+        ca_files=tuple(options.registry_ca),
         no_cache=options.no_cache, skip_invalid=options.skip_invalid,
     )
 
@@ -316,7 +325,8 @@ def _run_push(options: argparse.Namespace) -> int:
     with EventPrinter(sys.stderr) as printer:
         digest = push_image(
             options.name, destination, root=getattr(options, "root", None),
-            mirrors=dict(options.registry_mirror), insecure=options.insecure_registry, events=printer,
+            mirrors=dict(options.registry_mirror), insecure=options.insecure_registry,
+            ca_files=options.registry_ca, events=printer,
         )
     return _done(f"pushed {options.name} to {destination} ({digest})")
 
@@ -325,9 +335,27 @@ def _run_pull(options: argparse.Namespace) -> int:
     with EventPrinter(sys.stderr) as printer:
         image = pull_image(
             options.reference, root=getattr(options, "root", None), platform=options.platform,
-            mirrors=dict(options.registry_mirror), insecure=options.insecure_registry, events=printer,
+            mirrors=dict(options.registry_mirror), insecure=options.insecure_registry,
+            ca_files=options.registry_ca, events=printer,
         )
     return _done(f"pulled {image.name} ({image.short_id})")
+
+
+def _add_check(commands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+    sub = commands.add_parser("check", parents=[common],
+                              help="verify the store (and a registry folder): every blob hashed, every reference")
+    sub.add_argument("--registry-folder", metavar="DIR", help="also verify this registry folder")
+    sub.set_defaults(run=_run_check)
+
+
+def _run_check(options: argparse.Namespace) -> int:
+    result = check(getattr(options, "root", None), options.registry_folder)
+    for problem in result.problems:
+        print(f"kubenb: {problem}", file=sys.stderr)
+    if not result.ok:
+        print(f"kubenb: {len(result.problems)} problem(s) found ({result.summary()})", file=sys.stderr)
+        return 1
+    return _done(f"OK: {result.summary()}")
 
 
 def _platform(text: str) -> str:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kubenb.cache import SaveResult
+from kubenb.cache import RegistryFolder, SaveResult
 from kubenb.cache import save_images as save_into_folder
 from kubenb.discover import list_images as discover_images
 from kubenb.discover.documents import read_text
@@ -26,7 +26,8 @@ from kubenb.reference import parse_platform, parse_reference
 from kubenb.registry import Registries
 from kubenb.store import ClusterImage, Store
 
-__all__ = ["image_refs", "list_images", "pull_image", "push_image", "save_images", "with_base_images"]
+__all__ = ["CheckResult", "check", "image_refs", "list_images", "pull_image", "push_image", "save_images",
+           "with_base_images"]
 
 
 def image_refs(images: Sequence[str] = (), list_file: str | Path | None = None) -> list[ImageRef]:
@@ -53,13 +54,64 @@ def save_images(
     platforms: Collection[str] | None = None,
     mirrors: Mapping[str, str] | None = None,
     insecure: Collection[str] = (),
+    ca_files: Sequence[str | Path] = (),
     events: EventSink = ignore,
 ) -> SaveResult:
     """Pull ``images`` (and those of ``list_file``) into the registry folder ``output``."""
     refs = image_refs(images, list_file)
     wanted = [parse_platform(p) for p in platforms] if platforms is not None else None
-    with Registries(mirrors=mirrors, insecure=insecure, events=events) as registries:
+    with Registries(mirrors=mirrors, insecure=insecure, ca_files=ca_files, events=events) as registries:
         return save_into_folder(refs, Path(output), registries=registries, platforms=wanted, events=events)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What ``check`` looked at and every problem it found, one line each (empty: all sound)."""
+
+    problems: tuple[str, ...]
+    store_blobs: int
+    store_images: int
+    folder_blobs: int | None = None
+    folder_repositories: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        text = f"store: {self.store_images} images, {self.store_blobs} blobs verified"
+        if self.folder_blobs is not None:
+            text += f"; registry folder: {self.folder_repositories} repositories, {self.folder_blobs} blobs verified"
+        return text
+
+
+def check(root: str | Path | None = None, registry_folder: str | Path | None = None) -> CheckResult:
+    """Verify the store at ``root`` (every blob hashed, every image's blobs present, the index)
+    and, if given, the registry folder (every blob hashed, every link, every manifest's blobs).
+
+    Problems are returned, not raised: ``kubenb check`` lists them all.
+    """
+    store = Store(Path(root) if root is not None else None)
+    problems = [f"store {store.root}: {problem}" for problem in store.check()]
+    result = CheckResult(problems=(), store_blobs=len(store.blobs.digests()),
+                         store_images=len(_index_entries(store)))
+    if registry_folder is None:
+        return replace(result, problems=tuple(problems))
+    folder = RegistryFolder(Path(registry_folder))
+    if not (folder.root / "docker" / "registry" / "v2").is_dir():
+        problems.append(f"registry folder {folder.root}: no docker/registry/v2 inside: not a registry folder")
+        return replace(result, problems=tuple(problems), folder_blobs=0, folder_repositories=0)
+    problems += [f"registry folder {folder.root}: {problem}" for problem in folder.check()]
+    blobs = sum(1 for _ in (folder.root / "docker" / "registry" / "v2" / "blobs").glob("*/*/*/data"))
+    return replace(result, problems=tuple(problems), folder_blobs=blobs,
+                   folder_repositories=len(folder.repositories()))
+
+
+def _index_entries(store: Store) -> list[str]:
+    try:
+        return [image.name for image in store.images()]
+    except (KubenbError, KeyError, TypeError, ValueError):  # check() reports what is wrong
+        return []
 
 
 def push_image(
@@ -69,6 +121,7 @@ def push_image(
     root: str | Path | None = None,
     mirrors: Mapping[str, str] | None = None,
     insecure: Collection[str] = (),
+    ca_files: Sequence[str | Path] = (),
     events: EventSink = ignore,
 ) -> str:
     """Push the stored image ``name`` to ``destination`` (default: ``name``); return the manifest digest.
@@ -81,7 +134,7 @@ def push_image(
         raise InvalidReferenceError(f"{ref.written}: a push destination takes a tag, not a digest",
                                     hint="the registry computes the digest; use NAME:TAG")
     store = Store(Path(root) if root is not None else None)
-    with Registries(mirrors=mirrors, insecure=insecure, events=events) as registries:
+    with Registries(mirrors=mirrors, insecure=insecure, ca_files=ca_files, events=events) as registries:
         return store.push(name, registries.client_for(ref), ref.path, ref.tag or "latest")
 
 
@@ -93,13 +146,14 @@ def pull_image(
     platform: str | None = None,
     mirrors: Mapping[str, str] | None = None,
     insecure: Collection[str] = (),
+    ca_files: Sequence[str | Path] = (),
     events: EventSink = ignore,
 ) -> ClusterImage:
     """Pull the cluster image ``reference`` into the store, named ``name`` (default: as written);
     from a multi-platform index, the child of ``platform`` (default: this host's)."""
     ref = _parse(reference, "the pull reference")
     store = Store(Path(root) if root is not None else None)
-    with Registries(mirrors=mirrors, insecure=insecure, events=events) as registries:
+    with Registries(mirrors=mirrors, insecure=insecure, ca_files=ca_files, events=events) as registries:
         return store.pull(ref, registries.client_for(ref), name=name, platform=platform)
 
 

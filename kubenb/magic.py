@@ -335,7 +335,8 @@ def _login(options: argparse.Namespace) -> Any:
     if options.username != "-":
         password = getpass.getpass(f"Password for {options.username} at {options.registry}: ")
         try:
-            path = login(options.registry, options.username, password, insecure=options.insecure_registry)
+            path = login(options.registry, options.username, password, insecure=options.insecure_registry,
+                         ca_files=options.registry_ca)
         finally:
             del password
         print(f"Login succeeded: credentials for {options.registry} saved in {path}")

@@ -275,6 +275,8 @@ def test_two_builds_on_one_store_at_once_both_succeed(tmp_path: Path) -> None:
         assert _cli("--root", root, "export", f"{name}:1", "-o", str(exported)).returncode == 0
         assert (exported / "etc" / "name").read_text() == f"{name}\n"
         assert (exported / "registry" / "docker" / "registry" / "v2" / "repositories" / "library" / "alpine").is_dir()
+        checked = _cli("--root", root, "check", "--registry-folder", str(exported / "registry"))
+        assert checked.returncode == 0, checked.stderr
     assert Store(tmp_path / "store").check() == []
 
 

@@ -208,7 +208,8 @@ class _Build:
 
     def pull(self, refs: list[ImageRef], events: EventSink) -> None:
         options = self.options
-        with Registries(mirrors=options.mirrors, insecure=options.insecure, events=events) as registries:
+        with Registries(mirrors=options.mirrors, insecure=options.insecure, ca_files=options.ca_files,
+                        events=events) as registries:
             save_images(refs, self.rootfs / "registry", registries=registries, platforms=self.platforms,
                         events=events)
 
@@ -239,7 +240,8 @@ def _base_image(base: str, platform: str | None, options: BuildOptions, store: S
     except StoreError:
         events(Message(f"  {base} is not in the store: pulling it"))
     ref = parse_reference(base)
-    with Registries(mirrors=options.mirrors, insecure=options.insecure, events=events) as registries:
+    with Registries(mirrors=options.mirrors, insecure=options.insecure, ca_files=options.ca_files,
+                    events=events) as registries:
         return store.pull(ref, registries.client_for(ref), name=base, platform=platform)
 
 
@@ -263,7 +265,12 @@ def _copy(instruction: Instruction, kubefile: Kubefile, context: Path, rootfs: P
     mode = _mode(instruction, kubefile)
     for target, source in copy_files(instruction, context.resolve(), view_of_folder(rootfs), kubefile.path).items():
         destination = rootfs / target
+        if not destination.parent.resolve().is_relative_to(rootfs.resolve()):  # never write outside the rootfs
+            raise BuildError(f"COPY would write {target!r} outside the cluster rootfs", file=kubefile.path,
+                             line=instruction.line, hint="destinations are relative to the rootfs, e.g. manifests/")
         destination.parent.mkdir(parents=True, exist_ok=True)
+        if destination.is_symlink():  # replaced, never followed: it may point anywhere on the host
+            destination.unlink()
         shutil.copyfile(source, destination)
         if mode is None:
             shutil.copymode(source, destination)

@@ -21,5 +21,6 @@ class BuildOptions:
     platforms: Collection[str] | None = None
     mirrors: Mapping[str, str] = field(default_factory=dict)
     insecure: Collection[str] = ()
+    ca_files: tuple[Path, ...] = ()
     no_cache: bool = False
     skip_invalid: bool = False

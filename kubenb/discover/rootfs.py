@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+import posixpath
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -62,10 +63,11 @@ def copy_files(copy: Instruction, context: Path, current: RootfsView, kubefile: 
     *patterns, destination = words(copy, path=kubefile)
     target = _destination(destination, copy, kubefile)
     sources = [source for pattern in patterns for source in _sources(pattern, context, copy, kubefile)]
-    into = destination.endswith("/") or current.is_dir(target) or len(sources) > 1
+    # the rootfs itself ("." or "/") is always a folder; a bare "/" + name would be a host path
+    into = not target or destination.endswith("/") or current.is_dir(target) or len(sources) > 1
     files: dict[str, Path] = {}
     for source in sources:
-        name = f"{target}/{source.name}" if into else target
+        name = posixpath.join(target, source.name) if into else target
         if source.is_dir():
             files.update({f"{name}/{rel}": host for rel, host in _files_below(source, context, source)})
         else:

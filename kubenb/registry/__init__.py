@@ -2,15 +2,15 @@
 
 ``Registries`` is what the layers above use: it hands out one ``RegistryClient`` per registry
 host, so connections, the auth scheme and bearer tokens are shared by every image and thread of
-a build, and it applies the user's ``--registry-mirror`` and ``--insecure-registry`` choices in
-one place. ``login`` checks credentials against the registry before it saves them, so a typo
-fails now, at the prompt, rather than in the middle of a build.
+a build, and it applies the user's ``--registry-mirror``, ``--insecure-registry`` and
+``--registry-ca`` choices in one place. ``login`` checks credentials against the registry
+before it saves them, so a typo fails now, at the prompt, rather than in the middle of a build.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -50,16 +50,19 @@ class Registries:
 
     ``mirrors`` maps a source registry to the host its images are pulled from, under the same
     repository path (``{"docker.io": "127.0.0.1:5000"}``); the mirror's own credentials are
-    used. ``insecure`` names hosts that may be reached over plain HTTP.
+    used. ``insecure`` names hosts that may be reached over plain HTTP, or over TLS without
+    verification when they serve TLS. ``ca_files`` are PEM bundles of CAs trusted in addition
+    to the system's.
     """
 
     def __init__(
         self, *, mirrors: Mapping[str, str] | None = None, insecure: Collection[str] = (),
-        events: EventSink = ignore, retries: int = 5, timeout: float = 30,
+        ca_files: Sequence[str | Path] = (), events: EventSink = ignore, retries: int = 5, timeout: float = 30,
         credentials: Callable[[str], Credentials | None] = lookup,
     ) -> None:
         self.mirrors = {registry_host(source): registry_host(target) for source, target in (mirrors or {}).items()}
         self.insecure = frozenset(registry_host(host) for host in insecure)
+        self.ca_files = tuple(Path(path) for path in ca_files)
         self._events = events
         self._retries = retries
         self._timeout = timeout
@@ -90,7 +93,7 @@ class Registries:
             if client is None:
                 client = RegistryClient(
                     host, credentials=self._credentials(host), insecure=host in self.insecure,
-                    events=self._events, retries=self._retries, timeout=self._timeout,
+                    ca_files=self.ca_files, events=self._events, retries=self._retries, timeout=self._timeout,
                 )
                 self._clients[host] = client
             return client
@@ -103,7 +106,9 @@ class Registries:
             client.close()
 
 
-def login(registry: str, username: str, password: str, *, insecure: bool = False) -> Path:
+def login(
+    registry: str, username: str, password: str, *, insecure: bool = False, ca_files: Sequence[str | Path] = (),
+) -> Path:
     """Check the credentials against ``registry``, then save them; return the credentials file.
 
     Wrong credentials raise ``AuthenticationError`` and nothing is written. For a Bearer
@@ -113,7 +118,7 @@ def login(registry: str, username: str, password: str, *, insecure: bool = False
         raise AuthenticationError("a user name and a password are needed to log in",
                                   hint=f"run kubenb login {registry} -u USER --password-stdin")
     credentials = Credentials(username, password)
-    with RegistryClient(registry, credentials=credentials, insecure=insecure) as client:
+    with RegistryClient(registry, credentials=credentials, insecure=insecure, ca_files=ca_files) as client:
         client.ping()
     return store(registry, credentials)
 

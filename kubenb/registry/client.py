@@ -10,8 +10,11 @@ and everything it learned (auth scheme, tokens, bytes already on disk) is kept.
 Uploads are monolithic (one POST to open an upload, one PUT of the whole blob streamed from
 disk), so a retry simply opens a new upload; a blob the registry already has is not sent.
 
-Plain HTTP is used only for loopback registries and those the user named insecure; every
-other registry gets HTTPS with certificate verification.
+Every registry gets HTTPS with certificate verification (system CAs plus ``ca_files``), but
+two kinds of hosts may use plain HTTP: loopback registries and those the user named insecure.
+For them the first request looks whether the port speaks TLS (``speaks_tls``), and uses HTTPS
+if it does; verified for a loopback registry (a loopback host serving TLS is never used
+unverified behind the user's back), unverified for an insecure one, the way docker does.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from collections.abc import Callable, Collection, Mapping
+import threading
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, TypeVar, cast
@@ -40,7 +44,16 @@ from kubenb.registry.manifest import (
     Manifest,
     verified_manifest,
 )
-from kubenb.registry.transport import Retryable, Transport, is_loopback, requests_errors, retrying
+from kubenb.registry.transport import (
+    Retryable,
+    Transport,
+    host_port,
+    is_loopback,
+    requests_errors,
+    retrying,
+    speaks_tls,
+    tls_context,
+)
 
 __all__ = ["DOCKER_HUB_ENDPOINT", "RegistryClient"]
 
@@ -61,22 +74,43 @@ class RegistryClient:
 
     def __init__(
         self, registry: str, *, credentials: Credentials | None = None, insecure: bool = False,
-        events: EventSink = ignore, retries: int = 5, timeout: float = 30,
+        ca_files: Sequence[str | Path] = (), events: EventSink = ignore, retries: int = 5, timeout: float = 30,
     ) -> None:
         self.registry = registry_host(registry)
         self.credentials = credentials
         self.insecure = insecure
+        self.ca_files = tuple(Path(path) for path in ca_files)
         self.events = events
         self.retries = retries
-        endpoint = DOCKER_HUB_ENDPOINT if self.registry == "docker.io" else self.registry
-        plain = insecure or is_loopback(endpoint)
-        self.base_url = f"{'http' if plain else 'https'}://{endpoint}"
-        self._transport = Transport(self.registry, timeout=timeout)
+        self.timeout = timeout
+        self.endpoint = DOCKER_HUB_ENDPOINT if self.registry == "docker.io" else self.registry
+        # None: loopback or insecure, HTTPS if the port speaks TLS (looked at on first use).
+        self._scheme: str | None = None if insecure or is_loopback(self.endpoint) else "https"
+        self._scheme_lock = threading.Lock()
+        unverified = host_port(self.endpoint) if insecure else None
+        self._transport = Transport(self.registry, timeout=timeout, context=tls_context(self.ca_files),
+                                    unverified=unverified)
         self._auth = Authenticator(self.registry, credentials, self._fetch, plain_http_ok=self._plain_http_ok)
+
+    @property
+    def base_url(self) -> str:
+        """``https://HOST[:PORT]``, or ``http://`` for a loopback or insecure registry without TLS."""
+        return f"{self._scheme_now()}://{self.endpoint}"
+
+    def _scheme_now(self) -> str:
+        if self._scheme is not None:
+            return self._scheme
+        with self._scheme_lock:
+            if self._scheme is None:
+                tls = speaks_tls(self.endpoint, timeout=min(self.timeout, 10))
+                if tls is None:
+                    return "http"  # nothing answered: try again next time; the request will say why
+                self._scheme = "https" if tls else "http"
+            return self._scheme
 
     def __repr__(self) -> str:
         user = f", user={self.credentials.username!r}" if self.credentials else ""
-        return f"RegistryClient({self.base_url!r}{user})"
+        return f"RegistryClient({self.endpoint!r}{user})"
 
     def __enter__(self) -> RegistryClient:
         return self

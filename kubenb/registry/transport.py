@@ -12,6 +12,12 @@ Three rules live here so that the client above can stay about the distribution A
 - **requests' exceptions become ``RegistryError`` in one function** (``translate``), whose
   messages name the registry and what failed, and never hold a credential or a URL query
   (presigned URLs carry signatures).
+
+TLS is verified against the system CAs plus the user's CA files (``--registry-ca``; requests'
+own ``verify=PATH`` would replace the system CAs, so an ``ssl.SSLContext`` is mounted instead).
+Only the registry's own host may skip verification, when the user named it insecure; a
+redirect or a token service elsewhere is still verified. ``speaks_tls`` tells a TLS server
+from a plain HTTP one, for the hosts that may use either (loopback and insecure ones).
 """
 
 from __future__ import annotations
@@ -19,21 +25,33 @@ from __future__ import annotations
 import email.utils
 import ipaddress
 import random
+import re
+import socket
+import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
-from typing import TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
+from urllib3.exceptions import InsecureRequestWarning
 
 from kubenb.errors import RegistryError
 from kubenb.events import EventSink, Retrying
 
-__all__ = ["Retryable", "Transport", "display_url", "is_loopback", "requests_errors", "retrying", "translate"]
+if TYPE_CHECKING:
+    from requests.adapters import _HostParams, _PoolKwargs
+
+__all__ = [
+    "Retryable", "Transport", "display_url", "host_port", "is_loopback", "requests_errors", "retrying", "speaks_tls",
+    "tls_context", "translate",
+]
 
 T = TypeVar("T")
 
@@ -109,12 +127,82 @@ class _NoNetrc(AuthBase):
         return request
 
 
-def new_session() -> requests.Session:
-    """A session pooling ``POOL_SIZE`` connections per host, with no retries or auth of its own."""
+def tls_context(ca_files: Sequence[Path] = ()) -> ssl.SSLContext:
+    """A verifying context trusting the system CAs and, in addition, the PEM bundles ``ca_files``."""
+    context = ssl.create_default_context()
+    for path in ca_files:
+        try:
+            context.load_verify_locations(cafile=str(path))
+        except FileNotFoundError:
+            raise RegistryError(f"CA file {path} does not exist", hint="give --registry-ca a PEM file") from None
+        except (OSError, ssl.SSLError) as error:
+            raise RegistryError(f"cannot use CA file {path}: {error.strerror or 'not a PEM certificate bundle'}",
+                                hint="give --registry-ca a PEM file holding CA certificates") from None
+    return context
+
+
+def _unverified_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class TLSAdapter(HTTPAdapter):
+    """Uses ``context`` for HTTPS, and no verification for ``unverified`` (``host:port``) alone."""
+
+    def __init__(self, context: ssl.SSLContext, unverified: str | None = None, **kwargs: Any) -> None:
+        self.context = context
+        self.unverified = unverified
+        self._insecure_context = _unverified_context() if unverified else None
+        super().__init__(**kwargs)
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None,
+    ) -> tuple[_HostParams, _PoolKwargs]:
+        host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
+        if host.get("scheme") != "https":
+            return host, pool
+        pool.pop("ca_certs", None)
+        pool.pop("ca_cert_dir", None)
+        netloc = urlsplit(request.url or "").netloc.lower()
+        if self._insecure_context is not None and host_port(netloc) == self.unverified:
+            pool["ssl_context"], pool["cert_reqs"] = self._insecure_context, "CERT_NONE"
+        else:
+            pool["ssl_context"], pool["cert_reqs"] = self.context, "CERT_REQUIRED"
+        return host, pool
+
+    def cert_verify(self, conn: Any, url: str, verify: bool | str, cert: Any) -> None:
+        """requests sets a pool's CA bundle and checks again at every send: keep ours."""
+        super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
+        if not url.lower().startswith("https:"):
+            return
+        conn.ca_certs = conn.ca_cert_dir = None
+        insecure = self._insecure_context is not None and host_port(urlsplit(url).netloc.lower()) == self.unverified
+        conn.cert_reqs = "CERT_NONE" if insecure else "CERT_REQUIRED"
+
+
+def host_port(netloc: str) -> str:
+    """``host:port`` of a URL's netloc, lowercased, with 443 when no port is written."""
+    parts = urlsplit(f"//{netloc}")
+    return f"{parts.hostname}:{parts.port or 443}"
+
+
+def new_session(context: ssl.SSLContext | None = None, unverified: str | None = None) -> requests.Session:
+    """A session pooling ``POOL_SIZE`` connections per host, with no retries or auth of its own.
+
+    HTTPS is verified with ``context`` (default: the system CAs), except for the ``host:port``
+    ``unverified``, which the user named insecure.
+    """
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
+    options: dict[str, Any] = {"pool_connections": 4, "pool_maxsize": POOL_SIZE, "max_retries": 0}
+    session.mount("https://", TLSAdapter(context or tls_context(), unverified, **options))
+    session.mount("http://", HTTPAdapter(**options))
+    if unverified:
+        host = urlsplit(f"//{unverified}").hostname or ""
+        # The user chose this (--insecure-registry); urllib3's warning for every request is noise.
+        message = rf"Unverified HTTPS request is being made to host '{re.escape(host)}'"
+        warnings.filterwarnings("ignore", message=message, category=InsecureRequestWarning)
     session.auth = _NoNetrc()
     session.headers["User-Agent"] = USER_AGENT
     return session
@@ -123,10 +211,11 @@ def new_session() -> requests.Session:
 class Transport:
     """Sends requests for one registry through one session; thread-safe like the session."""
 
-    def __init__(self, registry: str, *, timeout: float) -> None:
+    def __init__(self, registry: str, *, timeout: float, context: ssl.SSLContext | None = None,
+                 unverified: str | None = None) -> None:
         self.registry = registry
         self.timeout = timeout
-        self.session = new_session()
+        self.session = new_session(context, unverified)
 
     def close(self) -> None:
         self.session.close()
@@ -205,6 +294,29 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def speaks_tls(endpoint: str, *, timeout: float) -> bool | None:
+    """Whether ``host[:port]`` answers a TLS hello in TLS (port 443 if none); None: cannot tell.
+
+    The hello is followed by an empty line, so that an HTTP server reading a request line
+    answers (with a 400) instead of waiting; a TLS server answers the hello with a handshake
+    record (or an alert). Nothing is verified here: this only picks the scheme.
+    """
+    parts = urlsplit(f"//{endpoint}")
+    outgoing = ssl.MemoryBIO()
+    hello = _unverified_context().wrap_bio(ssl.MemoryBIO(), outgoing)
+    with suppress(ssl.SSLWantReadError):
+        hello.do_handshake()
+    try:
+        with socket.create_connection((parts.hostname or "", parts.port or 443), timeout=timeout) as sock:
+            sock.sendall(outgoing.read() + b"\r\n\r\n")
+            first = sock.recv(1)
+    except (OSError, ValueError):
+        return None
+    if not first:
+        return None
+    return first in (b"\x16", b"\x15")  # TLS handshake or alert record
+
+
 @contextmanager
 def requests_errors(registry: str, what: str) -> Iterator[None]:
     """Run a block that talks HTTP; its requests exceptions leave as (retryable) RegistryErrors."""
@@ -229,11 +341,17 @@ def _transient(error: requests.RequestException) -> bool:
 
 def translate(error: requests.RequestException, registry: str, what: str) -> RegistryError:
     """The one place where a requests exception becomes a kubenb error (no URL query, no secret)."""
+    if isinstance(error, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(error):
+        return RegistryError(
+            f"registry {registry} presented a TLS certificate that is not trusted ({_verify_reason(error)})",
+            hint=f"pass --registry-ca FILE with the CA certificate that signed it, or --insecure-registry "
+            f"{registry} to use TLS without verification",
+        )
     if isinstance(error, requests.exceptions.SSLError):
         return RegistryError(
             f"TLS connection to registry {registry} failed ({what}): certificate not trusted or TLS error",
-            hint=f"give the registry a trusted certificate, or pass --insecure-registry {registry} "
-            "if it serves plain HTTP",
+            hint=f"check that the registry serves TLS on that port; pass --registry-ca FILE, or "
+            f"--insecure-registry {registry} if it serves plain HTTP or an untrusted certificate",
         )
     if isinstance(error, requests.Timeout):
         return RegistryError(f"registry {registry} did not answer in time ({what})",
@@ -245,6 +363,12 @@ def translate(error: requests.RequestException, registry: str, what: str) -> Reg
         return RegistryError(f"cannot connect to registry {registry} ({what}): {_connection_reason(error)}",
                              hint="check that the registry runs and the host name and port are right")
     return RegistryError(f"request to registry {registry} failed ({what}): {type(error).__name__}")
+
+
+def _verify_reason(error: requests.exceptions.SSLError) -> str:
+    """OpenSSL's verify reason ("self-signed certificate", "IP address mismatch..."); never the URL."""
+    found = re.search(r"certificate verify failed: ([\w .,'-]{1,100}?)\s*\(_ssl", str(error))
+    return found.group(1) if found else "certificate verify failed"
 
 
 def _connection_reason(error: requests.ConnectionError) -> str:

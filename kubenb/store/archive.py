@@ -106,7 +106,8 @@ def _stage(file: Path, folder: Path) -> Staged:
             _check_unique(file, members)
             return _extract(file, tar, members, folder)
     except (tarfile.TarError, EOFError, OSError) as error:
-        raise StoreError(f"{file}: not a readable OCI archive: {error}", hint=_HINT) from None
+        detail = " ".join(str(error).split())  # tarfile's "r:*" error lists each method on its own line
+        raise StoreError(f"{file}: not a readable OCI archive: {detail}", hint=_HINT) from None
 
 
 def _member_name(member: tarfile.TarInfo) -> str:

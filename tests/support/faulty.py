@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import re
 import secrets
+import socket
+import struct
 import sys
 import threading
 import time
@@ -69,7 +72,86 @@ class Delay:
     seconds: float
 
 
-Action = Respond | Truncate | Corrupt | Redirect | Delay
+@dataclass(frozen=True)
+class Cut:
+    """Send the registry's answer with its full Content-Length, cut after `fraction` of the body;
+    then close the connection, with a TCP reset (`reset=True`: "connection reset by peer") or
+    an orderly close (a truncated body)."""
+
+    fraction: float = 0.5
+    reset: bool = False
+
+
+@dataclass(frozen=True)
+class Trickle:
+    """Send the registry's answer in `pieces` pieces, `pause` seconds apart (a slow link)."""
+
+    pieces: int = 10
+    pause: float = 0.02
+
+
+@dataclass(frozen=True)
+class WrongLength:
+    """Send the whole body under a Content-Length `delta` bytes off, then close the connection."""
+
+    delta: int
+
+
+Action = Respond | Truncate | Corrupt | Redirect | Delay | Cut | Trickle | WrongLength
+
+HTML_PAGE = b"<!DOCTYPE html><html><head><title>Proxy error</title></head><body>Try later</body></html>"
+
+#: The mix of faults `Chaos` draws from, each as likely as the others.
+CHAOS_MIX: tuple[tuple[str, Action], ...] = (
+    ("500", Respond(500, {"Content-Type": "text/plain"}, b"internal error")),
+    ("502", Respond(502, {"Content-Type": "text/html"}, HTML_PAGE)),
+    ("503", Respond(503, {"Content-Type": "application/json"},
+                    b'{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}')),
+    ("429", Respond(429, {"Retry-After": "1", "Content-Type": "application/json"},
+                    b'{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}')),
+    ("reset", Cut(0.5, reset=True)),
+    ("truncated", Cut(0.5)),
+    ("trickle", Trickle()),
+    ("length+", WrongLength(+7)),
+    ("length-", WrongLength(-7)),
+    ("flipped", Corrupt()),
+    ("html", Respond(200, {"Content-Type": "text/html"}, HTML_PAGE)),
+)
+
+
+@dataclass
+class Chaos:
+    """Fault a random `rate` of the requests (seeded), with an action drawn from `mix`.
+
+    `faulted` records (kind, method, path) of each faulted request, `total` counts every
+    request that was eligible, so a test can report the share it really faulted.
+    """
+
+    rate: float
+    seed: int
+    mix: tuple[tuple[str, Action], ...] = CHAOS_MIX
+    total: int = 0
+    faulted: list[tuple[str, str, str]] = field(default_factory=list)
+    _random: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    def draw(self, method: str, path: str) -> Action | None:
+        """The fault for this request, or None (called under the proxy's lock)."""
+        self.total += 1
+        if self._random.random() >= self.rate:
+            return None
+        kind, action = self._random.choice(self.mix)
+        self.faulted.append((kind, method, path))
+        return action
+
+    def counts(self) -> dict[str, int]:
+        """How many requests each kind of fault hit."""
+        found: dict[str, int] = {}
+        for kind, _method, _path in self.faulted:
+            found[kind] = found.get(kind, 0) + 1
+        return found
 
 
 @dataclass
@@ -133,6 +215,7 @@ class FaultyProxy:
         self.upstream_auth = upstream_auth
         self.tokens = tokens
         self.faults: list[Fault] = []
+        self.chaos: Chaos | None = None
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
         self._bind = bind
@@ -172,7 +255,7 @@ class FaultyProxy:
                 if fault.matches(method, path):
                     fault.times -= 1
                     return fault.action
-        return None
+            return self.chaos.draw(method, path) if self.chaos is not None else None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -217,7 +300,49 @@ class _Handler(BaseHTTPRequestHandler):
             body = body[:-1] + bytes([body[-1] ^ 0xFF])
         if isinstance(action, Truncate):
             return self._truncated(status, headers, body, action)
+        if isinstance(action, Cut):
+            return self._cut(status, headers, body, action)
+        if isinstance(action, Trickle):
+            return self._trickle(status, headers, body, action)
+        if isinstance(action, WrongLength):
+            return self._wrong_length(status, headers, body, action.delta)
         return self._send(status, headers, body)
+
+    def _head(self, status: int, headers: Mapping[str, str], length: int) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(max(0, length)))
+        self.end_headers()
+
+    def _cut(self, status: int, headers: Mapping[str, str], body: bytes, action: Cut) -> None:
+        self.close_connection = True
+        if action.reset:  # close() sends RST instead of FIN: the client sees "connection reset"
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if self.command == "HEAD" and action.reset:
+            return
+        self._head(status, headers, len(body))
+        if self.command != "HEAD":
+            self.wfile.write(body[: int(len(body) * action.fraction)])
+            self.wfile.flush()
+
+    def _trickle(self, status: int, headers: Mapping[str, str], body: bytes, action: Trickle) -> None:
+        self._head(status, headers, len(body))
+        if self.command == "HEAD":
+            return
+        step = max(1, -(-len(body) // action.pieces))
+        for start in range(0, len(body), step):
+            self.wfile.write(body[start:start + step])
+            self.wfile.flush()
+            time.sleep(action.pause)
+
+    def _wrong_length(self, status: int, headers: Mapping[str, str], body: bytes, delta: int) -> None:
+        self.close_connection = True
+        self._head(status, headers, len(body) + delta)
+        if self.command != "HEAD":
+            self.wfile.write(body)
+            self.wfile.flush()
 
     def _upstream(self, forward_authorization: bool) -> tuple[int, dict[str, str], bytes]:
         headers = {name: self.headers[name] for name in FORWARDED if self.headers.get(name)}

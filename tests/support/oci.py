@@ -225,9 +225,15 @@ def _base_and_auth(registry: Target, auth: Auth) -> tuple[str, Auth]:
     return registry.url.rstrip("/"), auth if auth is not None else registry.auth
 
 
-def _session(auth: Auth) -> requests.Session:
-    """A session sending HTTP Basic credentials (what an htpasswd registry challenges for)."""
+def _session(auth: Auth, verify: bool | str = True) -> requests.Session:
+    """A session sending HTTP Basic credentials (what an htpasswd registry challenges for).
+
+    ``verify`` is requests' own: a CA bundle path for a TLS registry with a private CA.
+    """
     session = requests.Session()
+    session.verify = verify
+    # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's verify; not here
+    session.trust_env = verify is True
     if auth is not None:
         session.auth = auth
     return session
@@ -292,11 +298,14 @@ def _push_image(
 
 def push(
     registry: Target, repository: str, tag: str, artifact: Image | Index,
-    auth: Auth = None,
+    auth: Auth = None, verify: bool | str = True,
 ) -> str:
-    """Push an image or index (children first, by digest) under tag; return its digest."""
+    """Push an image or index (children first, by digest) under tag; return its digest.
+
+    ``verify`` (a CA bundle path, or False) matters only for an ``https://`` registry URL.
+    """
     base, credentials = _base_and_auth(registry, auth)
-    with _session(credentials) as session:
+    with _session(credentials, verify) as session:
         if isinstance(artifact, Image):
             return _push_image(session, base, repository, tag, artifact)
         for image in artifact.images:
