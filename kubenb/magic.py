@@ -343,7 +343,7 @@ def _login(options: argparse.Namespace) -> Any:
         return None
     from kubenb.widgets import LoginForm  # noqa: PLC0415
 
-    return LoginForm(options.registry, insecure=options.insecure_registry)
+    return LoginForm(options.registry, insecure=options.insecure_registry, ca_files=options.registry_ca)
 
 
 def _fill(text: str, namespace: Mapping[str, Any], where: str) -> str:

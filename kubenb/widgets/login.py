@@ -8,6 +8,7 @@ attempt, right or wrong, and its messages never quote it.
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,11 @@ __all__ = ["LoginForm"]
 class LoginForm:
     """User, password and a Log in button for ``registry``; credentials are checked, then saved."""
 
-    def __init__(self, registry: str, *, username: str = "", insecure: bool = False) -> None:
+    def __init__(self, registry: str, *, username: str = "", insecure: bool = False,
+                 ca_files: Sequence[str | Path] = ()) -> None:
         self.registry = registry
         self.insecure = insecure
+        self.ca_files = tuple(ca_files)
         self.user = widgets.Text(value=username, description="User", placeholder="user name")
         self.password = widgets.Password(value="", description="Password")
         self.button = widgets.Button(description="Log in", icon="sign-in", button_style="primary")
@@ -39,7 +42,7 @@ class LoginForm:
         """Check and save the credentials; the credentials file, or None when the login failed."""
         user, password = self.user.value, self.password.value
         try:
-            path = login(self.registry, user, password, insecure=self.insecure)
+            path = login(self.registry, user, password, insecure=self.insecure, ca_files=self.ca_files)
         except KubenbError as error:
             self.status.value = html.escape(_redact(str(error), password))
             return None
