@@ -271,9 +271,9 @@ def build_options(options: argparse.Namespace, *, context: Path, kubefile: Path,
 def _run_build(options: argparse.Namespace) -> int:
     context = Path(options.context)
     kubefile = Path(options.file) if options.file else context / "Kubefile"
-    build_options_ = build_options(options, context=context, kubefile=kubefile, tag=options.tag)
+    requested = build_options(options, context=context, kubefile=kubefile, tag=options.tag)
     with EventPrinter(sys.stderr) as printer:
-        image = build(build_options_, builder=options.builder, store=_store(options), events=printer)
+        image = build(requested, builder=options.builder, store=_store(options), events=printer)
     print(f"built {image.name} ({image.short_id}, {human_size(image.size)})")
     return 0
 

@@ -271,15 +271,15 @@ class KubenbMagics(Magics):
         root = Path(options.root or self.root or os.environ.get("KUBENB_ROOT") or Store().root)
         progress = options.progress or self.progress
         tag = options.tag or f"{context.resolve().name or 'cluster'}:latest".lower()
-        build_options_ = build_options(options, context=context, kubefile=path, tag=tag)
+        requested = build_options(options, context=context, kubefile=path, tag=tag)
         if options.build or options.background:
-            result = _run_build(build_options_, root, options.builder, progress, options.background)
+            result = _run_build(requested, root, options.builder, progress, options.background)
         else:
-            result = Plan(kubefile=kubefile, options=build_options_, root=root, builder=options.builder,
+            result = Plan(kubefile=kubefile, options=requested, root=root, builder=options.builder,
                           progress=progress, image_list=list_images(
                               context, kubefile=path, root=root, build_args=dict(options.build_arg),
-                              values={c: list(f) for c, f in build_options_.values.items()},
-                              set={c: list(e) for c, e in build_options_.set_values.items()},
+                              values={c: list(f) for c, f in requested.values.items()},
+                              set={c: list(e) for c, e in requested.set_values.items()},
                               kube_version=options.kube_version))
         if options.output:
             namespace[options.output] = result
