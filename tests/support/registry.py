@@ -130,6 +130,7 @@ class Registry:
         self.password = password
         self.extra_config = dict(extra_config or {})
         self.start_timeout = start_timeout
+        self.verify: bool | str = True  # what the readiness probe trusts (a CA file for a TLS registry)
         self.port = 0
         self.log_path = self.workdir / "registry.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -242,7 +243,7 @@ class Registry:
             if code is not None:
                 raise self._start_error(f"exited with code {code}")
             try:
-                status = requests.get(f"{self.url}/v2/", timeout=1).status_code
+                status = requests.get(f"{self.url}/v2/", timeout=1, verify=self.verify).status_code
             except requests.RequestException as error:
                 last = type(error).__name__
             else:

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import requests
 
 from tests.support.registry import Registry
 
@@ -70,27 +67,8 @@ class TLSRegistry(Registry):
         tls = {"http": {"tls": {"certificate": str(files.certificate), "key": str(files.key)}}}
         super().__init__(workdir, extra_config=tls, **kwargs)
         self.files = files
+        self.verify = str(files.ca)
 
     @property
     def url(self) -> str:
         return f"https://{self.host}"
-
-    def _wait_ready(self) -> None:
-        expected = {200} if self.auth is None else {401}
-        deadline = time.monotonic() + self.start_timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            code = self._process.poll()
-            if code is not None:
-                raise self._start_error(f"exited with code {code}")
-            try:
-                status = requests.get(f"{self.url}/v2/", timeout=1, verify=str(self.files.ca)).status_code
-            except requests.RequestException as error:
-                last = type(error).__name__
-            else:
-                if status in expected:
-                    return
-                last = f"HTTP {status}"
-            time.sleep(0.05)
-        raise self._start_error(f"no ready answer on {self.url}/v2/ after {self.start_timeout}s (last: {last})")
