@@ -25,7 +25,7 @@ import pytest
 
 from kubenb.store import Store
 from tests.support.faulty import Fault, FaultyProxy, Respond
-from tests.support.oci import push, single_image
+from tests.support.oci import push, single_image, tar_member
 from tests.support.registry import Registry
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -98,18 +98,12 @@ def saved_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return top / "good.tar"
 
 
-def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname = kind, link
-    return info
-
-
 @pytest.mark.parametrize("member", [
-    _member("../evil"),
-    _member("/tmp/kubenb-hostile-evil"),
-    _member("blobs/sha256/" + "a" * 64, tarfile.SYMTYPE, "/etc/passwd"),
-    _member("blobs/sha256/" + "b" * 64, tarfile.LNKTYPE, "../../../etc/passwd"),
-    _member("blobs/sha256/" + "c" * 64, tarfile.SYMTYPE, "../../../outside"),
+    tar_member("../evil"),
+    tar_member("/tmp/kubenb-hostile-evil"),
+    tar_member("blobs/sha256/" + "a" * 64, tarfile.SYMTYPE, "/etc/passwd"),
+    tar_member("blobs/sha256/" + "b" * 64, tarfile.LNKTYPE, "../../../etc/passwd"),
+    tar_member("blobs/sha256/" + "c" * 64, tarfile.SYMTYPE, "../../../outside"),
 ], ids=["dotdot", "absolute", "symlink-absolute", "hardlink-out", "symlink-out"])
 def test_load_of_a_hostile_archive_fails_and_adds_nothing(saved_archive: Path, tmp_path: Path,
                                                           member: tarfile.TarInfo) -> None:

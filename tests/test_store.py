@@ -18,6 +18,7 @@ from kubenb.errors import StoreError
 from kubenb.reference import parse_reference
 from kubenb.registry import RegistryClient
 from kubenb.store import ClusterImage, Layer, Store, default_root
+from tests.support.oci import tar_member
 from tests.support.registry import Registry
 from tests.support.skopeo import Skopeo
 
@@ -215,22 +216,16 @@ def hostile(path: Path, member: tarfile.TarInfo, data: bytes = b"") -> Path:
     return path
 
 
-def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname = kind, link
-    return info
-
-
 @pytest.mark.parametrize("member", [
-    _member("../evil"),
-    _member("blobs/../../evil"),
-    _member("/tmp/evil"),
-    _member("blobs/sha256/" + "a" * 64, tarfile.SYMTYPE, "/etc/passwd"),
-    _member("blobs/sha256/" + "b" * 64, tarfile.LNKTYPE, "../../../etc/passwd"),
-    _member("evil-link", tarfile.SYMTYPE, "../outside"),
-    _member("blobs/sha256/" + "c" * 64, tarfile.CHRTYPE),
-    _member("other/file"),
-    _member("blobs/sha256/" + "d" * 64),  # does not hash to its name
+    tar_member("../evil"),
+    tar_member("blobs/../../evil"),
+    tar_member("/tmp/evil"),
+    tar_member("blobs/sha256/" + "a" * 64, tarfile.SYMTYPE, "/etc/passwd"),
+    tar_member("blobs/sha256/" + "b" * 64, tarfile.LNKTYPE, "../../../etc/passwd"),
+    tar_member("evil-link", tarfile.SYMTYPE, "../outside"),
+    tar_member("blobs/sha256/" + "c" * 64, tarfile.CHRTYPE),
+    tar_member("other/file"),
+    tar_member("blobs/sha256/" + "d" * 64),  # does not hash to its name
 ], ids=["dotdot", "dotdot-inside", "absolute", "symlink-out", "hardlink-out", "symlink", "device", "outside",
         "bad-digest"])
 def test_load_refuses_hostile_archives(store: Store, image: ClusterImage, tmp_path: Path,
@@ -278,7 +273,7 @@ def test_export_applies_layers_with_whiteouts(store: Store, image: ClusterImage,
 def test_export_refuses_members_escaping_the_rootfs(store: Store, tmp_path: Path) -> None:
     cases = {"dotdot": make_tar(tmp_path / "1.tar", {"../escaped": b"x"}), "through-symlink": tmp_path / "2.tar"}
     with tarfile.open(tmp_path / "2.tar", "w") as tar:  # the link first, then a file written through it
-        link = _member("out", tarfile.SYMTYPE, str(tmp_path))
+        link = tar_member("out", tarfile.SYMTYPE, str(tmp_path))
         tar.addfile(link)
         info = tarfile.TarInfo("out/escaped")
         info.size = 1
@@ -296,8 +291,8 @@ def test_export_keeps_symlinks_and_hard_links_inside(store: Store, tmp_path: Pat
         info = tarfile.TarInfo("bin/tool")
         info.size, info.mode = 2, 0o755
         tar.addfile(info, io.BytesIO(b"#!"))
-        tar.addfile(_member("bin/alias", tarfile.SYMTYPE, "/bin/tool"))
-        tar.addfile(_member("bin/hard", tarfile.LNKTYPE, "bin/tool"))
+        tar.addfile(tar_member("bin/alias", tarfile.SYMTYPE, "/bin/tool"))
+        tar.addfile(tar_member("bin/hard", tarfile.LNKTYPE, "bin/tool"))
     store.commit("links:v1", [store.add_layer(tmp_path / "l.tar")], labels={}, annotations={})
     store.export("links:v1", tmp_path / "rootfs")
     assert (tmp_path / "rootfs" / "bin" / "alias").readlink() == Path("/bin/tool")

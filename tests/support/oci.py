@@ -131,6 +131,13 @@ def tar_bytes(files: Mapping[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+def tar_member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    """An archive entry of any kind, for the hostile archives the load tests build."""
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    return info
+
+
 def make_layer(files: Mapping[str, bytes]) -> Layer:
     """A deterministic gzip tar layer from {path: content}."""
     raw = tar_bytes(files)
