@@ -152,6 +152,9 @@ _RENDERERS: dict[str, Callable[[ImageList], str]] = {
 }
 
 
+SKIP_MISSING_HELP = "warn about images lacking a --platform (listing them) instead of failing"
+
+
 def _add_registry_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--registry-mirror", action="append", type=_key_value, default=[], metavar="SRC=DST",
                      help="pull the images of registry SRC from DST, keeping their names")
@@ -168,6 +171,7 @@ def _add_save_images(commands: argparse._SubParsersAction[_Parser], common: _Par
     sub.add_argument("-f", "--file", metavar="LIST", help="an imageList file: one image per line")
     sub.add_argument("--platform", type=_platform_list, metavar="P[,P]",
                      help="only these platforms of multi-arch images (os/arch[/variant])")
+    sub.add_argument("--skip-missing-platform", action="store_true", help=SKIP_MISSING_HELP)
     _add_registry_options(sub)
     sub.set_defaults(run=_run_save_images)
 
@@ -177,12 +181,15 @@ def _run_save_images(options: argparse.Namespace) -> int:
     with EventPrinter(sys.stderr) as printer:
         result = save_images(
             options.output, options.images, list_file=options.file, platforms=platforms,
+            skip_missing_platform=options.skip_missing_platform,
             mirrors=dict(options.registry_mirror), insecure=options.insecure_registry,
             ca_files=options.registry_ca, events=printer,
         )
     skipped = sum(image.skipped for image in result.images)
-    print(f"saved {len(result.images)} images into {options.output} "
-          f"({human_size(result.fetched_bytes)} fetched, {skipped} already complete)")
+    left_out = sum(image.left_out for image in result.images)
+    print(f"saved {len(result.images) - left_out} images into {options.output} "
+          f"({human_size(result.fetched_bytes)} fetched, {skipped} already complete"
+          + (f", {left_out} left out: no requested platform)" if left_out else ")"))
     return 0
 
 
@@ -250,6 +257,7 @@ def add_build_options(parser: argparse.ArgumentParser, *, tag_required: bool) ->
     parser.add_argument("--kube-version")
     parser.add_argument("--no-cache", action="store_true", help="rebuild every layer")
     parser.add_argument("--skip-invalid", action="store_true", help="leave invalid references out instead of failing")
+    parser.add_argument("--skip-missing-platform", action="store_true", help=SKIP_MISSING_HELP)
     _add_registry_options(parser)
 
 
@@ -265,6 +273,7 @@ def build_options(options: argparse.Namespace, *, context: Path, kubefile: Path,
         mirrors=dict(options.registry_mirror), insecure=options.insecure_registry,
         ca_files=tuple(options.registry_ca),
         no_cache=options.no_cache, skip_invalid=options.skip_invalid,
+        skip_missing_platform=options.skip_missing_platform,
     )
 
 

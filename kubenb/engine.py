@@ -52,16 +52,22 @@ def save_images(
     *,
     list_file: str | Path | None = None,
     platforms: Collection[str] | None = None,
+    skip_missing_platform: bool = False,
     mirrors: Mapping[str, str] | None = None,
     insecure: Collection[str] = (),
     ca_files: Sequence[str | Path] = (),
     events: EventSink = ignore,
 ) -> SaveResult:
-    """Pull ``images`` (and those of ``list_file``) into the registry folder ``output``."""
+    """Pull ``images`` (and those of ``list_file``) into the registry folder ``output``.
+
+    An image lacking a requested platform is an error, unless ``skip_missing_platform``:
+    then it is a warning event, and an image lacking them all is left out (``left_out``).
+    """
     refs = image_refs(images, list_file)
     wanted = [parse_platform(p) for p in platforms] if platforms is not None else None
     with Registries(mirrors=mirrors, insecure=insecure, ca_files=ca_files, events=events) as registries:
-        return save_into_folder(refs, Path(output), registries=registries, platforms=wanted, events=events)
+        return save_into_folder(refs, Path(output), registries=registries, platforms=wanted,
+                                skip_missing_platform=skip_missing_platform, events=events)
 
 
 @dataclass(frozen=True)

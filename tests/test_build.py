@@ -358,7 +358,7 @@ def test_from_platform_pulls_that_child_of_a_multi_platform_base(tmp_path: Path,
     assert f"kubenb pull --platform linux/s390x {base}" in clash.stderr
     missing = _cli("--root", second, "pull", "--platform", "linux/s390x", base)
     assert missing.returncode != 0
-    assert "has no linux/s390x image (it has linux/amd64, linux/arm64)" in missing.stderr
+    assert "has no linux/s390x image (it offers linux/amd64, linux/arm64)" in missing.stderr
 
 
 @pytest.mark.parametrize("written", ["linux", "amd64", "linux/", "linux/arm64/v8/extra", "linux/arm 64"])

@@ -28,7 +28,7 @@ from typing import Any
 from kubenb.build.layers import apply_layer, changes, snapshot, stream_layer, write_layer
 from kubenb.build.options import BuildOptions
 from kubenb.build.steps import needs_cluster
-from kubenb.cache import RegistryFolder, save_images
+from kubenb.cache import RegistryFolder, save_images, saved_problems
 from kubenb.discover import DiscoveryOptions, apply_review, discover
 from kubenb.discover.rootfs import STANDARD_FOLDERS, copy_files, view_of_folder
 from kubenb.errors import BuildError, InvalidReferenceError, StoreError
@@ -157,10 +157,11 @@ class _Build:
                              f"{first.location}: {first.reason}", hint="fix it, or build with --skip-invalid")
         refs = [f.image for f in found.images]
         self.events(Message(f"Caching {len(refs)} images into registry/"))
-        key = _images_key(self.state.key, [str(ref) for ref in refs], self.platforms)
-        self.add_layer(key, f"cache {len(refs)} images into registry/", lambda: self.pull_layer(refs))
-        folder = RegistryFolder(self.rootfs / "registry")
-        return {str(ref): (folder.tag_digest(ref.repository, ref.tag) if ref.tag else ref.digest) or "" for ref in refs}
+        key = _images_key(self.state.key, [str(ref) for ref in refs], self.platforms, options.skip_missing_platform)
+        if self.add_layer(key, f"cache {len(refs)} images into registry/", lambda: self.pull_layer(refs)):
+            self.check_registry(refs, None)  # the build cache answered: check what it gave
+        folder = RegistryFolder(self.rootfs / "registry")  # those --skip-missing-platform left out are not in it
+        return {str(ref): digest for ref in refs if (digest := _digest_in(folder, ref)) is not None}
 
     def pull_layer(self, refs: list[ImageRef]) -> Layer:
         """Pull into ``registry/`` and tar each blob into the layer as soon as it is verified.
@@ -210,13 +211,35 @@ class _Build:
         options = self.options
         with Registries(mirrors=options.mirrors, insecure=options.insecure, ca_files=options.ca_files,
                         events=events) as registries:
-            save_images(refs, self.rootfs / "registry", registries=registries, platforms=self.platforms,
-                        events=events)
+            result = save_images(refs, self.rootfs / "registry", registries=registries, platforms=self.platforms,
+                                 skip_missing_platform=options.skip_missing_platform, verb="build", events=events)
+        self.check_registry(refs, {saved.image for saved in result.images if saved.left_out})
+
+    def check_registry(self, refs: list[ImageRef], left_out: set[ImageRef] | None) -> None:
+        """Fail unless ``registry/`` serves every image whole (DESIGN: never a silent gap).
+        ``left_out`` None: a cached layer, whose left-out images are those it lacks."""
+        folder = RegistryFolder(self.rootfs / "registry")
+        if left_out is None:
+            left_out = {ref for ref in refs if self.options.skip_missing_platform and _digest_in(folder, ref) is None}
+            for ref in sorted(left_out, key=str):
+                self.events(Message(f"warning: {ref} lacks every requested platform: left out "
+                                    "(--skip-missing-platform)", level="warning"))
+        if problems := saved_problems(self.rootfs / "registry", refs, self.platforms, left_out):
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise BuildError(f"the registry layer is not whole: {problems[0]}{more}",
+                             hint="nothing was stored; kubenb check --registry-folder on an export lists them all")
 
 
-def _images_key(parent: str, images: list[str], platforms: list[str] | None) -> str:
-    """The cache key of the registry layer: the rootfs so far, the images and the platforms."""
-    text = json.dumps([parent, sorted(images), sorted(platforms or [])])
+def _digest_in(folder: RegistryFolder, ref: ImageRef) -> str | None:
+    """The digest ``ref`` has in the registry folder, None when it is not stored there."""
+    digest = folder.tag_digest(ref.repository, ref.tag) if ref.tag else ref.digest
+    return digest if digest is not None and folder.selection(ref.repository, digest, None) is not None else None
+
+
+def _images_key(parent: str, images: list[str], platforms: list[str] | None, skip_missing: bool) -> str:
+    """The cache key of the registry layer: the rootfs so far, the images, the platforms, and
+    whether images lacking one may be left out (a layer that left some out serves only that)."""
+    text = json.dumps([parent, sorted(images), sorted(platforms or [])] + (["skip-missing"] if skip_missing else []))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -24,3 +24,4 @@ class BuildOptions:
     ca_files: tuple[Path, ...] = ()
     no_cache: bool = False
     skip_invalid: bool = False
+    skip_missing_platform: bool = False  # an image lacking a requested platform: warn, not fail

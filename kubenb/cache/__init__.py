@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kubenb.cache.layout import Descriptor, References, RegistryFolder, parse_references, validate_repository
-from kubenb.cache.save import SavedImage, SaveResult, save_images
+from kubenb.cache.save import SavedImage, SaveResult, save_images, saved_problems
 
 __all__ = [
     "Descriptor",
@@ -13,5 +13,6 @@ __all__ = [
     "SavedImage",
     "parse_references",
     "save_images",
+    "saved_problems",
     "validate_repository",
 ]

@@ -21,8 +21,10 @@ import os
 import tempfile
 import time
 from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from kubenb.cache.platforms import Selection, config_platform, select
 from kubenb.cache.references import Descriptor, References, parse_references, split_digest
 from kubenb.errors import StoreError
 from kubenb.reference import is_content_digest, is_repository_path, is_tag
@@ -146,17 +148,47 @@ class RegistryFolder:
     def is_complete(self, repository: str, digest: str, platforms: Collection[str] | None = None) -> bool:
         """Whether the image is all here and linked, so a build skips it without fetching.
 
-        An index is complete when the children ``platforms`` keeps are. Manifests are read and
-        hashed (they are small); blobs are only stat'ed against their descriptor's size.
+        An index is complete when every child ``platforms`` keeps is (nested indexes too), it
+        keeps at least one image, and no requested platform is lacking (so a rerun reports a
+        lacking platform again instead of skipping in silence). Manifests are read and hashed
+        (they are small); blobs are only stat'ed against their descriptor's size.
         """
-        if _read_link(self._link(repository, "_manifests/revisions", digest)) != digest:
+        try:
+            selection = self.selection(repository, digest, platforms)
+        except StoreError:
             return False
-        references = self._stored_references(digest)
-        if references is None:
+        if selection is None or selection.absent or selection.missing or not selection.images:
             return False
-        if references.is_index:
-            return all(self.is_complete(repository, c.digest, platforms) for c in references.children(platforms))
-        return not any(self._blob_problem(repository, blob) for blob in references.blobs)
+        return not any(self._blob_problem(repository, blob) for blob in _blobs(selection))
+
+    def selection(self, repository: str, digest: str, platforms: Collection[str] | None) -> Selection | None:
+        """What ``platforms`` keeps of the stored image ``digest``; None when it is not stored.
+        A child is present when ``repository`` links it as a revision and its bytes hash right."""
+        root = self._stored(repository, digest)
+        if root is None:
+            return None
+        return select(root, platforms, lambda child: self._stored(repository, child.digest),
+                      root_platform=self._config_platform, where=f"{repository}@{digest}")
+
+    def image_problems(self, repository: str, reference: str, platforms: Collection[str] | None) -> list[str]:
+        """Why the image ``reference`` (a tag or a digest) is not whole here: its manifest, each
+        manifest ``platforms`` keeps, and every blob they name. Empty when it is whole."""
+        digest = reference if is_content_digest(reference) else self.tag_digest(repository, reference)
+        if digest is None:
+            return [f"no tag {reference} in {repository}"]
+        try:
+            selection = self.selection(repository, digest, platforms)
+        except StoreError as error:
+            return [str(error)]
+        if selection is None:
+            return [f"its manifest {digest} is missing"]
+        problems = [f"its {child.platform or 'child'} manifest {child.digest} is missing"
+                    for child in selection.absent]
+        problems += [f"{blob.media_type} {blob.digest} is {why}" for blob in _blobs(selection)
+                     if (why := self._blob_problem(repository, blob))]
+        if not problems and not selection.images:
+            problems.append("it is an index with none of its images in the folder")
+        return problems
 
     def references(self, data: bytes, media_type: str = "") -> References:
         """What a manifest or index references (see ``parse_references``)."""
@@ -171,15 +203,18 @@ class RegistryFolder:
             subfolders[:] = [name for name in subfolders if not name.startswith("_")]
         return sorted(found)
 
-    def check(self) -> list[str]:
+    def check(self, *, hash_blobs: bool = True) -> list[str]:
         """Every inconsistency a registry serving the folder would trip on, one line each.
 
-        Hashes every blob. An index's absent children are no problem: ``--platform`` chose that.
+        Hashes every blob unless ``hash_blobs`` is off (a build's own check: it hashed them as
+        they arrived). Some absent children of an index are no problem (``--platform`` chose
+        that), but an index with none of its images here is an image saved empty.
         """
-        problems = self._check_blobs()
+        problems = self._check_blobs() if hash_blobs else []
         for repository in self.repositories():
             try:
                 problems += self._check_links(validate_repository(repository)) + self._check_tags(repository)
+                problems += self._check_indexes(repository)
             except StoreError as error:
                 problems.append(str(error))
         return problems
@@ -266,6 +301,40 @@ class RegistryFolder:
         except (FileNotFoundError, NotADirectoryError, StoreError):
             return None
 
+    def _stored(self, repository: str, digest: str) -> _Stored | None:
+        """The manifest ``digest`` as ``repository`` serves it: linked, present and hashing right."""
+        if _read_link(self._link(repository, "_manifests/revisions", digest)) != digest:
+            return None
+        path = self.blob_path(digest)
+        try:
+            data = path.read_bytes() if path.stat().st_size <= MANIFEST_MAX else b""
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return _Stored(data, "", digest) if _hash_bytes(data, digest) == digest else None
+
+    def _config_platform(self, references: References) -> str | None:
+        config = references.config
+        if config is None or not self.has_blob(config.digest) or config.size > MANIFEST_MAX:
+            return None
+        return config_platform(self.blob_path(config.digest).read_bytes(), config.media_type)
+
+    def _check_indexes(self, repository: str) -> list[str]:
+        """Each index revision with none of its images here (today's --platform cannot do that)."""
+        tags: dict[str, list[str]] = {}
+        for tag_dir in sorted((self._v2 / "repositories" / repository / "_manifests/tags").glob("*")):
+            tags.setdefault(_read_link(tag_dir / "current" / "link") or "", []).append(tag_dir.name)
+        problems = []
+        for digest, _ in _links(self._v2 / "repositories" / repository / "_manifests/revisions"):
+            selection = self.selection(repository, digest, None) if is_content_digest(digest) else None
+            if selection is None or selection.images:  # an image manifest counts itself
+                continue
+            names = ", ".join(f"{repository}:{tag}" for tag in tags.get(digest, [])) or f"{repository}@{digest}"
+            unlinked = [c.digest for c in selection.absent if self.has_blob(c.digest)]
+            problems.append(f"{names} is an index with none of its {len(selection.absent)} child manifest(s) in the "
+                            "folder: an image saved empty" + (f" ({', '.join(unlinked)} present but not linked in "
+                                                              f"{repository})" if unlinked else ""))
+        return problems
+
     def _blob_problem(self, repository: str, blob: Descriptor) -> str | None:
         """Why the registry could not serve ``blob`` from ``repository``, None when it can."""
         path = self.blob_path(blob.digest)
@@ -308,6 +377,20 @@ class RegistryFolder:
             if not valid or _read_link(self._link(repository, "_manifests/revisions", str(current))) != current:
                 problems.append(f"{repository}:{tag_dir.name} points at {current}, not a revision of {repository}")
         return problems
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A manifest read back from the folder (its media type comes from its own bytes)."""
+
+    data: bytes
+    media_type: str
+    digest: str
+
+
+def _blobs(selection: Selection) -> list[Descriptor]:
+    """Config and layers of every manifest in ``selection``."""
+    return [blob for manifest in selection.manifests for blob in parse_references(manifest.data).blobs]
 
 
 def _read_link(path: Path) -> str | None:

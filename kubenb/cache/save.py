@@ -9,18 +9,34 @@ an image already complete in the folder is skipped without a request.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from kubenb.cache.layout import Descriptor, RegistryFolder, parse_references
+from kubenb.cache.platforms import IMAGE_CONFIG_TYPES, ManifestLike, Selection, config_platform, select
+from kubenb.cache.references import References
 from kubenb.errors import KubenbError, StoreError
-from kubenb.events import BlobDone, BlobProgress, BlobStarted, EventSink, ImageDone, ImageSkipped, ImageStarted, ignore
+from kubenb.events import (
+    BlobDone,
+    BlobProgress,
+    BlobStarted,
+    EventSink,
+    ImageDone,
+    ImageSkipped,
+    ImageStarted,
+    Message,
+    ignore,
+)
 from kubenb.model import ImageRef
-from kubenb.registry import Manifest, Registries, RegistryClient
+from kubenb.registry import Registries, RegistryClient
 
-__all__ = ["SaveResult", "SavedImage", "save_images"]
+__all__ = ["SaveResult", "SavedImage", "save_images", "saved_problems"]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -29,6 +45,8 @@ class SavedImage:
     digest: str
     fetched_bytes: int
     skipped: bool
+    missing_platforms: tuple[str, ...] = ()  # requested platforms it lacks (--skip-missing-platform)
+    left_out: bool = False  # it offers none of the requested platforms: nothing of it was saved
 
 
 @dataclass(frozen=True)
@@ -40,26 +58,59 @@ class SaveResult:
         return sum(image.fetched_bytes for image in self.images)
 
 
+@dataclass
+class _Plan:
+    """What one image needs, known from its manifests before any layer is fetched."""
+
+    ref: ImageRef
+    complete: str | None = None  # the digest of an image already whole in the folder
+    client: RegistryClient | None = None
+    selection: Selection | None = None
+    prefetched: int = 0  # bytes of a config fetched to learn a plain manifest's platform
+
+    @property
+    def left_out(self) -> bool:
+        return self.selection is not None and bool(self.selection.missing) and not self.selection.images
+
+
 def save_images(
     images: Sequence[ImageRef],
     folder: Path,
     *,
     registries: Registries | None = None,
     platforms: Collection[str] | None = None,
+    skip_missing_platform: bool = False,
+    verb: str = "save",
     workers: int = 8,
     events: EventSink = ignore,
 ) -> SaveResult:
     """Every image of ``images`` complete in the registry folder at ``folder``.
 
-    Images that fail are reported together at the end, each named, after the others are
-    saved: what was saved stays saved, and a rerun fetches only what is missing.
+    Every image's manifests are read first: a requested platform that an image lacks is one
+    error naming each such image and what it offers, before a layer is fetched (``verb``, the
+    user's command, words its hint), unless ``skip_missing_platform``: then each is a warning
+    and an image lacking every requested platform is left out. Images that fail are reported
+    together at the end, each named, after the others are saved: what was saved stays saved,
+    and a rerun fetches only what is missing.
     """
     _refuse_name_clashes(images)
     saver = _Saver(RegistryFolder(folder), registries or Registries(), platforms, workers, events)
     try:
-        return saver.run(images)
+        return saver.run(images, skip_missing_platform, verb)
     finally:
         saver.close()
+
+
+def saved_problems(folder: Path, images: Sequence[ImageRef], platforms: Collection[str] | None,
+                   left_out: Collection[ImageRef] = ()) -> list[str]:
+    """What keeps the registry folder from serving ``images`` whole, one line each: every image
+    (but those ``left_out`` by ``--skip-missing-platform``) resolves to its manifests and all
+    their blobs, and the folder passes ``RegistryFolder.check`` (blobs not hashed again: they
+    were as they arrived). A build runs this on its registry layer, whoever made it."""
+    registry = RegistryFolder(folder)
+    problems = [f"{ref}: {problem}" for ref in dict.fromkeys(images) if ref not in left_out
+                for problem in registry.image_problems(ref.repository, ref.tag or ref.digest or "latest", platforms)]
+    return problems + registry.check(hash_blobs=False)
 
 
 def _refuse_name_clashes(images: Sequence[ImageRef]) -> None:
@@ -91,42 +142,85 @@ class _Saver:
         self.image_pool.shutdown(wait=True, cancel_futures=True)
         self.blob_pool.shutdown(wait=True, cancel_futures=True)
 
-    def run(self, images: Sequence[ImageRef]) -> SaveResult:
+    def run(self, images: Sequence[ImageRef], skip_missing_platform: bool, verb: str) -> SaveResult:
         unique = list(dict.fromkeys(images))
-        futures = [self.image_pool.submit(self.save, ref, n, len(unique)) for n, ref in enumerate(unique, 1)]
-        results: list[SavedImage] = []
+        plans = self.each(unique, self.plan)
+        lacking = [plan for plan in plans if plan.selection is not None and plan.selection.missing]
+        if lacking and not skip_missing_platform:
+            raise _missing_platforms(lacking, verb)
+        for plan in lacking:
+            self.events(Message(_skipped_line(plan), level="warning"))
+        numbered = {plan.ref: n for n, plan in enumerate(plans, 1)}
+        return SaveResult(tuple(self.each(plans, lambda plan: self.save(plan, numbered[plan.ref], len(plans)))))
+
+    def each(self, items: Sequence[T], work: Callable[[T], R]) -> list[R]:
+        """``work`` on every item in the image pool; failures named together once all are done."""
+        futures = [self.image_pool.submit(work, item) for item in items]
+        results: list[R] = []
         failures: list[str] = []
-        for ref, future in zip(unique, futures, strict=True):
+        for item, future in zip(items, futures, strict=True):
             try:
                 results.append(future.result())
             except KubenbError as error:
-                failures.append(f"{ref}: {error}")
+                failures.append(f"{getattr(item, 'ref', item)}: {error}")
         if failures:
             raise StoreError(
-                f"{len(failures)} of {len(unique)} images could not be saved: " + "; ".join(failures),
+                f"{len(failures)} of {len(items)} images could not be saved: " + "; ".join(failures),
                 hint="fix the cause and run again: images already saved are not fetched again",
             )
-        return SaveResult(tuple(results))
+        return results
 
-    def save(self, ref: ImageRef, index: int, total: int) -> SavedImage:
-        self.events(ImageStarted(str(ref), index, total))
+    def plan(self, ref: ImageRef) -> _Plan:
+        """Skip a complete image; else read its manifests and select what the platforms keep."""
         known = ref.digest or self.folder.tag_digest(ref.repository, ref.tag or "latest")
         if known and self.folder.is_complete(ref.repository, known, self.platforms):
+            return _Plan(ref, complete=known)
+        plan = _Plan(ref, client=self.registries.client_for(ref))
+        client = plan.client
+        assert client is not None
+        manifest = client.get_manifest(ref.repository, ref.digest or ref.tag or "latest")
+
+        def root_platform(references: References) -> str | None:
+            return self.config_platform(plan, references)
+
+        plan.selection = select(manifest, self.platforms,
+                                lambda child: client.get_manifest(ref.repository, child.digest),
+                                root_platform=root_platform, where=str(ref))
+        if not plan.selection.images and not plan.selection.missing:
+            raise StoreError(f"{ref} is an index that names no image" + _for(self.platforms),
+                             hint="check the image on its registry: saving it would store an empty image")
+        return plan
+
+    def config_platform(self, plan: _Plan, references: References) -> str | None:
+        """The platform a plain image manifest's config declares, fetching the (small) config."""
+        config = references.config
+        if config is None or config.media_type not in IMAGE_CONFIG_TYPES or plan.client is None:
+            return None
+        future, first = self.fetch(plan.client, plan.ref, config)
+        fetched = future.result()
+        plan.prefetched += fetched if first else 0
+        return config_platform(self.folder.blob_path(config.digest).read_bytes(), config.media_type)
+
+    def save(self, plan: _Plan, index: int, total: int) -> SavedImage:
+        ref, image = plan.ref, str(plan.ref)
+        self.events(ImageStarted(image, index, total))
+        if plan.complete is not None:
+            known = plan.complete
             if ref.tag and ref.digest:
                 self.folder.put_manifest(ref.repository, self.folder.blob_path(known).read_bytes(), known, ref.tag)
-            self.events(ImageSkipped(str(ref), known))
+            self.events(ImageSkipped(image, known))
             return SavedImage(ref, known, 0, skipped=True)
-        client = self.registries.client_for(ref)
-        manifest = client.get_manifest(ref.repository, ref.digest or ref.tag or "latest")
-        references = parse_references(manifest.data, manifest.media_type)
-        fetched = 0
-        for child in references.children(self.platforms) if references.is_index else ():
-            fetched += self.save_manifest(client, ref, client.get_manifest(ref.repository, child.digest), None)
-        fetched += self.save_manifest(client, ref, manifest, ref.tag)
-        self.events(ImageDone(str(ref), manifest.digest, fetched))
-        return SavedImage(ref, manifest.digest, fetched, skipped=False)
+        assert plan.client is not None and plan.selection is not None
+        missing = plan.selection.missing
+        if plan.left_out:
+            return SavedImage(ref, "", plan.prefetched, skipped=False, missing_platforms=missing, left_out=True)
+        *children, manifest = plan.selection.manifests
+        fetched = plan.prefetched + sum(self.save_manifest(plan.client, ref, child, None) for child in children)
+        fetched += self.save_manifest(plan.client, ref, manifest, ref.tag)
+        self.events(ImageDone(image, manifest.digest, fetched))
+        return SavedImage(ref, manifest.digest, fetched, skipped=False, missing_platforms=missing)
 
-    def save_manifest(self, client: RegistryClient, ref: ImageRef, manifest: Manifest, tag: str | None) -> int:
+    def save_manifest(self, client: RegistryClient, ref: ImageRef, manifest: ManifestLike, tag: str | None) -> int:
         """Fetch what ``manifest`` references (children of an index are saved before it), then store it."""
         references = parse_references(manifest.data, manifest.media_type)
         blobs = [self.fetch(client, ref, blob) for blob in references.blobs if not blob.foreign]
@@ -166,3 +260,31 @@ class _Saver:
             temp.unlink(missing_ok=True)
         self.events(BlobDone(image, blob.digest, blob.size, fetched=True))
         return fetched
+
+
+def _for(platforms: Collection[str] | None) -> str:
+    return f" for {', '.join(platforms)}" if platforms else ""
+
+
+def _lacks(plan: _Plan) -> str:
+    """``REF has no P image (it offers A, B)``: what one image lacks."""
+    assert plan.selection is not None
+    return (f"{plan.ref} has no {' or '.join(plan.selection.missing)} image "
+            f"(it offers {', '.join(plan.selection.offered)})")
+
+
+def _missing_platforms(plans: Sequence[_Plan], verb: str) -> StoreError:
+    """One error for every image lacking a requested platform, each with what it offers."""
+    hint = f"{verb} without --platform, pick one it offers, or pass --skip-missing-platform"
+    if len(plans) == 1:
+        return StoreError(_lacks(plans[0]), hint=hint)
+    return StoreError(f"{len(plans)} images lack a requested platform: " + "; ".join(map(_lacks, plans)),
+                      hint=hint.replace("one it offers", "ones they offer"))
+
+
+def _skipped_line(plan: _Plan) -> str:
+    """The warning of ``--skip-missing-platform`` for one image."""
+    assert plan.selection is not None
+    kept = ("left out" if plan.left_out
+            else f"kept its {', '.join(p for p in plan.selection.offered if p not in plan.selection.missing)} image(s)")
+    return f"warning: {_lacks(plan)}: {kept} (--skip-missing-platform)"

@@ -27,6 +27,8 @@ from kubenb.store.image import is_digest
 __all__ = ["ManifestLike", "RegistrySource", "fetch"]
 
 _INDEX_TYPES = {layout.INDEX_TYPE, "application/vnd.docker.distribution.manifest.list.v2+json"}
+#: Real images nest one index in another once or twice at most; deeper is a mistake or an attack.
+MAX_INDEX_DEPTH = 8
 
 
 class ManifestLike(Protocol):
@@ -54,16 +56,37 @@ class RegistrySource(Protocol):
 def _platform_manifest(ref: ImageRef, index: ManifestLike, source: RegistrySource, platform: str) -> ManifestLike:
     """The manifest of ``platform`` in an index: a cluster image holds images for one platform.
 
-    ``linux/arm64`` takes any variant of it; ``linux/arm64/v8`` only that one.
+    ``linux/arm64`` takes any variant of it; ``linux/arm64/v8`` only that one. A child that is
+    itself an index is followed (to ``MAX_INDEX_DEPTH`` levels) when its platform, if it has
+    one, matches.
     """
-    offered = []
+    offered: list[str] = []
+    found = _find_platform(ref, index, source, platform, offered, 0)
+    if found is None:
+        raise StoreError(f"{ref} has no {platform} image (it offers {', '.join(offered) or 'none'})",
+                         hint="choose one of its platforms with FROM --platform=...")
+    return found
+
+
+def _find_platform(ref: ImageRef, index: ManifestLike, source: RegistrySource, platform: str,
+                   offered: list[str], depth: int) -> ManifestLike | None:
+    if depth >= MAX_INDEX_DEPTH:
+        raise StoreError(f"{ref} nests indexes more than {MAX_INDEX_DEPTH} deep", hint="check the image")
     for descriptor in json.loads(index.data).get("manifests", []):
-        child = layout.platform_of(descriptor.get("platform") or {"os": "", "architecture": "unknown"})
-        if platform_matches(child, platform):
+        raw = descriptor.get("platform")
+        child = layout.platform_of(raw) if isinstance(raw, dict) and raw else None
+        if descriptor.get("mediaType") in _INDEX_TYPES:
+            if child is None or platform_matches(child, platform):
+                nested = source.get_manifest(ref.path, descriptor["digest"])
+                if nested.media_type not in _INDEX_TYPES:
+                    return nested
+                if (found := _find_platform(ref, nested, source, platform, offered, depth + 1)) is not None:
+                    return found
+            continue
+        if child is not None and platform_matches(child, platform):
             return source.get_manifest(ref.path, descriptor["digest"])
-        offered.append(child)
-    raise StoreError(f"{ref} has no {platform} image (it has {', '.join(offered) or 'none'})",
-                     hint="choose one of its platforms with FROM --platform=...")
+        offered.append(child or "unknown")
+    return None
 
 
 def _manifest(ref: ImageRef, source: RegistrySource, platform: str) -> tuple[ManifestLike, dict[str, Any]]:
