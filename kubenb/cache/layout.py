@@ -330,9 +330,9 @@ class RegistryFolder:
                 continue
             names = ", ".join(f"{repository}:{tag}" for tag in tags.get(digest, [])) or f"{repository}@{digest}"
             unlinked = [c.digest for c in selection.absent if self.has_blob(c.digest)]
-            problems.append(f"{names} is an index with none of its {len(selection.absent)} child manifest(s) in the "
-                            "folder: an image saved empty" + (f" ({', '.join(unlinked)} present but not linked in "
-                                                              f"{repository})" if unlinked else ""))
+            problems.append(f"{names} is an index with none of its images in the folder ({len(selection.absent)} "
+                            "manifest(s) missing): an image saved empty"
+                            + (f"; {', '.join(unlinked)} present but not linked" if unlinked else ""))
         return problems
 
     def _blob_problem(self, repository: str, blob: Descriptor) -> str | None:

@@ -63,6 +63,7 @@ class Selection:
     absent: tuple[Descriptor, ...]  # kept children the reader did not have
     offered: tuple[str, ...]  # every platform the image offers, sorted
     missing: tuple[str, ...]  # requested platforms it lacks
+    found: tuple[str, ...]  # requested platforms it has
     images: int  # image manifests kept (not indexes)
     empty_indexes: tuple[str, ...]  # digests of indexes reached with no image manifest kept below them
 
@@ -125,7 +126,7 @@ def select(root: ManifestLike, platforms: Collection[str] | None, read: ChildRea
     images = walk.visit(root, references, 0)
     missing = tuple(p for p in platforms or () if p not in walk.found) if walk.offered else ()
     return Selection(tuple(walk.kept.values()), tuple(walk.absent), tuple(sorted(walk.offered)), missing,
-                     images, tuple(walk.empty))
+                     tuple(p for p in platforms or () if p in walk.found), images, tuple(walk.empty))
 
 
 def config_platform(data: bytes, media_type: str) -> str | None:

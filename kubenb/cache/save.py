@@ -70,7 +70,7 @@ class _Plan:
 
     @property
     def left_out(self) -> bool:
-        return self.selection is not None and bool(self.selection.missing) and not self.selection.images
+        return self.selection is not None and bool(self.selection.missing) and not self.selection.found
 
 
 def save_images(
@@ -286,5 +286,5 @@ def _skipped_line(plan: _Plan) -> str:
     """The warning of ``--skip-missing-platform`` for one image."""
     assert plan.selection is not None
     kept = ("left out" if plan.left_out
-            else f"kept its {', '.join(p for p in plan.selection.offered if p not in plan.selection.missing)} image(s)")
+            else f"kept its {', '.join(plan.selection.found)} image(s)")
     return f"warning: {_lacks(plan)}: {kept} (--skip-missing-platform)"

@@ -61,7 +61,7 @@ def _platform_manifest(ref: ImageRef, index: ManifestLike, source: RegistrySourc
     one, matches.
     """
     offered: list[str] = []
-    found = _find_platform(ref, index, source, platform, offered, 0)
+    found = _find_platform(ref, index, source, platform, offered, depth=0)
     if found is None:
         raise StoreError(f"{ref} has no {platform} image (it offers {', '.join(offered) or 'none'})",
                          hint="choose one of its platforms with FROM --platform=...")
@@ -69,7 +69,7 @@ def _platform_manifest(ref: ImageRef, index: ManifestLike, source: RegistrySourc
 
 
 def _find_platform(ref: ImageRef, index: ManifestLike, source: RegistrySource, platform: str,
-                   offered: list[str], depth: int) -> ManifestLike | None:
+                   offered: list[str], *, depth: int) -> ManifestLike | None:
     if depth >= MAX_INDEX_DEPTH:
         raise StoreError(f"{ref} nests indexes more than {MAX_INDEX_DEPTH} deep", hint="check the image")
     for descriptor in json.loads(index.data).get("manifests", []):
@@ -80,7 +80,7 @@ def _find_platform(ref: ImageRef, index: ManifestLike, source: RegistrySource, p
                 nested = source.get_manifest(ref.path, descriptor["digest"])
                 if nested.media_type not in _INDEX_TYPES:
                     return nested
-                if (found := _find_platform(ref, nested, source, platform, offered, depth + 1)) is not None:
+                if (found := _find_platform(ref, nested, source, platform, offered, depth=depth + 1)) is not None:
                     return found
             continue
         if child is not None and platform_matches(child, platform):

@@ -99,15 +99,24 @@ class Image:
 
 @dataclass(frozen=True)
 class Index:
-    """A multi-platform image index and its child images."""
+    """A multi-platform image index and its child images.
+
+    ``nested`` holds child indexes it names (an index in an index); ``images`` then lists the
+    image manifests of the whole tree, so blob counts stay simple.
+    """
 
     manifest: bytes
     images: tuple[Image, ...]
     media_type: str = INDEX
+    nested: tuple[Index, ...] = ()
 
     @property
     def digest(self) -> str:
         return sha256_digest(self.manifest)
+
+    def descriptor(self) -> dict[str, Any]:
+        """How a parent index names it: with no platform, as image tools write nested indexes."""
+        return {"mediaType": self.media_type, "digest": self.digest, "size": len(self.manifest)}
 
 
 def tar_bytes(files: Mapping[str, bytes]) -> bytes:
@@ -183,6 +192,14 @@ def make_index(images: Iterable[Image]) -> Index:
         "manifests": [image.descriptor() for image in children],
     }
     return Index(canonical_json(index), children)
+
+
+def nested_index(children: Iterable[Image | Index]) -> Index:
+    """An OCI index naming images and other indexes (whose own children it lists as ``images``)."""
+    named = tuple(children)
+    index = {"schemaVersion": 2, "mediaType": INDEX, "manifests": [child.descriptor() for child in named]}
+    images = tuple(image for child in named for image in (child.images if isinstance(child, Index) else (child,)))
+    return Index(canonical_json(index), images, nested=tuple(c for c in named if isinstance(c, Index)))
 
 
 def single_image(seed: str, architecture: str = "amd64") -> Image:
@@ -313,12 +330,18 @@ def push(
     """
     base, credentials = _base_and_auth(registry, auth)
     with _session(credentials, verify) as session:
-        if isinstance(artifact, Image):
-            return _push_image(session, base, repository, tag, artifact)
-        for image in artifact.images:
-            _push_image(session, base, repository, image.digest, image)
-        return _put_manifest(session, base, repository, tag, artifact.manifest,
-                             artifact.media_type)
+        return _push_artifact(session, base, repository, tag, artifact)
+
+
+def _push_artifact(session: requests.Session, base: str, repository: str, tag: str, artifact: Image | Index) -> str:
+    """Children first (by digest), nested indexes included, then the artifact under ``tag``."""
+    if isinstance(artifact, Image):
+        return _push_image(session, base, repository, tag, artifact)
+    for nested in artifact.nested:
+        _push_artifact(session, base, repository, nested.digest, nested)
+    for image in artifact.images:
+        _push_image(session, base, repository, image.digest, image)
+    return _put_manifest(session, base, repository, tag, artifact.manifest, artifact.media_type)
 
 
 def fetch_manifest(
