@@ -227,7 +227,8 @@ class _Build:
         if problems := saved_problems(self.rootfs / "registry", refs, self.platforms, left_out):
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise BuildError(f"the registry layer is not whole: {problems[0]}{more}",
-                             hint="nothing was stored; kubenb check --registry-folder on an export lists them all")
+                             hint="nothing was stored; build with --no-cache, and save again a registry folder that "
+                                  "the base image or a COPY brings")
 
 
 def _digest_in(folder: RegistryFolder, ref: ImageRef) -> str | None:
