@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from kubenb.cache import RegistryFolder, saved_problems
 from kubenb.engine import save_images
@@ -23,7 +24,17 @@ from kubenb.errors import StoreError
 from kubenb.model import ImageRef
 from kubenb.reference import parse_reference
 from kubenb.store import Store
-from tests.support.oci import Image, Index, multi_arch_index, nested_index, push, sha256_digest, single_image
+from tests.support.oci import (
+    INDEX,
+    Image,
+    Index,
+    fetch_manifest,
+    multi_arch_index,
+    nested_index,
+    push,
+    sha256_digest,
+    single_image,
+)
 from tests.support.registry import Registry, RegistryFactory
 from tests.support.skopeo import Skopeo
 
@@ -271,3 +282,37 @@ def test_check_reports_a_nested_index_without_its_images(tmp_path: Path) -> None
     assert "library/nested:1 is an index with none of its images in the folder (2 manifest(s) missing): an image " \
            "saved empty" in problems
     assert not folder.is_complete("library/nested", index.digest)
+
+
+def test_from_platform_follows_a_nested_index_of_cluster_images(tmp_path: Path, registry: Registry) -> None:
+    """A base cluster image published as an index inside an index: FROM --platform finds its child."""
+    first = str(tmp_path / "first")
+    children = []
+    for arch in ("amd64", "arm64"):
+        context = tmp_path / arch
+        context.mkdir()
+        (context / "Kubefile").write_text(f"FROM --platform=linux/{arch} scratch\nCOPY arch etc/\n")
+        (context / "arch").write_text(arch)
+        assert kubenb("--root", first, "build", "-t", f"base:{arch}", str(context)).returncode == 0
+        pushed = kubenb("--root", first, "push", f"base:{arch}", f"{registry.host}/clusters/nested:{arch}")
+        assert pushed.returncode == 0, pushed.stderr
+        data, media_type = fetch_manifest(registry, "clusters/nested", arch)
+        children.append({"mediaType": media_type, "digest": sha256_digest(data), "size": len(data),
+                         "platform": {"os": "linux", "architecture": arch}})
+    inner = json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": children}).encode()
+    outer = json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": [
+        {"mediaType": INDEX, "digest": sha256_digest(inner), "size": len(inner)}]}).encode()
+    for reference, data in ((sha256_digest(inner), inner), ("1", outer)):
+        put = requests.put(f"{registry.url}/v2/clusters/nested/manifests/{reference}", data=data,
+                           headers={"Content-Type": INDEX}, timeout=30)
+        assert put.status_code == 201, put.text
+    base = f"{registry.host}/clusters/nested:1"
+    (tmp_path / "derived").mkdir()
+    (tmp_path / "derived" / "Kubefile").write_text(f"FROM --platform=linux/arm64 {base}\n")
+    second = str(tmp_path / "second")
+    built = kubenb("--root", second, "build", "-t", "derived:1", str(tmp_path / "derived"))
+    assert built.returncode == 0, built.stderr
+    assert kubenb("--root", second, "export", "derived:1", "-o", str(tmp_path / "rootfs")).returncode == 0
+    assert (tmp_path / "rootfs" / "etc" / "arch").read_text() == "arm64"
+    missing = kubenb("--root", second, "pull", "--platform", "linux/s390x", base)
+    assert_one_clear_line(missing, f"{base} has no linux/s390x image (it offers linux/amd64, linux/arm64)")
