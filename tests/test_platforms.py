@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import requests
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
 
 from kubenb.cache import RegistryFolder, saved_problems
 from kubenb.engine import save_images
@@ -316,3 +318,19 @@ def test_from_platform_follows_a_nested_index_of_cluster_images(tmp_path: Path, 
     assert (tmp_path / "rootfs" / "etc" / "arch").read_text() == "arm64"
     missing = kubenb("--root", second, "pull", "--platform", "linux/s390x", base)
     assert_one_clear_line(missing, f"{base} has no linux/s390x image (it offers linux/amd64, linux/arm64)")
+
+
+def test_the_kubefile_magic_takes_skip_missing_platform(registry: Registry, repo_name: str, tmp_path: Path) -> None:
+    """The magics share the CLI's options: the same error in a cell, the same way on."""
+    push(registry, f"{repo_name}/multi", "1", multi_arch_index(repo_name))
+    image = f"{registry.host}/{repo_name}/multi:1"
+    context = cluster_context(tmp_path, "", f"{image}\n")
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "kubenb")
+    shell.run_line_magic("config", "KubenbMagics.full_traceback = False")
+    cell = f"%%kubefile --context {context} --root {tmp_path / 'root'} -t c:1 --build --progress text " \
+           "--platform linux/s390x{}\nFROM scratch\nCOPY imageList manifests\n"
+    refused = shell.run_cell(cell.format(""))
+    assert isinstance(refused.error_in_exec, UsageError) and f"{image} {LACKS}" in str(refused.error_in_exec)
+    built = shell.run_cell(cell.format(" --skip-missing-platform"))
+    assert built.error_in_exec is None and json.loads(built.result.annotations["io.kubenb.images"]) == {}
