@@ -144,17 +144,23 @@ class _Saver:
 
     def run(self, images: Sequence[ImageRef], skip_missing_platform: bool, verb: str) -> SaveResult:
         unique = list(dict.fromkeys(images))
-        plans = self.each(unique, self.plan)
+        plans, failures = self.each(unique, self.plan)
         lacking = [plan for plan in plans if plan.selection is not None and plan.selection.missing]
         if lacking and not skip_missing_platform:
             raise _missing_platforms(lacking, verb)
         for plan in lacking:
             self.events(Message(_skipped_line(plan), level="warning"))
         numbered = {plan.ref: n for n, plan in enumerate(plans, 1)}
-        return SaveResult(tuple(self.each(plans, lambda plan: self.save(plan, numbered[plan.ref], len(plans)))))
+        saved, more = self.each(plans, lambda plan: self.save(plan, numbered[plan.ref], len(plans)))
+        if failures := failures + more:
+            raise StoreError(
+                f"{len(failures)} of {len(unique)} images could not be saved: " + "; ".join(failures),
+                hint="fix the cause and run again: images already saved are not fetched again",
+            )
+        return SaveResult(tuple(saved))
 
-    def each(self, items: Sequence[T], work: Callable[[T], R]) -> list[R]:
-        """``work`` on every item in the image pool; failures named together once all are done."""
+    def each(self, items: Sequence[T], work: Callable[[T], R]) -> tuple[list[R], list[str]]:
+        """``work`` on every item in the image pool: the results, and each failure named."""
         futures = [self.image_pool.submit(work, item) for item in items]
         results: list[R] = []
         failures: list[str] = []
@@ -163,12 +169,7 @@ class _Saver:
                 results.append(future.result())
             except KubenbError as error:
                 failures.append(f"{getattr(item, 'ref', item)}: {error}")
-        if failures:
-            raise StoreError(
-                f"{len(failures)} of {len(items)} images could not be saved: " + "; ".join(failures),
-                hint="fix the cause and run again: images already saved are not fetched again",
-            )
-        return results
+        return results, failures
 
     def plan(self, ref: ImageRef) -> _Plan:
         """Skip a complete image; else read its manifests and select what the platforms keep."""
