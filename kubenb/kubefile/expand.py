@@ -116,7 +116,7 @@ def expand(kubefile: Kubefile, build_args: Mapping[str, str] | None = None) -> K
         total += size
         if total > MAX_EXPANDED_BYTES:
             raise _too_large(kubefile.path, instruction.line, whole=True)
-        if written.keyword in _EXPANDED:
+        if instruction is not written:  # parse checked it as written; a substitution may change the words
             check_arguments(instruction, kubefile.path)
         if instruction.keyword in ("ARG", "ENV"):
             variables.update(_assignments(instruction, build_args, kubefile.path))

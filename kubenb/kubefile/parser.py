@@ -56,6 +56,9 @@ _WORD_PART = re.compile(r"""(?P<plain>[^ \t\r\n'"\\]+) |""" + _WORD_PIECES, re.V
 _SHELL_PART = re.compile(
     r"""(?P<punctuation>[();<>|&]+) | (?P<plain>[^ \t\r\n'"\\();<>|&]+) |""" + _WORD_PIECES, re.VERBOSE | re.DOTALL
 )
+_QUOTING = re.compile(r"""['"\\]""")
+_WORD = re.compile(r"[^ \t\r\n]+")
+_SHELL_WORD = re.compile(r"[();<>|&]+|[^ \t\r\n();<>|&]+")
 #: Inside double quotes a backslash escapes only ``"`` and itself; before anything else it stays.
 _DOUBLE_QUOTED_ESCAPE = re.compile(r'\\(["\\])')
 
@@ -87,6 +90,8 @@ def split_words(text: str, *, punctuation: bool = False) -> tuple[str, ...]:
     ``punctuation`` also splits off runs of ``();<>|&`` outside quotes, as shlex's
     ``punctuation_chars`` does (to find the commands of a shell line).
     """
+    if _QUOTING.search(text) is None:  # no quotes, no backslashes: words are runs (the common case)
+        return tuple((_SHELL_WORD if punctuation else _WORD).findall(text))
     result: list[str] = []
     parts: list[str] = []
     started = False
