@@ -97,3 +97,35 @@ def test_shell_punctuation_splits_as_shlex_does() -> None:
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+
+
+# -- the COPY cache key hashes files as a stream ------------------------------------------------
+
+STEP_KEY = """
+import resource, sys
+from pathlib import Path
+from kubenb.build.lite import _step_key
+from kubenb.kubefile import parse
+context, rootfs = Path(sys.argv[1]), Path(sys.argv[2])
+kubefile = parse("FROM scratch\\nCOPY big.bin manifests/\\n", path=str(context / "Kubefile"))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+key = _step_key("sha256:parent", kubefile.instructions[1], context, kubefile, rootfs)
+print(key, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_the_copy_cache_key_of_a_huge_file_takes_little_memory(tmp_path: Path) -> None:
+    """A 1.5 GB COPY source (sparse: no disk used) is hashed in chunks, not read whole."""
+    context, rootfs = tmp_path / "context", tmp_path / "rootfs"
+    context.mkdir()
+    (rootfs / "manifests").mkdir(parents=True)
+    size = 1536 * 2**20
+    with (context / "big.bin").open("wb") as big:
+        big.truncate(size)
+    result = subprocess.run([sys.executable, "-c", STEP_KEY, str(context), str(rootfs)],
+                            capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    key, before_kib, peak_kib = result.stdout.split()
+    assert key.startswith("sha256:")
+    assert int(peak_kib) - int(before_kib) < 64 * 1024, f"hashing took {int(peak_kib) - int(before_kib)} KiB"
+    assert int(peak_kib) * 1024 < size // 8
