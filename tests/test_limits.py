@@ -7,17 +7,25 @@ timeout is only a safety net against a hang (the code these tests replaced never
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from kubenb.errors import KubefileError
+from kubenb.errors import KubefileError, RegistryError
+from kubenb.events import Event, Retrying
 from kubenb.kubefile import expand, parse
 from kubenb.kubefile.expand import MAX_INSTRUCTION_BYTES
 from kubenb.kubefile.parser import split_words
+from kubenb.registry import Registries, RegistryClient, SpeedLimit
+from kubenb.registry.deadline import Watch
+from tests.support.faulty import Fault, FaultyProxy, Trickle, TrickleHead
+from tests.support.oci import make_image, make_layer, push, single_image
+from tests.support.registry import Registry
 from tests.test_hostile import assert_one_clear_line, kubenb
 
 # -- Kubefile: expansion is capped, words are split in linear time ------------------------------
@@ -95,10 +103,6 @@ def test_shell_punctuation_splits_as_shlex_does() -> None:
     assert split_words(line, punctuation=True) == tuple(lexer)
 
 
-def run_python(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
-
-
 # -- the COPY cache key hashes files as a stream ------------------------------------------------
 
 STEP_KEY = """
@@ -129,3 +133,90 @@ def test_the_copy_cache_key_of_a_huge_file_takes_little_memory(tmp_path: Path) -
     assert key.startswith("sha256:")
     assert int(peak_kib) - int(before_kib) < 64 * 1024, f"hashing took {int(peak_kib) - int(before_kib)} KiB"
     assert int(peak_kib) * 1024 < size // 8
+
+
+# -- a registry that trickles: every request has an overall deadline ---------------------------
+
+
+class Recorder(list[Event]):
+    def __call__(self, event: Event) -> None:
+        self.append(event)
+
+    @property
+    def retries(self) -> list[Retrying]:
+        return [e for e in self if isinstance(e, Retrying)]
+
+
+#: Small enough that a test trickle trips it at once: 0.5 s for anything, plus 1 s per kB.
+TIGHT = SpeedLimit(min_speed=1000, floor=0.5)
+
+
+@pytest.fixture
+def front(registry: Registry) -> Iterator[FaultyProxy]:
+    with FaultyProxy(registry.url) as proxy:
+        yield proxy
+
+
+def test_a_trickled_blob_is_given_up_as_too_slow_and_fetched_again(
+    front: FaultyProxy, registry: Registry, repo_name: str, tmp_path: Path,
+) -> None:
+    """One byte every 50 ms: the read timeout (30 s) never fires, the deadline (about 2.5 s) does."""
+    layer = make_layer({"data/blob": bytes(range(256)) * 8})
+    image = make_image([layer])
+    push(registry, repo_name, "v1", image)
+    front.add(Fault(f"/blobs/{layer.digest}", Trickle(pieces=len(layer.data), pause=0.05)))
+    events = Recorder()
+    with RegistryClient(front.host, events=events, speed_limit=TIGHT) as client:
+        client.download_blob(repo_name, layer.digest, tmp_path / "blob", expected_size=len(layer.data))
+    assert (tmp_path / "blob").read_bytes() == layer.data
+    (retry,) = events.retries
+    assert "too slowly" in retry.reason and "1000 bytes/s after the first 0.5 s" in retry.reason
+    assert len(front.requests_to(f"/blobs/{layer.digest}")) == 2
+
+
+def test_trickled_headers_are_given_up_too(front: FaultyProxy, registry: Registry, repo_name: str) -> None:
+    image = single_image("head")
+    push(registry, repo_name, "v1", image)
+    front.add(Fault("/manifests/v1", TrickleHead(pause=0.2)))
+    events = Recorder()
+    with RegistryClient(front.host, events=events, speed_limit=TIGHT) as client:
+        assert client.get_manifest(repo_name, "v1").digest == image.digest
+    assert [r.reason.split(" (")[0] for r in events.retries] == [
+        f"registry {front.host} sent manifest {repo_name}:v1 too slowly"]
+
+
+def test_a_registry_that_always_trickles_fails_with_one_clear_line(
+    front: FaultyProxy, registry: Registry, repo_name: str, tmp_path: Path,
+) -> None:
+    image = single_image("always-slow")
+    push(registry, repo_name, "v1", image)
+    front.add(Fault("/blobs/", Trickle(pieces=10_000, pause=0.05), times=1000))
+    environment = {**os.environ, "KUBENB_MIN_SPEED": "1000", "KUBENB_DEADLINE_FLOOR": "0.3"}
+    result = subprocess.run(
+        [sys.executable, "-m", "kubenb", "--root", str(tmp_path / "store"), "save-images", "-o",
+         str(tmp_path / "out"), f"{front.host}/{repo_name}:v1"],
+        capture_output=True, text=True, timeout=300, check=False, env=environment,
+    )
+    assert_one_clear_line(result, "too slowly", "1000 bytes/s after the first 0.3 s", "KUBENB_MIN_SPEED")
+    assert len(front.requests_to("/blobs/")) >= 6  # the first try and five retries, each cut short
+
+
+def test_the_minimum_speed_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBENB_MIN_SPEED", "2048")
+    monkeypatch.setenv("KUBENB_DEADLINE_FLOOR", "5")
+    assert Registries().speed_limit == SpeedLimit(2048, 5)
+    assert Registries(min_speed=0).speed_limit == SpeedLimit(0, 5)
+    monkeypatch.setenv("KUBENB_MIN_SPEED", "fast")
+    with pytest.raises(RegistryError, match="KUBENB_MIN_SPEED='fast' is not a number"):
+        Registries()
+
+
+def test_the_deadline_counts_the_body_at_the_minimum_speed() -> None:
+    """With an injected clock: the floor, then the announced size (or what came) at min_speed."""
+    now = [100.0]
+    watch = Watch(SpeedLimit(min_speed=1000, floor=2), clock=lambda: now[0])
+    assert watch.deadline() == 102.0
+    watch.expect(5000)
+    assert watch.deadline() == 107.0
+    watch.received = 8000  # a server that sends more than it announced gets the time for it
+    assert watch.deadline() == 110.0

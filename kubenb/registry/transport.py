@@ -44,6 +44,7 @@ from urllib3.exceptions import InsecureRequestWarning
 
 from kubenb.errors import RegistryError
 from kubenb.events import EventSink, Retrying
+from kubenb.registry.deadline import SpeedLimit, Watch, current_watch, watch_pools
 
 if TYPE_CHECKING:
     from requests.adapters import _HostParams, _PoolKwargs
@@ -196,8 +197,11 @@ def new_session(context: ssl.SSLContext | None = None, unverified: str | None = 
     """
     session = requests.Session()
     options: dict[str, Any] = {"pool_connections": 4, "pool_maxsize": POOL_SIZE, "max_retries": 0}
-    session.mount("https://", TLSAdapter(context or tls_context(), unverified, **options))
-    session.mount("http://", HTTPAdapter(**options))
+    secure, plain = TLSAdapter(context or tls_context(), unverified, **options), HTTPAdapter(**options)
+    for adapter in (secure, plain):
+        watch_pools(adapter.poolmanager)  # so that a request's deadline can reach its socket
+    session.mount("https://", secure)
+    session.mount("http://", plain)
     if unverified:
         host = urlsplit(f"//{unverified}").hostname or ""
         # The user chose this (--insecure-registry); urllib3's warning for every request is noise.
@@ -212,9 +216,10 @@ class Transport:
     """Sends requests for one registry through one session; thread-safe like the session."""
 
     def __init__(self, registry: str, *, timeout: float, context: ssl.SSLContext | None = None,
-                 unverified: str | None = None) -> None:
+                 unverified: str | None = None, speed_limit: SpeedLimit | None = None) -> None:
         self.registry = registry
         self.timeout = timeout
+        self.speed_limit = speed_limit or SpeedLimit()
         self.session = new_session(context, unverified)
 
     def close(self) -> None:
@@ -224,7 +229,39 @@ class Transport:
         self, method: str, url: str, *, what: str, headers: Mapping[str, str] | None = None,
         stream: bool = False, data: Mapping[str, str] | None = None,
     ) -> requests.Response:
-        """One request with redirects followed; 429/5xx and network failures raise ``Retryable``."""
+        """One request with redirects followed; 429/5xx and network failures raise ``Retryable``.
+
+        The request (all its hops, and reading the body) must end before its deadline
+        (``deadline.Watch``); the watch ends when the response is closed.
+        """
+        watch = Watch(self.speed_limit) if self.speed_limit.active else None
+        if watch is None:
+            return self._send(method, url, what=what, headers=headers, stream=stream, data=data)
+        watch.start()
+        try:
+            response = self._send(method, url, what=what, headers=headers, stream=stream, data=data)
+        except BaseException:
+            watch.finish()
+            raise
+        if not stream:  # the body is in already
+            watch.finish()
+            return response
+        length = response.headers.get("Content-Length", "")
+        if length.isdigit():
+            watch.expect(int(length))
+        close = response.close
+
+        def close_and_finish() -> None:
+            watch.finish()
+            close()
+
+        setattr(response, "close", close_and_finish)  # noqa: B010 - `with response:` calls close()
+        return response
+
+    def _send(
+        self, method: str, url: str, *, what: str, headers: Mapping[str, str] | None, stream: bool,
+        data: Mapping[str, str] | None,
+    ) -> requests.Response:
         current = dict(headers or {})
         for _ in range(MAX_REDIRECTS + 1):
             response = self._exchange(method, url, headers=current, what=what, stream=stream, data=data)
@@ -323,10 +360,22 @@ def requests_errors(registry: str, what: str) -> Iterator[None]:
     try:
         yield
     except requests.RequestException as error:
+        watch = current_watch()
+        if watch is not None and watch.expired:
+            slow = _too_slow(registry, what, watch)
+            raise Retryable(slow, reason=slow.message) from error
         failure = translate(error, registry, what)
         if _transient(error):
             raise Retryable(failure, reason=failure.message) from error
         raise failure from error
+
+
+def _too_slow(registry: str, what: str, watch: Watch) -> RegistryError:
+    return RegistryError(
+        f"registry {registry} sent {what} too slowly (the minimum is {watch.limit.describe()})",
+        hint="check the network; KUBENB_MIN_SPEED sets the minimum in bytes/s (0: none), "
+        "KUBENB_DEADLINE_FLOOR the seconds every request may take",
+    )
 
 
 def _transient(error: requests.RequestException) -> bool:
