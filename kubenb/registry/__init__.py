@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from kubenb.errors import AuthenticationError
+from kubenb.errors import AuthenticationError, RegistryError
 from kubenb.events import EventSink, ignore
 from kubenb.model import ImageRef
 from kubenb.registry.client import RegistryClient
@@ -44,6 +44,7 @@ __all__ = [
     "login",
     "logout",
     "lookup",
+    "mirror_host",
 ]
 
 
@@ -65,8 +66,9 @@ class Registries:
         credentials: Callable[[str], Credentials | None] = lookup, min_speed: float | None = None,
         deadline_floor: float | None = None,
     ) -> None:
-        self.mirrors = {registry_host(source): registry_host(target) for source, target in (mirrors or {}).items()}
-        self.insecure = frozenset(registry_host(host) for host in insecure)
+        self.mirrors = {mirror_host(source, option="--registry-mirror"): mirror_host(target, option="--registry-mirror")
+                        for source, target in (mirrors or {}).items()}
+        self.insecure = frozenset(mirror_host(host, option="--insecure-registry") for host in insecure)
         self.ca_files = tuple(Path(path) for path in ca_files)
         self._events = events
         self._retries = retries
@@ -111,6 +113,22 @@ class Registries:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             client.close()
+
+
+def mirror_host(name: str, *, option: str | None = None) -> str:
+    """``host[:port]`` of a registry named in an option; a name holding credentials is refused.
+
+    Credentials written into a host name (``user:password@host``) would end up in shell
+    history, notebooks and error messages; they belong in ``kubenb login``. The error names
+    only the host, never what stood before the ``@``.
+    """
+    if "@" in name:
+        host = registry_host(name.rpartition("@")[2])
+        raise RegistryError(
+            f"{option + ': ' if option else ''}credentials do not belong in a registry host name (…@{host})",
+            hint=f"give HOST[:PORT] and store the credentials with kubenb login {host}",
+        )
+    return registry_host(name)
 
 
 def login(

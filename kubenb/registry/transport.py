@@ -216,8 +216,10 @@ class Transport:
     """Sends requests for one registry through one session; thread-safe like the session."""
 
     def __init__(self, registry: str, *, timeout: float, context: ssl.SSLContext | None = None,
-                 unverified: str | None = None, speed_limit: SpeedLimit | None = None) -> None:
+                 unverified: str | None = None, speed_limit: SpeedLimit | None = None, home: str | None = None) -> None:
         self.registry = registry
+        #: The registry's own ``host[:port]`` on the wire; errors at any other host name that host.
+        self.home = (home or registry).lower()
         self.timeout = timeout
         self.speed_limit = speed_limit or SpeedLimit()
         self.session = new_session(context, unverified)
@@ -271,6 +273,12 @@ class Transport:
             response.close()
             target = urljoin(url, location)
             current = self._redirected(url, target, current, what)
+            if isinstance(data, Mapping) and response.status_code in (307, 308) and _origin(url) != _origin(target):
+                # a form (the token request: it may hold a refresh token) would be posted there again
+                raise RegistryError(
+                    f"registry {self.registry} redirected {what} to another host ({urlsplit(target).netloc})",
+                    hint="refusing to send the request's credentials there; ask the registry's operator",
+                )
             if response.status_code == 303 and method != "HEAD":
                 method, data = "GET", None
             url = target
@@ -280,7 +288,8 @@ class Transport:
         self, method: str, url: str, *, headers: dict[str, str], what: str, stream: bool,
         data: Mapping[str, str] | None,
     ) -> requests.Response:
-        with requests_errors(self.registry, what):
+        netloc = urlsplit(url).netloc.lower()
+        with requests_errors(self.registry, what, host=None if netloc == self.home else netloc):
             return self.session.request(
                 method, url, headers=headers, data=data, stream=stream, timeout=self.timeout,
                 allow_redirects=False,
@@ -355,8 +364,12 @@ def speaks_tls(endpoint: str, *, timeout: float) -> bool | None:
 
 
 @contextmanager
-def requests_errors(registry: str, what: str) -> Iterator[None]:
-    """Run a block that talks HTTP; its requests exceptions leave as (retryable) RegistryErrors."""
+def requests_errors(registry: str, what: str, *, host: str | None = None) -> Iterator[None]:
+    """Run a block that talks HTTP; its requests exceptions leave as (retryable) RegistryErrors.
+
+    ``host`` is the ``host[:port]`` spoken to when it is not the registry itself (a redirect
+    target, a token service): the error names it, not the registry the user trusted.
+    """
     try:
         yield
     except requests.RequestException as error:
@@ -364,7 +377,7 @@ def requests_errors(registry: str, what: str) -> Iterator[None]:
         if watch is not None and watch.expired:
             slow = _too_slow(registry, what, watch)
             raise Retryable(slow, reason=slow.message) from error
-        failure = translate(error, registry, what)
+        failure = translate(error, registry, what, host=host)
         if _transient(error):
             raise Retryable(failure, reason=failure.message) from error
         raise failure from error
@@ -388,30 +401,49 @@ def _transient(error: requests.RequestException) -> bool:
     )
 
 
-def translate(error: requests.RequestException, registry: str, what: str) -> RegistryError:
-    """The one place where a requests exception becomes a kubenb error (no URL query, no secret)."""
-    if isinstance(error, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(error):
+def translate(error: requests.RequestException, registry: str, what: str, *, host: str | None = None) -> RegistryError:
+    """The one place where a requests exception becomes a kubenb error (no URL query, no secret).
+
+    A failure at another ``host`` than the registry (a redirect target, a token service) names
+    that host: the user trusted the registry, and its way out (--insecure-registry) does not
+    cover the other host.
+    """
+    who = f"registry {registry}" if host is None else f"{host} (where registry {registry} sent {what})"
+    if isinstance(error, requests.exceptions.SSLError):
+        return _tls_error(error, registry, what, host)
+    if isinstance(error, requests.Timeout):
+        return RegistryError(f"{who} did not answer in time" + ("" if host else f" ({what})"),
+                             hint="check the network, or try again later")
+    if isinstance(error, requests.exceptions.ChunkedEncodingError):
+        return RegistryError(f"connection to {who} broke" + ("" if host else f" while reading {what}"),
+                             hint="check the network, or try again later")
+    if isinstance(error, requests.ConnectionError):
+        return RegistryError(f"cannot connect to {who}" + ("" if host else f" ({what})") +
+                             f": {_connection_reason(error)}",
+                             hint="check that the registry runs and the host name and port are right")
+    return RegistryError(f"request to {who} failed" + ("" if host else f" ({what})") + f": {type(error).__name__}")
+
+
+def _tls_error(error: requests.exceptions.SSLError, registry: str, what: str, host: str | None) -> RegistryError:
+    verify_failed = "CERTIFICATE_VERIFY_FAILED" in str(error)
+    if host is not None:
+        problem = f"is not trusted ({_verify_reason(error)})" if verify_failed else "failed (TLS error)"
+        return RegistryError(
+            f"the TLS certificate of {host}, where registry {registry} sent {what}, {problem}",
+            hint=f"pass --registry-ca FILE with the CA certificate that signed the one of {host} "
+            f"(--insecure-registry {registry} covers only the registry itself)",
+        )
+    if verify_failed:
         return RegistryError(
             f"registry {registry} presented a TLS certificate that is not trusted ({_verify_reason(error)})",
             hint=f"pass --registry-ca FILE with the CA certificate that signed it, or --insecure-registry "
             f"{registry} to use TLS without verification",
         )
-    if isinstance(error, requests.exceptions.SSLError):
-        return RegistryError(
-            f"TLS connection to registry {registry} failed ({what}): certificate not trusted or TLS error",
-            hint=f"check that the registry serves TLS on that port; pass --registry-ca FILE, or "
-            f"--insecure-registry {registry} if it serves plain HTTP or an untrusted certificate",
-        )
-    if isinstance(error, requests.Timeout):
-        return RegistryError(f"registry {registry} did not answer in time ({what})",
-                             hint="check the network, or try again later")
-    if isinstance(error, requests.exceptions.ChunkedEncodingError):
-        return RegistryError(f"connection to registry {registry} broke while reading {what}",
-                             hint="check the network, or try again later")
-    if isinstance(error, requests.ConnectionError):
-        return RegistryError(f"cannot connect to registry {registry} ({what}): {_connection_reason(error)}",
-                             hint="check that the registry runs and the host name and port are right")
-    return RegistryError(f"request to registry {registry} failed ({what}): {type(error).__name__}")
+    return RegistryError(
+        f"TLS connection to registry {registry} failed ({what}): certificate not trusted or TLS error",
+        hint=f"check that the registry serves TLS on that port; pass --registry-ca FILE, or "
+        f"--insecure-registry {registry} if it serves plain HTTP or an untrusted certificate",
+    )
 
 
 def _verify_reason(error: requests.exceptions.SSLError) -> str:
