@@ -129,7 +129,11 @@ def pairs(instruction: Instruction, *, path: str = "Kubefile") -> tuple[tuple[st
 
     ENV also has docker's legacy form ``ENV KEY value with spaces``.
     """
-    items = words(instruction, path=path)
+    return _pairs_of(instruction, words(instruction, path=path), path)
+
+
+def _pairs_of(instruction: Instruction, items: Sequence[str], path: str) -> tuple[tuple[str, str | None], ...]:
+    """``pairs`` of words already split (the check splits them once for both uses)."""
     if instruction.keyword == "ENV" and items and "=" not in items[0]:
         key, _, value = str(instruction.args).partition(" ")
         return ((key, value.strip()),)
@@ -261,7 +265,7 @@ def check_arguments(instruction: Instruction, path: str, *, masked: bool = False
             instruction, path, "COPY needs at least one source and a destination", hint=_USAGE[keyword]
         )
     if keyword in ("ARG", "ENV", "LABEL"):
-        for key, _ in pairs(instruction, path=path):
+        for key, _ in _pairs_of(instruction, [str(item) for item in items], path):
             if keyword != "LABEL" and not _NAME.match(key):
                 raise _error(instruction, path, f"{keyword}: {key!r} is not a valid variable name")
             if not key:
