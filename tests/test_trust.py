@@ -21,7 +21,7 @@ from kubenb.errors import AuthenticationError, RegistryError
 from kubenb.registry import Credentials, Registries, RegistryClient
 from tests.support.faulty import Fault, FaultyProxy, Redirect, TokenService
 from tests.support.oci import push, single_image
-from tests.support.registry import Registry
+from tests.support.registry import Registry, free_port
 from tests.support.tls import TLSFiles, TLSRegistry, make_certificates
 
 SECRET = "s3cret-pw-71"
@@ -141,6 +141,21 @@ def test_a_tls_error_at_the_token_realm_names_the_realm(
     assert message.startswith(f"the TLS certificate of {tls_registry.host}, where registry {front.host} sent "
                               "a token request, is not trusted")
     assert f"--insecure-registry {front.host} covers only the registry itself" in message
+
+
+def test_a_refused_connection_after_a_redirect_names_the_redirect_target(
+    registry: Registry, repo_name: str, tmp_path: Path,
+) -> None:
+    image = single_image("refused-redirect")
+    push(registry, repo_name, "v1", image)
+    layer = image.layers[0]
+    nowhere = f"127.0.0.2:{free_port()}"
+    with FaultyProxy(registry.url) as front:
+        front.add(Fault(f"/blobs/{layer.digest}", Redirect(f"http://{nowhere}"), times=10))
+        with RegistryClient(front.host, retries=0) as client, pytest.raises(RegistryError) as raised:
+            client.download_blob(repo_name, layer.digest, tmp_path / "blob")
+    assert str(raised.value).startswith(f"cannot connect to {nowhere} (where registry {front.host} sent blob ")
+    assert "connection refused" in str(raised.value)
 
 
 # -- mirrors carry no credentials ---------------------------------------------------------------
