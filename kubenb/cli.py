@@ -25,7 +25,7 @@ from kubenb.errors import InvalidReferenceError, KubenbError
 from kubenb.kubefile import declared_arguments, expand, parse, read_text
 from kubenb.model import ImageList, ImageRef, Kubefile
 from kubenb.reference import is_valid_reference, parse_platform, parse_reference
-from kubenb.registry import login, logout
+from kubenb.registry import login, logout, mirror_host
 from kubenb.store import Store
 
 __all__ = ["add_build_options", "build_options", "build_parser", "main"]
@@ -45,6 +45,17 @@ def _key_value(text: str) -> tuple[str, str]:
     if not equals or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key, value
+
+
+def _mirror(text: str) -> tuple[str, str]:
+    """``SRC=DST`` of --registry-mirror; DST holding ``user:password@`` is refused, never echoed."""
+    source, equals, target = text.partition("=")
+    if not equals or not source:
+        raise argparse.ArgumentTypeError("expected SRC=DST" + ("" if "@" in text else f", got {text!r}"))
+    try:
+        return mirror_host(source), mirror_host(target)
+    except KubenbError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _common_options() -> _Parser:
@@ -156,7 +167,7 @@ SKIP_MISSING_HELP = "warn about images lacking a --platform (listing them) inste
 
 
 def _add_registry_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--registry-mirror", action="append", type=_key_value, default=[], metavar="SRC=DST",
+    sub.add_argument("--registry-mirror", action="append", type=_mirror, default=[], metavar="SRC=DST",
                      help="pull the images of registry SRC from DST, keeping their names")
     sub.add_argument("--insecure-registry", action="append", default=[], metavar="HOST",
                      help="allow plain HTTP, or TLS without verification, to HOST (loopback: HTTP always may)")

@@ -66,7 +66,16 @@ class KubefileError(KubenbError, ValueError):
 
 
 class InvalidReferenceError(KubenbError, ValueError):
-    """A string is not a valid container image reference."""
+    """A string is not a valid container image reference.
+
+    ``reason`` is why, without the reference: callers that already name it (``'x' at FILE:LINE:
+    REASON``) use it, so that no message says the reference, or "invalid image reference", twice.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None, file: str | PurePath | None = None,
+                 line: int | None = None, hint: str | None = None) -> None:
+        self.reason = reason or message
+        super().__init__(message, file=file, line=line, hint=hint)
 
 
 class DiscoveryError(KubenbError):

@@ -180,7 +180,7 @@ def platform_matches(offered: str, asked: str) -> bool:
 
 def _invalid(text: str, why: str, hint: str | None = None) -> InvalidReferenceError:
     """One-line error naming the whole reference as written, then the reason."""
-    return InvalidReferenceError(f"invalid image reference {text!r}: {why}", hint=hint)
+    return InvalidReferenceError(f"invalid image reference {text!r}: {why}", reason=why, hint=hint)
 
 
 def _check_characters(text: str) -> None:

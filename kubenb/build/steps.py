@@ -7,7 +7,9 @@ the rule here, as data, lets the preview show it and the tests check it without 
 
 from __future__ import annotations
 
-import shlex
+from collections.abc import Sequence
+
+from kubenb.kubefile.parser import split_words
 
 __all__ = ["CLUSTER_COMMANDS", "needs_cluster"]
 
@@ -35,9 +37,7 @@ def _segments(command: str | tuple[str, ...]) -> list[list[str]]:
     if isinstance(command, tuple):
         return [list(command)]
     try:
-        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
-        lexer.whitespace_split = True
-        tokens = list(lexer)
+        tokens: Sequence[str] = split_words(command, punctuation=True)  # linear: RUN lines may be long
     except ValueError:
         tokens = command.split()
     segments: list[list[str]] = [[]]

@@ -49,7 +49,7 @@ def collect(hits: Iterable[Hit], warnings: Iterable[str] = ()) -> ImageList:
             ref = parse_reference(hit.written)
         except InvalidReferenceError as error:
             if hit.strict:
-                invalid.append(InvalidImage(hit.written, hit.location, error.message))
+                invalid.append(InvalidImage(hit.written, hit.location, error.reason))
             continue
         groups[hit.kind][ref].append(hit.location)
     needed = set(groups["image"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import shlex
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -19,7 +18,7 @@ from kubenb.errors import KubefileError
 from kubenb.kubefile.lexer import LogicalLine, lex
 from kubenb.model import KEYWORDS, Flag, Instruction, Kubefile
 
-__all__ = ["check_arguments", "pairs", "parse", "words"]
+__all__ = ["check_arguments", "pairs", "parse", "split_words", "words"]
 
 #: Flags each instruction accepts; any other ``--flag`` is an error, not silently ignored.
 _FLAGS: dict[str, frozenset[str]] = {
@@ -45,6 +44,23 @@ _FLAG_SYNTAX = re.compile(r"--([a-z][a-z0-9-]*)=(\S*)$")
 _HEAD = re.compile(r"(\S+)\s*(.*)", re.DOTALL)
 _VARIABLE_SPAN = re.compile(r"\$\{[^}]*\}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
+#: One piece of a shell word, or the blanks between words (shlex's POSIX rules, whitespace_split).
+_WORD_PIECES = r"""'(?P<single>[^']*)'
+      | "(?P<double>(?:[^"\\]+|\\.)*)"
+      | \\(?P<escaped>.)
+      | (?P<space>[ \t\r\n]+)
+      | (?P<broken>.)
+"""
+_WORD_PART = re.compile(r"""(?P<plain>[^ \t\r\n'"\\]+) |""" + _WORD_PIECES, re.VERBOSE | re.DOTALL)
+#: The same, with runs of shell punctuation (``&&``, ``|``, ``;``, ``>``...) as words of their own.
+_SHELL_PART = re.compile(
+    r"""(?P<punctuation>[();<>|&]+) | (?P<plain>[^ \t\r\n'"\\();<>|&]+) |""" + _WORD_PIECES, re.VERBOSE | re.DOTALL
+)
+_QUOTING = re.compile(r"""['"\\]""")
+_WORD = re.compile(r"[^ \t\r\n]+")
+_SHELL_WORD = re.compile(r"[();<>|&]+|[^ \t\r\n();<>|&]+")
+#: Inside double quotes a backslash escapes only ``"`` and itself; before anything else it stays.
+_DOUBLE_QUOTED_ESCAPE = re.compile(r'\\(["\\])')
 
 
 def parse(text: str, *, path: str = "Kubefile") -> Kubefile:
@@ -61,9 +77,51 @@ def words(instruction: Instruction, *, path: str = "Kubefile") -> tuple[str, ...
     if isinstance(instruction.args, tuple):
         return instruction.args
     try:
-        return tuple(shlex.split(instruction.args))
-    except ValueError as error:  # shlex says only "No closing quotation" / "No escaped character"
-        raise _error(instruction, path, f"{instruction.keyword}: {str(error).lower()}") from None
+        return split_words(instruction.args)
+    except ValueError as error:
+        raise _error(instruction, path, f"{instruction.keyword}: {error}") from None
+
+
+def split_words(text: str, *, punctuation: bool = False) -> tuple[str, ...]:
+    """``text`` split into words like ``shlex.split`` (POSIX quotes and backslashes), in linear time.
+
+    shlex grows each word one character at a time (quadratic: a 1 MB word took tens of
+    seconds); here a regular expression takes whole runs, and each word is joined once.
+    ``punctuation`` also splits off runs of ``();<>|&`` outside quotes, as shlex's
+    ``punctuation_chars`` does (to find the commands of a shell line).
+    """
+    if _QUOTING.search(text) is None:  # no quotes, no backslashes: words are runs (the common case)
+        return tuple((_SHELL_WORD if punctuation else _WORD).findall(text))
+    result: list[str] = []
+    parts: list[str] = []
+    started = False
+    for match in (_SHELL_PART if punctuation else _WORD_PART).finditer(text):
+        kind = match.lastgroup
+        if kind == "punctuation":
+            if started:
+                result.append("".join(parts))
+            result.append(match.group())
+            parts, started = [], False
+            continue
+        if kind == "space":
+            if started:
+                result.append("".join(parts))
+            parts, started = [], False
+            continue
+        if kind == "broken":
+            raise ValueError(_broken(text, match.group()))
+        started = True
+        value = match.group(kind or "plain")
+        parts.append(_DOUBLE_QUOTED_ESCAPE.sub(r"\1", value) if kind == "double" else value)
+    if started:
+        result.append("".join(parts))
+    return tuple(result)
+
+
+def _broken(text: str, found: str) -> str:
+    """shlex's complaint: a backslash at the very end (even inside open quotes) escapes nothing."""
+    trailing = len(text) - len(text.rstrip("\\"))
+    return "no escaped character" if found == "\\" or (found == '"' and trailing % 2) else "no closing quotation"
 
 
 def pairs(instruction: Instruction, *, path: str = "Kubefile") -> tuple[tuple[str, str | None], ...]:
@@ -71,7 +129,11 @@ def pairs(instruction: Instruction, *, path: str = "Kubefile") -> tuple[tuple[st
 
     ENV also has docker's legacy form ``ENV KEY value with spaces``.
     """
-    items = words(instruction, path=path)
+    return _pairs_of(instruction, words(instruction, path=path), path)
+
+
+def _pairs_of(instruction: Instruction, items: Sequence[str], path: str) -> tuple[tuple[str, str | None], ...]:
+    """``pairs`` of words already split (the check splits them once for both uses)."""
     if instruction.keyword == "ENV" and items and "=" not in items[0]:
         key, _, value = str(instruction.args).partition(" ")
         return ((key, value.strip()),)
@@ -187,10 +249,13 @@ def check_arguments(instruction: Instruction, path: str, *, masked: bool = False
     the expanded words are checked again, since a variable may hold several.
     """
     keyword = instruction.keyword
-    if masked and isinstance(instruction.args, str):
-        instruction = replace(instruction, args=_VARIABLE_SPAN.sub("${}", instruction.args))
     # RUN and CMD are shell text: only the shell may judge their quoting.
-    items = (instruction.args,) if keyword in ("RUN", "CMD") else words(instruction, path=path)
+    if keyword in ("RUN", "CMD"):
+        items: tuple[object, ...] = (instruction.args,)
+    else:
+        if masked and isinstance(instruction.args, str) and "${" in instruction.args:
+            instruction = replace(instruction, args=_VARIABLE_SPAN.sub("${}", instruction.args))
+        items = words(instruction, path=path)
     if not any(items):
         raise _error(instruction, path, f"{keyword} needs arguments", hint=_USAGE[keyword])
     if keyword == "FROM" and len(items) != 1:
@@ -200,7 +265,7 @@ def check_arguments(instruction: Instruction, path: str, *, masked: bool = False
             instruction, path, "COPY needs at least one source and a destination", hint=_USAGE[keyword]
         )
     if keyword in ("ARG", "ENV", "LABEL"):
-        for key, _ in pairs(instruction, path=path):
+        for key, _ in _pairs_of(instruction, [str(item) for item in items], path):
             if keyword != "LABEL" and not _NAME.match(key):
                 raise _error(instruction, path, f"{keyword}: {key!r} is not a valid variable name")
             if not key:

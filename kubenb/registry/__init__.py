@@ -14,11 +14,12 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from kubenb.errors import AuthenticationError
+from kubenb.errors import AuthenticationError, RegistryError
 from kubenb.events import EventSink, ignore
 from kubenb.model import ImageRef
 from kubenb.registry.client import RegistryClient
 from kubenb.registry.credentials import Credentials, config_path, erase, lookup, registry_host, store
+from kubenb.registry.deadline import SpeedLimit
 from kubenb.registry.manifest import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -38,10 +39,12 @@ __all__ = [
     "Manifest",
     "Registries",
     "RegistryClient",
+    "SpeedLimit",
     "config_path",
     "login",
     "logout",
     "lookup",
+    "mirror_host",
 ]
 
 
@@ -52,21 +55,26 @@ class Registries:
     repository path (``{"docker.io": "127.0.0.1:5000"}``); the mirror's own credentials are
     used. ``insecure`` names hosts that may be reached over plain HTTP, or over TLS without
     verification when they serve TLS. ``ca_files`` are PEM bundles of CAs trusted in addition
-    to the system's.
+    to the system's. Each request must end within ``deadline_floor`` seconds plus its size at
+    ``min_speed`` bytes/s, else it is retried as too slow (``registry/deadline.py``; the
+    defaults come from ``KUBENB_MIN_SPEED`` and ``KUBENB_DEADLINE_FLOOR``; ``min_speed=0``: no limit).
     """
 
     def __init__(
         self, *, mirrors: Mapping[str, str] | None = None, insecure: Collection[str] = (),
         ca_files: Sequence[str | Path] = (), events: EventSink = ignore, retries: int = 5, timeout: float = 30,
-        credentials: Callable[[str], Credentials | None] = lookup,
+        credentials: Callable[[str], Credentials | None] = lookup, min_speed: float | None = None,
+        deadline_floor: float | None = None,
     ) -> None:
-        self.mirrors = {registry_host(source): registry_host(target) for source, target in (mirrors or {}).items()}
-        self.insecure = frozenset(registry_host(host) for host in insecure)
+        self.mirrors = {mirror_host(source, option="--registry-mirror"): mirror_host(target, option="--registry-mirror")
+                        for source, target in (mirrors or {}).items()}
+        self.insecure = frozenset(mirror_host(host, option="--insecure-registry") for host in insecure)
         self.ca_files = tuple(Path(path) for path in ca_files)
         self._events = events
         self._retries = retries
         self._timeout = timeout
         self._credentials = credentials
+        self.speed_limit = SpeedLimit.from_environment(min_speed, deadline_floor)
         self._clients: dict[str, RegistryClient] = {}
         self._lock = threading.Lock()
 
@@ -94,6 +102,7 @@ class Registries:
                 client = RegistryClient(
                     host, credentials=self._credentials(host), insecure=host in self.insecure,
                     ca_files=self.ca_files, events=self._events, retries=self._retries, timeout=self._timeout,
+                    speed_limit=self.speed_limit,
                 )
                 self._clients[host] = client
             return client
@@ -104,6 +113,22 @@ class Registries:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             client.close()
+
+
+def mirror_host(name: str, *, option: str | None = None) -> str:
+    """``host[:port]`` of a registry named in an option; a name holding credentials is refused.
+
+    Credentials written into a host name (``user:password@host``) would end up in shell
+    history, notebooks and error messages; they belong in ``kubenb login``. The error names
+    only the host, never what stood before the ``@``.
+    """
+    if "@" in name:
+        host = registry_host(name.rpartition("@")[2])
+        raise RegistryError(
+            f"{option + ': ' if option else ''}credentials do not belong in a registry host name (…@{host})",
+            hint=f"give HOST[:PORT] and store the credentials with kubenb login {host}",
+        )
+    return registry_host(name)
 
 
 def login(

@@ -142,6 +142,15 @@ class Authenticator:
             "with another account",
         )
 
+    def redirect_refused(self, host: str, what: str) -> AuthenticationError:
+        """A host the registry redirected to wants credentials: it gets none (neither Basic nor a
+        token fetched from a realm it names), since the user gave them for the registry alone."""
+        return AuthenticationError(
+            f"{host}, where registry {self.registry} redirected {what}, asks for credentials",
+            hint=f"kubenb sends credentials only to {self.registry} and its token service; "
+            "ask the registry's operator to fix the redirect",
+        )
+
     def _refused(self, what: str) -> AuthenticationError:
         """No credentials for a registry that wants some, or credentials it does not accept."""
         login = f"run kubenb login {self.registry}"

@@ -36,6 +36,7 @@ from kubenb.events import EventSink, ignore
 from kubenb.reference import is_content_digest
 from kubenb.registry.auth import Authenticator, pull_scope, push_scope
 from kubenb.registry.credentials import Credentials, registry_host
+from kubenb.registry.deadline import SpeedLimit
 from kubenb.registry.download import CHUNK_SIZE, BlobDownload
 from kubenb.registry.manifest import (
     MANIFEST_ACCEPT,
@@ -75,6 +76,7 @@ class RegistryClient:
     def __init__(
         self, registry: str, *, credentials: Credentials | None = None, insecure: bool = False,
         ca_files: Sequence[str | Path] = (), events: EventSink = ignore, retries: int = 5, timeout: float = 30,
+        speed_limit: SpeedLimit | None = None,
     ) -> None:
         self.registry = registry_host(registry)
         self.credentials = credentials
@@ -89,7 +91,8 @@ class RegistryClient:
         self._scheme_lock = threading.Lock()
         unverified = host_port(self.endpoint) if insecure else None
         self._transport = Transport(self.registry, timeout=timeout, context=tls_context(self.ca_files),
-                                    unverified=unverified)
+                                    unverified=unverified, speed_limit=speed_limit or SpeedLimit.from_environment(),
+                                    home=self.endpoint)
         self._auth = Authenticator(self.registry, credentials, self._fetch, plain_http_ok=self._plain_http_ok)
 
     @property
@@ -319,13 +322,20 @@ class RegistryClient:
         if response.status_code != 401:
             return response
         response.close()
+        self._unless_elsewhere(response, url, what)
         answer = self._auth.challenged(response.headers.get("WWW-Authenticate", ""), scope, sent, what)
         response = self._send(method, url, what=what, headers=headers, authorization=answer, stream=stream,
                               body=body)
         if response.status_code == 401:
             response.close()
+            self._unless_elsewhere(response, url, what)
             raise self._auth.rejected(what)
         return response
+
+    def _unless_elsewhere(self, unauthorized: requests.Response, url: str, what: str) -> None:
+        """A 401 from a host the request was redirected to is final: no credentials go there."""
+        if unauthorized.url and not _same_origin(unauthorized.url, url):
+            raise self._auth.redirect_refused(urlsplit(unauthorized.url).netloc, what)
 
     def _send(
         self, method: str, url: str, *, what: str, headers: Mapping[str, str] | None, authorization: str | None,

@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 import requests
 
 from kubenb.errors import RegistryError
+from kubenb.registry.deadline import note_progress
 from kubenb.registry.manifest import CorruptContent, hasher_for
 from kubenb.registry.transport import Retryable, requests_errors
 
@@ -83,6 +84,7 @@ class BlobDownload:
         self.hasher.update(chunk)
         self.written += len(chunk)
         self.fetched += len(chunk)
+        note_progress(len(chunk))
         if self.on_bytes is not None:
             self.on_bytes(len(chunk))
         if self.expected_size is not None and self.written > self.expected_size:

@@ -1,6 +1,6 @@
-"""HTTP for the registry client: one pooled session, redirects, retries, and error translation.
+"""HTTP for the registry client: one pooled session, redirects, retries and deadlines.
 
-Three rules live here so that the client above can stay about the distribution API:
+Four rules live here so that the client above can stay about the distribution API:
 
 - **Retries only where they can help**: connection errors, timeouts, broken bodies, 429 and
   5xx are raised as ``Retryable`` and ``retrying`` runs the whole operation again after an
@@ -9,9 +9,11 @@ Three rules live here so that the client above can stay about the distribution A
 - **Authorization never follows a redirect to another origin** (blob storage on S3-like hosts
   gets presigned URLs, not the registry's credentials), and never leads from HTTPS to plain
   HTTP on a remote host; redirects are followed here, not by requests, to enforce both.
-- **requests' exceptions become ``RegistryError`` in one function** (``translate``), whose
-  messages name the registry and what failed, and never hold a credential or a URL query
-  (presigned URLs carry signatures).
+- **requests' exceptions become ``RegistryError`` in one function** (``failures.translate``),
+  whose messages name the host that failed and what, and never hold a credential or a URL
+  query (presigned URLs carry signatures).
+- **Every request has an overall deadline** (``deadline.Watch``): a floor plus its body at a
+  minimum speed, so a trickling server is retried rather than waited on.
 
 TLS is verified against the system CAs plus the user's CA files (``--registry-ca``; requests'
 own ``verify=PATH`` would replace the system CAs, so an ``ssl.SSLContext`` is mounted instead).
@@ -30,8 +32,8 @@ import socket
 import ssl
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -44,6 +46,8 @@ from urllib3.exceptions import InsecureRequestWarning
 
 from kubenb.errors import RegistryError
 from kubenb.events import EventSink, Retrying
+from kubenb.registry.deadline import SpeedLimit, Watch, watch_pools
+from kubenb.registry.failures import Retryable, requests_errors, translate
 
 if TYPE_CHECKING:
     from requests.adapters import _HostParams, _PoolKwargs
@@ -65,16 +69,6 @@ BACKOFF_CAP = 30.0
 #: A Retry-After longer than this is cut short: a build waits, it does not hang for hours.
 RETRY_AFTER_CAP = 120.0
 USER_AGENT = "kubenb"
-
-
-class Retryable(Exception):
-    """A failure that may pass; ``error`` is what the caller sees once retries run out."""
-
-    def __init__(self, error: RegistryError, *, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.error = error
-        self.reason = reason
-        self.retry_after = retry_after
 
 
 def retrying(operation: Callable[[], T], *, url: str, retries: int, events: EventSink) -> T:
@@ -196,8 +190,11 @@ def new_session(context: ssl.SSLContext | None = None, unverified: str | None = 
     """
     session = requests.Session()
     options: dict[str, Any] = {"pool_connections": 4, "pool_maxsize": POOL_SIZE, "max_retries": 0}
-    session.mount("https://", TLSAdapter(context or tls_context(), unverified, **options))
-    session.mount("http://", HTTPAdapter(**options))
+    secure, plain = TLSAdapter(context or tls_context(), unverified, **options), HTTPAdapter(**options)
+    for adapter in (secure, plain):
+        watch_pools(adapter.poolmanager)  # so that a request's deadline can reach its socket
+    session.mount("https://", secure)
+    session.mount("http://", plain)
     if unverified:
         host = urlsplit(f"//{unverified}").hostname or ""
         # The user chose this (--insecure-registry); urllib3's warning for every request is noise.
@@ -212,9 +209,12 @@ class Transport:
     """Sends requests for one registry through one session; thread-safe like the session."""
 
     def __init__(self, registry: str, *, timeout: float, context: ssl.SSLContext | None = None,
-                 unverified: str | None = None) -> None:
+                 unverified: str | None = None, speed_limit: SpeedLimit | None = None, home: str | None = None) -> None:
         self.registry = registry
+        #: The registry's own ``host[:port]`` on the wire; errors at any other host name that host.
+        self.home = (home or registry).lower()
         self.timeout = timeout
+        self.speed_limit = speed_limit or SpeedLimit()
         self.session = new_session(context, unverified)
 
     def close(self) -> None:
@@ -224,7 +224,39 @@ class Transport:
         self, method: str, url: str, *, what: str, headers: Mapping[str, str] | None = None,
         stream: bool = False, data: Mapping[str, str] | None = None,
     ) -> requests.Response:
-        """One request with redirects followed; 429/5xx and network failures raise ``Retryable``."""
+        """One request with redirects followed; 429/5xx and network failures raise ``Retryable``.
+
+        The request (all its hops, and reading the body) must end before its deadline
+        (``deadline.Watch``); the watch ends when the response is closed.
+        """
+        watch = Watch(self.speed_limit) if self.speed_limit.active else None
+        if watch is None:
+            return self._send(method, url, what=what, headers=headers, stream=stream, data=data)
+        watch.start()
+        try:
+            response = self._send(method, url, what=what, headers=headers, stream=stream, data=data)
+        except BaseException:
+            watch.finish()
+            raise
+        if not stream:  # the body is in already
+            watch.finish()
+            return response
+        length = response.headers.get("Content-Length", "")
+        if length.isdigit():
+            watch.expect(int(length))
+        close = response.close
+
+        def close_and_finish() -> None:
+            watch.finish()
+            close()
+
+        setattr(response, "close", close_and_finish)  # noqa: B010 - `with response:` calls close()
+        return response
+
+    def _send(
+        self, method: str, url: str, *, what: str, headers: Mapping[str, str] | None, stream: bool,
+        data: Mapping[str, str] | None,
+    ) -> requests.Response:
         current = dict(headers or {})
         for _ in range(MAX_REDIRECTS + 1):
             response = self._exchange(method, url, headers=current, what=what, stream=stream, data=data)
@@ -234,6 +266,12 @@ class Transport:
             response.close()
             target = urljoin(url, location)
             current = self._redirected(url, target, current, what)
+            if isinstance(data, Mapping) and response.status_code in (307, 308) and _origin(url) != _origin(target):
+                # a form (the token request: it may hold a refresh token) would be posted there again
+                raise RegistryError(
+                    f"registry {self.registry} redirected {what} to another host ({urlsplit(target).netloc})",
+                    hint="refusing to send the request's credentials there; ask the registry's operator",
+                )
             if response.status_code == 303 and method != "HEAD":
                 method, data = "GET", None
             url = target
@@ -243,7 +281,8 @@ class Transport:
         self, method: str, url: str, *, headers: dict[str, str], what: str, stream: bool,
         data: Mapping[str, str] | None,
     ) -> requests.Response:
-        with requests_errors(self.registry, what):
+        netloc = urlsplit(url).netloc.lower()
+        with requests_errors(self.registry, what, host=None if netloc == self.home else netloc):
             return self.session.request(
                 method, url, headers=headers, data=data, stream=stream, timeout=self.timeout,
                 allow_redirects=False,
@@ -315,71 +354,3 @@ def speaks_tls(endpoint: str, *, timeout: float) -> bool | None:
     if not first:
         return None
     return first in (b"\x16", b"\x15")  # TLS handshake or alert record
-
-
-@contextmanager
-def requests_errors(registry: str, what: str) -> Iterator[None]:
-    """Run a block that talks HTTP; its requests exceptions leave as (retryable) RegistryErrors."""
-    try:
-        yield
-    except requests.RequestException as error:
-        failure = translate(error, registry, what)
-        if _transient(error):
-            raise Retryable(failure, reason=failure.message) from error
-        raise failure from error
-
-
-def _transient(error: requests.RequestException) -> bool:
-    if isinstance(error, requests.exceptions.SSLError):
-        return False  # a certificate does not become trusted by asking again
-    return isinstance(
-        error,
-        (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-         requests.exceptions.ContentDecodingError),
-    )
-
-
-def translate(error: requests.RequestException, registry: str, what: str) -> RegistryError:
-    """The one place where a requests exception becomes a kubenb error (no URL query, no secret)."""
-    if isinstance(error, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(error):
-        return RegistryError(
-            f"registry {registry} presented a TLS certificate that is not trusted ({_verify_reason(error)})",
-            hint=f"pass --registry-ca FILE with the CA certificate that signed it, or --insecure-registry "
-            f"{registry} to use TLS without verification",
-        )
-    if isinstance(error, requests.exceptions.SSLError):
-        return RegistryError(
-            f"TLS connection to registry {registry} failed ({what}): certificate not trusted or TLS error",
-            hint=f"check that the registry serves TLS on that port; pass --registry-ca FILE, or "
-            f"--insecure-registry {registry} if it serves plain HTTP or an untrusted certificate",
-        )
-    if isinstance(error, requests.Timeout):
-        return RegistryError(f"registry {registry} did not answer in time ({what})",
-                             hint="check the network, or try again later")
-    if isinstance(error, requests.exceptions.ChunkedEncodingError):
-        return RegistryError(f"connection to registry {registry} broke while reading {what}",
-                             hint="check the network, or try again later")
-    if isinstance(error, requests.ConnectionError):
-        return RegistryError(f"cannot connect to registry {registry} ({what}): {_connection_reason(error)}",
-                             hint="check that the registry runs and the host name and port are right")
-    return RegistryError(f"request to registry {registry} failed ({what}): {type(error).__name__}")
-
-
-def _verify_reason(error: requests.exceptions.SSLError) -> str:
-    """OpenSSL's verify reason ("self-signed certificate", "IP address mismatch..."); never the URL."""
-    found = re.search(r"certificate verify failed: ([\w .,'-]{1,100}?)\s*\(_ssl", str(error))
-    return found.group(1) if found else "certificate verify failed"
-
-
-def _connection_reason(error: requests.ConnectionError) -> str:
-    """A short cause, picked from the text (which is searched, never quoted: it holds the URL)."""
-    text = str(error).lower()
-    reasons = (
-        ("refused", "connection refused"),
-        ("reset", "connection reset"),
-        ("name or service not known", "host name not found"),
-        ("nodename nor servname", "host name not found"),
-        ("temporary failure in name resolution", "host name not found"),
-        ("remote end closed", "connection closed by the server"),
-    )
-    return next((reason for marker, reason in reasons if marker in text), "connection failed")

@@ -92,7 +92,7 @@ def normalize_name(name: str) -> str:
     try:
         parse_reference(name)
     except InvalidReferenceError as error:
-        raise StoreError(f"{name!r} is not a valid image name: {error.message}",
+        raise StoreError(f"{name!r} is not a valid image name: {error.reason}",
                          hint="use lower-case NAME:TAG, e.g. my-cluster:v1.19.9") from error
     repository, _, tag = name.rpartition(":")
     if not repository or "/" in tag:

@@ -91,13 +91,21 @@ class Trickle:
 
 
 @dataclass(frozen=True)
+class TrickleHead:
+    """Send the registry's answer with its status line and headers one byte every `pause` seconds
+    (each byte beats any read timeout, so only an overall deadline stops it), then the body."""
+
+    pause: float = 0.2
+
+
+@dataclass(frozen=True)
 class WrongLength:
     """Send the whole body under a Content-Length `delta` bytes off, then close the connection."""
 
     delta: int
 
 
-Action = Respond | Truncate | Corrupt | Redirect | Delay | Cut | Trickle | WrongLength
+Action = Respond | Truncate | Corrupt | Redirect | Delay | Cut | Trickle | TrickleHead | WrongLength
 
 HTML_PAGE = b"<!DOCTYPE html><html><head><title>Proxy error</title></head><body>Try later</body></html>"
 
@@ -306,7 +314,21 @@ class _Handler(BaseHTTPRequestHandler):
             return self._trickle(status, headers, body, action)
         if isinstance(action, WrongLength):
             return self._wrong_length(status, headers, body, action.delta)
+        if isinstance(action, TrickleHead):
+            return self._trickle_head(status, headers, body, action.pause)
         return self._send(status, headers, body)
+
+    def _trickle_head(self, status: int, headers: Mapping[str, str], body: bytes, pause: float) -> None:
+        self.close_connection = True
+        lines = [f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}"]
+        lines += [f"{name}: {value}" for name, value in headers.items() if name.lower() != "content-length"]
+        lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
+        for byte in "\r\n".join(lines).encode("latin-1"):
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(pause)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _head(self, status: int, headers: Mapping[str, str], length: int) -> None:
         self.send_response(status)
