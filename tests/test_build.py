@@ -22,7 +22,7 @@ import requests
 from kubenb.build import BuildOptions, build
 from kubenb.demo import DemoRegistry
 from kubenb.events import BlobStarted, Event
-from kubenb.store import Store
+from kubenb.store import Store, layout
 from tests.support.faulty import Delay, Fault, FaultyProxy
 from tests.support.oci import INDEX, fetch_manifest, multi_arch_index, push, sha256_digest, single_image
 
@@ -141,6 +141,50 @@ def test_a_second_build_reuses_every_layer_and_fetches_no_blob(tmp_path: Path) -
         second = build(options, store=store, events=events.append)
     assert not [e for e in events if isinstance(e, BlobStarted)]
     assert second.id == first.id
+
+
+def test_a_rebuild_after_the_clock_moved_keeps_the_image_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The timestamps come from the first build of the same inputs, never from the clock of a
+    later one: two builds a second (or a day) apart give one image ID."""
+    context = tmp_path / "context"
+    (context / "manifests").mkdir(parents=True)
+    (context / "Kubefile").write_text("FROM scratch\nCOPY imageList manifests\n")
+    (context / "imageList").write_text("busybox:1.36\n")
+    store = Store(tmp_path / "store")
+    with DemoRegistry(["busybox:1.36"]) as source:
+        options = BuildOptions(tag="c:1", context=context, kubefile=context / "Kubefile", mirrors=source.mirrors())
+        monkeypatch.setattr(layout, "now", lambda: "2030-01-01T00:00:00Z")
+        first = build(options, store=store)
+        monkeypatch.setattr(layout, "now", lambda: "2030-01-02T00:00:00Z")
+        second = build(options, store=store)
+    assert second.created == first.created == "2030-01-01T00:00:00Z"
+    assert second.id == first.id
+
+
+def test_source_date_epoch_sets_the_timestamps_and_two_stores_agree(tmp_path: Path) -> None:
+    """Without images to pull (the order in which parallel pulls land is not fixed yet), two
+    stores building one context with one SOURCE_DATE_EPOCH write the same image."""
+    context = tmp_path / "context"
+    (context / "manifests").mkdir(parents=True)
+    (context / "Kubefile").write_text("FROM scratch\nCOPY app.yaml manifests\nLABEL team=a\n")
+    (context / "app.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
+    images = []
+    for store in ("one", "two"):
+        result = _cli("--root", str(tmp_path / store), "build", "-t", "c:1", str(context),
+                      env={"SOURCE_DATE_EPOCH": "1700000000"})
+        assert result.returncode == 0, result.stderr
+        images.append(Store(tmp_path / store).get("c:1"))
+    assert images[0].id == images[1].id
+    assert images[0].created == "2023-11-14T22:13:20Z"
+
+
+def test_a_malformed_source_date_epoch_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "Kubefile").write_text("FROM scratch\n")
+    result = _cli("--root", str(tmp_path / "store"), "build", "-t", "x:1", str(tmp_path),
+                  env={"SOURCE_DATE_EPOCH": "yesterday"})
+    assert result.returncode == 1
+    assert "SOURCE_DATE_EPOCH='yesterday' is not a number" in result.stderr.splitlines()[-1]
+    assert Store(tmp_path / "store").images() == []
 
 
 def test_a_failing_run_fails_the_build_with_its_status_and_output(tmp_path: Path) -> None:

@@ -93,7 +93,7 @@ class _Build:
         return self.store.commit(
             self.options.tag, self.state.layers, labels=self.state.labels,
             annotations=_annotations(self.kubefile, self.state, images), history=self.state.history,
-            platform=self.state.platform,
+            platform=self.state.platform, created=self.store.creation_time(self.state.key),
         )
 
     def step(self, instruction: Instruction) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from kubenb.store.blobs import atomic_file
 from kubenb.store.image import Layer, is_digest
 
-__all__ = ["lookup", "referenced", "remember"]
+__all__ = ["first_built", "lookup", "referenced", "remember"]
 
 
 def _path(root: Path, key: str) -> Path:
@@ -43,12 +43,28 @@ def lookup(root: Path, key: str) -> Layer | None:
     return _layer(data) if isinstance(data, dict) and data.get("key") == key else None
 
 
-def remember(root: Path, key: str, layer: Layer) -> None:
-    """Cache ``layer`` under ``key`` (replacing an older entry)."""
+def remember(root: Path, key: str, layer: Layer, created: str) -> None:
+    """Cache ``layer`` under ``key`` (replacing an older entry).
+
+    ``created`` is kept from the key's first build, even when ``--no-cache`` makes the layer
+    again: an image's timestamps then come from its inputs, not from the clock of the latest
+    build, so the same inputs give the same image ID.
+    """
     path = _path(root, key)
     path.parent.mkdir(parents=True, exist_ok=True)
+    created = first_built(root, key) or created
     with atomic_file(path, root / "tmp") as file:
-        file.write(json.dumps({"key": key, **layer.to_dict()}).encode())
+        file.write(json.dumps({"key": key, **layer.to_dict(), "created": created}).encode())
+
+
+def first_built(root: Path, key: str) -> str | None:
+    """When the step of ``key`` was first built (RFC 3339), or None for a key never seen."""
+    try:
+        data = json.loads(_path(root, key).read_bytes())
+    except (FileNotFoundError, ValueError):
+        return None
+    created = data.get("created") if isinstance(data, dict) and data.get("key") == key else None
+    return created if isinstance(created, str) else None
 
 
 def referenced(root: Path) -> list[str]:

@@ -9,6 +9,7 @@ It is only rewritten under the store lock, read-modify-write, by atomic rename.
 from __future__ import annotations
 
 import json
+import os
 import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -84,7 +85,27 @@ def load_json(data: bytes, what: str) -> dict[str, Any]:
 
 def now() -> str:
     """The current time in RFC 3339 (UTC, seconds), as OCI configs write it."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return _rfc3339(datetime.now(timezone.utc))
+
+
+def source_date_epoch() -> str | None:
+    """``SOURCE_DATE_EPOCH`` as RFC 3339, or None when unset; a malformed value is an error,
+    never silently the clock (the build would then not be the reproducible one asked for)."""
+    written = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not written:
+        return None
+    if not written.isdigit():
+        raise StoreError(f"SOURCE_DATE_EPOCH={written[:40]!r} is not a number of seconds since 1970",
+                         hint="set it to an integer such as $(git log -1 --format=%ct), or unset it")
+    try:
+        return _rfc3339(datetime.fromtimestamp(int(written), timezone.utc))
+    except (OverflowError, OSError, ValueError):
+        raise StoreError(f"SOURCE_DATE_EPOCH={written[:40]} is out of range",
+                         hint="set it to seconds since 1970, such as $(git log -1 --format=%ct)") from None
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def host_architecture() -> str:

@@ -67,12 +67,13 @@ class Store:
 
     def commit(self, name: str, layers: Sequence[Layer], *, labels: Mapping[str, str],
                annotations: Mapping[str, str], history: Sequence[str] = (),
-               platform: str | None = None) -> ClusterImage:
+               platform: str | None = None, created: str | None = None) -> ClusterImage:
         """Write config and manifest for ``layers`` and point ``name`` at them (replacing);
-        the config declares ``platform`` (``os/arch[/variant]``, the host's by default)."""
+        the config declares ``platform`` (``os/arch[/variant]``, the host's by default) and
+        ``created`` (RFC 3339; now by default)."""
         name = normalize_name(name)
         self._ensure_layout()
-        created = layout.now()
+        created = created or layout.now()
         config = layout.encode(layout.make_config(layers, labels, history, created, platform))
         with self.lock():  # a garbage collector must not see the new blobs before the name
             for layer in layers:
@@ -275,7 +276,13 @@ class Store:
     def cache_layer(self, key: str, layer: Layer) -> None:
         """Remember that a build step with this cache key made ``layer``."""
         self._ensure_layout()
-        cache.remember(self.root, key, layer)
+        cache.remember(self.root, key, layer, layout.now())
+
+    def creation_time(self, key: str) -> str:
+        """The ``created`` of an image whose last build step has cache key ``key``:
+        ``SOURCE_DATE_EPOCH`` when set (the reproducible-builds convention), else when that
+        step was first built, else now."""
+        return layout.source_date_epoch() or cache.first_built(self.root, key) or layout.now()
 
     def check(self) -> list[str]:
         """Every problem of the store as one line each: bad blobs, missing ones, bad index."""
