@@ -15,7 +15,6 @@ import os
 import queue
 import re
 import shutil
-import subprocess
 import tempfile
 import threading
 from collections import deque
@@ -25,6 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubenb.build.confine import (
+    CONFINEMENT_ENV,
+    confined_command,
+    confinement_available,
+    kill_group,
+    links_leaving,
+    start_child,
+)
 from kubenb.build.layers import apply_layer, changes, snapshot, stream_layer, write_layer
 from kubenb.build.options import BuildOptions
 from kubenb.build.steps import needs_cluster
@@ -33,7 +40,7 @@ from kubenb.discover import DiscoveryOptions, apply_review, discover
 from kubenb.discover.rootfs import STANDARD_FOLDERS, copy_files, view_of_folder
 from kubenb.errors import BuildError, InvalidReferenceError, StoreError
 from kubenb.events import BlobDone, Event, EventSink, Message
-from kubenb.kubefile import load, pairs
+from kubenb.kubefile import load, pairs, words
 from kubenb.model import ImageRef, Instruction, Kubefile
 from kubenb.reference import parse_platform, parse_reference, platform_matches
 from kubenb.registry import Registries
@@ -56,6 +63,7 @@ class _State:
     history: list[str] = field(default_factory=list)
     platform: str | None = None  # FROM --platform, else the base image's
     platform_asked: bool = False  # whether FROM --platform named it
+    run_wrote: dict[str, int] = field(default_factory=dict)  # rootfs path -> line of the RUN that wrote it
 
 
 class LiteBuilder:
@@ -117,9 +125,14 @@ class _Build:
             state.deploy_commands.append(instruction.to_text())
             self.events(Message(f"  recorded for deploy time: {instruction.to_text()}"))
         else:
+            if keyword == "COPY":
+                _explain_sources_run_wrote(instruction, self.kubefile, self.options.context, state.run_wrote)
+            before = snapshot(self.rootfs) if keyword == "RUN" else None
             key = _step_key(state.key, instruction, self.options.context, self.kubefile, self.rootfs)
             self.add_layer(key, instruction.to_text(),
                            lambda: _layer_of(lambda: self.apply(instruction), self.store, self.rootfs))
+            if before is not None:  # remembered for COPY's message: RUN writes the rootfs, not the context
+                state.run_wrote.update(dict.fromkeys(changes(before, snapshot(self.rootfs))[0], instruction.line))
 
     def add_layer(self, key: str, description: str, make_layer: Callable[[], Layer]) -> bool:
         """Reuse the cached layer of ``key`` (applied to the rootfs) or make the layer (which runs
@@ -290,11 +303,21 @@ def _mode(instruction: Instruction, kubefile: Kubefile) -> int | None:
 
 def _run(instruction: Instruction, kubefile: Kubefile, rootfs: Path, environment: Mapping[str, str],
          events: EventSink) -> None:
-    """Run on the build host in the rootfs, streaming lines; a failure names status and last lines."""
-    command = list(instruction.args) if isinstance(instruction.args, tuple) else ["/bin/sh", "-c", instruction.args]
+    """Run on the build host, confined to the rootfs (its working folder), streaming lines; a
+    failure names status and last lines. Unconfined only where no confinement works, and then
+    never over a rootfs whose symlinks lead out of it."""
+    command = _command(instruction, kubefile, rootfs, environment)
+    if confinement_available():
+        command = confined_command(command, rootfs)
+    else:
+        _refuse_links_out(instruction, kubefile, rootfs)
     tail: deque[str] = deque(maxlen=RUN_TAIL_LINES)
-    with subprocess.Popen(command, cwd=rootfs, env={**os.environ, **environment}, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL) as process:
+    try:
+        process = start_child(command, rootfs, {**os.environ, **environment})
+    except OSError as error:
+        raise BuildError(f"RUN cannot start {command[0]}: {error.strerror}", file=kubefile.path,
+                         line=instruction.line, hint=_RUN_HINT) from None
+    with process:
         assert process.stdout is not None
         try:
             for raw in process.stdout:
@@ -302,12 +325,65 @@ def _run(instruction: Instruction, kubefile: Kubefile, rootfs: Path, environment
                 tail.append(line)
                 events(Message(f"  {line}", level="output"))
         except BaseException:  # cancelled or interrupted: the command must not outlive the build
-            process.kill()
+            kill_group(process)
             raise
     if process.returncode != 0:
         last = " | ".join(tail) or "(no output)"
         raise BuildError(f"RUN failed with exit status {process.returncode}: {last}", file=kubefile.path,
-                         line=instruction.line, hint="the command runs on the build host in the rootfs folder")
+                         line=instruction.line, hint=_RUN_HINT)
+
+
+_RUN_HINT = "RUN runs on the build host, confined to the rootfs folder (docs/kubefile.md)"
+
+
+def _command(instruction: Instruction, kubefile: Kubefile, rootfs: Path, environment: Mapping[str, str]) -> list[str]:
+    """The argv of a RUN; a NUL byte or a program that is not there is a one-line error."""
+    exec_form = isinstance(instruction.args, tuple)
+    command = list(instruction.args) if isinstance(instruction.args, tuple) else ["/bin/sh", "-c", instruction.args]
+    for text in [*command, *environment, *environment.values()]:
+        if "\0" in text:
+            raise BuildError("RUN: a NUL character in the command or its environment (ARG, ENV)",
+                             file=kubefile.path, line=instruction.line, hint="remove the NUL (\\u0000) character")
+    if not command:
+        raise BuildError("RUN: the exec form is an empty list", file=kubefile.path, line=instruction.line,
+                         hint='name the program first, e.g. RUN ["wget", "-O", "x.yaml", "URL"]')
+    if exec_form and not _is_program(command[0], rootfs, environment):
+        raise BuildError(f"RUN: {command[0]!r} is not a program on the build host", file=kubefile.path,
+                         line=instruction.line, hint="install it, or give its full path (the rootfs is the working folder)")
+    return command
+
+
+def _is_program(name: str, rootfs: Path, environment: Mapping[str, str]) -> bool:
+    if "/" in name:
+        path = Path(name) if name.startswith("/") else rootfs / name
+        return path.is_file() and os.access(path, os.X_OK)
+    return shutil.which(name, path=environment.get("PATH", os.environ.get("PATH"))) is not None
+
+
+def _refuse_links_out(instruction: Instruction, kubefile: Kubefile, rootfs: Path) -> None:
+    """Unconfined, a RUN would write through a symlink that leads out: refuse it."""
+    for link, target in links_leaving(rootfs):
+        raise BuildError(
+            f"RUN refused: {link} in the rootfs links outside it (to {target}) and RUN cannot be confined here",
+            file=kubefile.path, line=instruction.line,
+            hint=f"install bubblewrap (Debian package bubblewrap) so RUN runs confined to the rootfs"
+                 f" (and unset {CONFINEMENT_ENV})",
+        )
+
+
+def _explain_sources_run_wrote(instruction: Instruction, kubefile: Kubefile, context: Path,
+                               run_wrote: Mapping[str, int]) -> None:
+    """A COPY source missing from the context that an earlier RUN wrote into the rootfs: say so."""
+    *sources, destination = words(instruction, path=kubefile.path)
+    for source in sources:
+        name = os.path.normpath(source)
+        if name in run_wrote and not os.path.lexists(context / source):
+            raise BuildError(
+                f"COPY source {source!r} is not in the build context {context}: the RUN at line "
+                f"{run_wrote[name]} wrote it into the rootfs, and COPY reads the build context",
+                file=kubefile.path, line=instruction.line,
+                hint=f"move it inside the rootfs instead: RUN mv {source} {destination.rstrip('/')}/",
+            )
 
 
 def _layer_of(action: Callable[[], None], store: Store, rootfs: Path) -> Layer:
