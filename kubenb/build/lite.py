@@ -17,23 +17,15 @@ import re
 import shutil
 import tempfile
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubenb.build.confine import (
-    CONFINEMENT_ENV,
-    confined_command,
-    confinement_available,
-    kill_group,
-    links_leaving,
-    start_child,
-)
 from kubenb.build.layers import apply_layer, changes, snapshot, stream_layer, write_layer
 from kubenb.build.options import BuildOptions
+from kubenb.build.run import run_on_host
 from kubenb.build.steps import needs_cluster
 from kubenb.cache import RegistryFolder, save_images
 from kubenb.discover import DiscoveryOptions, apply_review, discover
@@ -47,9 +39,6 @@ from kubenb.registry import Registries
 from kubenb.store import ClusterImage, Layer, Store
 
 __all__ = ["LiteBuilder"]
-
-RUN_TAIL_LINES = 20
-
 
 @dataclass
 class _State:
@@ -155,7 +144,7 @@ class _Build:
         if instruction.keyword == "COPY":
             _copy(instruction, self.kubefile, self.options.context, self.rootfs)
         else:
-            _run(instruction, self.kubefile, self.rootfs, self.state.environment, self.events)
+            run_on_host(instruction, self.kubefile, self.rootfs, self.state.environment, self.events)
 
     def cache_images(self) -> dict[str, str]:
         """Discover over the rootfs, then pull every image into ``registry/`` as the last layer."""
@@ -299,76 +288,6 @@ def _mode(instruction: Instruction, kubefile: Kubefile) -> int | None:
         raise BuildError(f"COPY --chmod={written}: expected an octal mode such as 644 or 0755",
                          file=kubefile.path, line=instruction.line, hint="write the mode in octal digits")
     return int(written, 8)
-
-
-def _run(instruction: Instruction, kubefile: Kubefile, rootfs: Path, environment: Mapping[str, str],
-         events: EventSink) -> None:
-    """Run on the build host, confined to the rootfs (its working folder), streaming lines; a
-    failure names status and last lines. Unconfined only where no confinement works, and then
-    never over a rootfs whose symlinks lead out of it."""
-    command = _command(instruction, kubefile, rootfs, environment)
-    if confinement_available():
-        command = confined_command(command, rootfs)
-    else:
-        _refuse_links_out(instruction, kubefile, rootfs)
-    tail: deque[str] = deque(maxlen=RUN_TAIL_LINES)
-    try:
-        process = start_child(command, rootfs, {**os.environ, **environment})
-    except OSError as error:
-        raise BuildError(f"RUN cannot start {command[0]}: {error.strerror}", file=kubefile.path,
-                         line=instruction.line, hint=_RUN_HINT) from None
-    with process:
-        assert process.stdout is not None
-        try:
-            for raw in process.stdout:
-                line = raw.decode("utf-8", errors="replace").rstrip("\n")
-                tail.append(line)
-                events(Message(f"  {line}", level="output"))
-        except BaseException:  # cancelled or interrupted: the command must not outlive the build
-            kill_group(process)
-            raise
-    if process.returncode != 0:
-        last = " | ".join(tail) or "(no output)"
-        raise BuildError(f"RUN failed with exit status {process.returncode}: {last}", file=kubefile.path,
-                         line=instruction.line, hint=_RUN_HINT)
-
-
-_RUN_HINT = "RUN runs on the build host, confined to the rootfs folder (docs/kubefile.md)"
-
-
-def _command(instruction: Instruction, kubefile: Kubefile, rootfs: Path, environment: Mapping[str, str]) -> list[str]:
-    """The argv of a RUN; a NUL byte or a program that is not there is a one-line error."""
-    exec_form = isinstance(instruction.args, tuple)
-    command = list(instruction.args) if isinstance(instruction.args, tuple) else ["/bin/sh", "-c", instruction.args]
-    for text in [*command, *environment, *environment.values()]:
-        if "\0" in text:
-            raise BuildError("RUN: a NUL character in the command or its environment (ARG, ENV)",
-                             file=kubefile.path, line=instruction.line, hint="remove the NUL (\\u0000) character")
-    if not command:
-        raise BuildError("RUN: the exec form is an empty list", file=kubefile.path, line=instruction.line,
-                         hint='name the program first, e.g. RUN ["wget", "-O", "x.yaml", "URL"]')
-    if exec_form and not _is_program(command[0], rootfs, environment):
-        raise BuildError(f"RUN: {command[0]!r} is not a program on the build host", file=kubefile.path,
-                         line=instruction.line, hint="install it, or give its full path (the rootfs is the working folder)")
-    return command
-
-
-def _is_program(name: str, rootfs: Path, environment: Mapping[str, str]) -> bool:
-    if "/" in name:
-        path = Path(name) if name.startswith("/") else rootfs / name
-        return path.is_file() and os.access(path, os.X_OK)
-    return shutil.which(name, path=environment.get("PATH", os.environ.get("PATH"))) is not None
-
-
-def _refuse_links_out(instruction: Instruction, kubefile: Kubefile, rootfs: Path) -> None:
-    """Unconfined, a RUN would write through a symlink that leads out: refuse it."""
-    for link, target in links_leaving(rootfs):
-        raise BuildError(
-            f"RUN refused: {link} in the rootfs links outside it (to {target}) and RUN cannot be confined here",
-            file=kubefile.path, line=instruction.line,
-            hint=f"install bubblewrap (Debian package bubblewrap) so RUN runs confined to the rootfs"
-                 f" (and unset {CONFINEMENT_ENV})",
-        )
 
 
 def _explain_sources_run_wrote(instruction: Instruction, kubefile: Kubefile, context: Path,
