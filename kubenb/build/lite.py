@@ -63,6 +63,7 @@ class LiteBuilder:
     def build(self, options: BuildOptions, store: Store, events: EventSink) -> ClusterImage:
         kubefile = load(options.kubefile, options.build_args)
         with store.lock(), _workspace(store.root) as work:
+            store.remove_leftovers()  # of a killed build: this one holds the lock now
             return _Build(kubefile, options, store, events, work).run()
 
 

@@ -24,7 +24,7 @@ from typing import IO
 
 from kubenb.errors import StoreError
 from kubenb.store import layout
-from kubenb.store.blobs import CHUNK, Blobs, HashingWriter
+from kubenb.store.blobs import CHUNK, STAGING_PREFIX, Blobs, HashingWriter
 from kubenb.store.image import is_digest, normalize_name
 
 __all__ = ["Staged", "save", "staged"]
@@ -88,7 +88,7 @@ class Staged:
 def staged(file: Path, blobs: Blobs) -> Iterator[Staged]:
     """Check and stage an archive; the staging folder is removed however the block ends."""
     blobs.temp_dir.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(dir=blobs.temp_dir, prefix="load."))
+    folder = Path(tempfile.mkdtemp(dir=blobs.temp_dir, prefix=STAGING_PREFIX))
     try:
         result = _stage(file, folder)
         result.entries = _entries(file, result, blobs)

@@ -26,6 +26,9 @@ __all__ = ["CHUNK", "Blobs", "HashingWriter", "atomic_file", "hash_file"]
 
 CHUNK = 1024 * 1024
 STALE_SECONDS = 24 * 3600.0
+#: Temp names of what is written only under the store lock: layer blobs, staged archives.
+LAYER_PREFIX = "layer."
+STAGING_PREFIX = "load."
 
 
 class Sink(Protocol):
@@ -154,7 +157,7 @@ class Blobs:
         """
         self.folder.mkdir(parents=True, exist_ok=True)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(dir=self.temp_dir, prefix="layer.")
+        fd, temp_name = tempfile.mkstemp(dir=self.temp_dir, prefix=LAYER_PREFIX)
         try:
             with os.fdopen(fd, "wb") as out:
                 blob = HashingWriter(out)
@@ -190,6 +193,25 @@ class Blobs:
     def delete(self, digest: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(digest).unlink()
+
+    def remove_partial_layers(self) -> int:
+        """Remove the ``layer.*`` temp files and ``load.*`` staging folders of dead processes.
+
+        Only a holder of the store lock writes those, so the caller must hold it: then every
+        one found belongs to a build or load that was killed. Returns how many went.
+        """
+        if not self.temp_dir.is_dir():
+            return 0
+        removed = 0
+        for entry in self.temp_dir.iterdir():
+            if entry.name.startswith(LAYER_PREFIX) and not entry.is_dir():
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+                    removed += 1
+            elif entry.name.startswith(STAGING_PREFIX) and entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+        return removed
 
     def clean_temp(self, older_than: float = STALE_SECONDS) -> None:
         """Remove temp files a killed process left behind; recent ones may still be written."""

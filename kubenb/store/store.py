@@ -65,6 +65,12 @@ class Store:
         self._ensure_layout()
         return self.blobs.write_layer(produce, compresslevel)
 
+    def remove_leftovers(self) -> int:
+        """Remove the partial layers and staging folders of killed builds and loads, at once
+        rather than after a day. Holds the lock, so no live writer's file is touched."""
+        with self.lock():
+            return self.blobs.remove_partial_layers()
+
     def commit(self, name: str, layers: Sequence[Layer], *, labels: Mapping[str, str],
                annotations: Mapping[str, str], history: Sequence[str] = (),
                platform: str | None = None) -> ClusterImage:
