@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from kubenb.errors import AuthenticationError
+from kubenb.errors import AuthenticationError, RegistryError
 from kubenb.events import EventSink, ignore
 from kubenb.model import ImageRef
 from kubenb.registry.client import RegistryClient
@@ -114,6 +114,8 @@ def login(
     Wrong credentials raise ``AuthenticationError`` and nothing is written. For a Bearer
     registry the check fetches a token with them, which is how such registries verify a login.
     """
+    if not registry.strip():
+        raise RegistryError("the registry name is empty", hint="run kubenb login HOST[:PORT] -u USER --password-stdin")
     if not username or not password:
         raise AuthenticationError("a user name and a password are needed to log in",
                                   hint=f"run kubenb login {registry} -u USER --password-stdin")

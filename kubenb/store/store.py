@@ -42,6 +42,9 @@ class Store:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"the store {self.root} is a file, not a folder",
+                             hint="give a folder with --root (or KUBENB_ROOT); kubenb creates it if needed")
         self.blobs = Blobs(self.root)
         self._lock = StoreLock(self.root / "lock")
 
