@@ -15,6 +15,7 @@ import os
 import queue
 import re
 import shutil
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -37,6 +38,7 @@ from kubenb.model import ImageRef, Instruction, Kubefile
 from kubenb.reference import parse_platform, parse_reference, platform_matches
 from kubenb.registry import Registries
 from kubenb.store import ClusterImage, Layer, Store
+from kubenb.store.space import translating_disk_full
 
 __all__ = ["LiteBuilder"]
 
@@ -62,7 +64,8 @@ class LiteBuilder:
 
     def build(self, options: BuildOptions, store: Store, events: EventSink) -> ClusterImage:
         kubefile = load(options.kubefile, options.build_args)
-        with store.lock(), _workspace(store.root) as work:
+        with translating_disk_full(store.root, f"the build of {options.tag}"), store.lock(), \
+                _workspace(store.root) as work:
             store.remove_leftovers()  # of a killed build: this one holds the lock now
             return _Build(kubefile, options, store, events, work).run()
 
@@ -120,7 +123,8 @@ class _Build:
             before = snapshot(self.rootfs) if keyword == "RUN" else None
             key = _step_key(state.key, instruction, self.options.context, self.kubefile, self.rootfs)
             self.add_layer(key, instruction.to_text(),
-                           lambda: _layer_of(lambda: self.apply(instruction), self.store, self.rootfs))
+                           lambda: _layer_of(lambda: self.apply(instruction), self.store, self.rootfs,
+                                             f"the layer of line {instruction.line} ({instruction.keyword})"))
             if before is not None:  # remembered for COPY's message: RUN writes the rootfs, not the context
                 state.run_wrote.update(dict.fromkeys(changes(before, snapshot(self.rootfs))[0], instruction.line))
 
@@ -306,12 +310,19 @@ def _explain_sources_run_wrote(instruction: Instruction, kubefile: Kubefile, con
             )
 
 
-def _layer_of(action: Callable[[], None], store: Store, rootfs: Path) -> Layer:
+def _layer_of(action: Callable[[], None], store: Store, rootfs: Path, what: str) -> Layer:
     """Run ``action`` and keep what it changed in the rootfs as a layer, streamed into the store."""
     before = snapshot(rootfs)
-    action()
+    with translating_disk_full(rootfs, what, lambda: _size_of(rootfs, changes(before, snapshot(rootfs))[0])):
+        action()
     changed, deleted = changes(before, snapshot(rootfs))
-    return store.write_layer(lambda out: write_layer(rootfs, changed, deleted, out))
+    return store.write_layer(lambda out: write_layer(rootfs, changed, deleted, out), what=what,
+                             expected=_size_of(rootfs, changed))
+
+
+def _size_of(rootfs: Path, paths: list[str]) -> int:
+    """Bytes of the regular files among ``paths``: what a layer of them about takes."""
+    return sum(info.st_size for path in paths if stat.S_ISREG((info := os.lstat(rootfs / path)).st_mode))
 
 
 def _step_key(parent: str, instruction: Instruction, context: Path, kubefile: Kubefile, rootfs: Path) -> str:

@@ -26,6 +26,7 @@ from kubenb.errors import StoreError
 from kubenb.store import layout
 from kubenb.store.blobs import CHUNK, STAGING_PREFIX, Blobs, HashingWriter
 from kubenb.store.image import is_digest, normalize_name
+from kubenb.store.space import is_disk_full
 
 __all__ = ["Staged", "save", "staged"]
 
@@ -106,6 +107,8 @@ def _stage(file: Path, folder: Path) -> Staged:
             _check_unique(file, members)
             return _extract(file, tar, members, folder)
     except (tarfile.TarError, EOFError, OSError) as error:
+        if is_disk_full(error):
+            raise  # said as a full disk by the caller, not as a bad archive
         detail = " ".join(str(error).split())  # tarfile's "r:*" error lists each method on its own line
         raise StoreError(f"{file}: not a readable OCI archive: {detail}", hint=_HINT) from None
 

@@ -21,6 +21,7 @@ from typing import IO, BinaryIO, Protocol, cast
 
 from kubenb.errors import StoreError
 from kubenb.store.image import Layer, is_digest
+from kubenb.store.space import is_disk_full, no_space
 
 __all__ = ["CHUNK", "Blobs", "HashingWriter", "atomic_file", "hash_file"]
 
@@ -146,18 +147,21 @@ class Blobs:
 
         return self.write_layer(copy, compresslevel)
 
-    def write_layer(self, produce: Callable[[HashingWriter], None], compresslevel: int = 6) -> Layer:
+    def write_layer(self, produce: Callable[[HashingWriter], None], compresslevel: int = 6, *,
+                    what: str = "a layer", expected: int = 0) -> Layer:
         """A layer blob from whatever ``produce`` writes (a plain tar), in one streaming pass.
 
         Both forms are hashed on the way: the blob (gzip, or the tar itself when
         ``compresslevel`` is 0, for content that is compressed already, like image layers) and
         the plain tar (the diff_id). The gzip header carries no name or time, so the same tar
         gives the same blob digest and an unchanged build step an unchanged image. Writing
-        the tar straight into the store spares a build a second copy of every byte.
+        the tar straight into the store spares a build a second copy of every byte. A full
+        disk is said as such (``what`` names the layer; ``expected`` is its likely size).
         """
         self.folder.mkdir(parents=True, exist_ok=True)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
         fd, temp_name = tempfile.mkstemp(dir=self.temp_dir, prefix=LAYER_PREFIX)
+        blob: HashingWriter | None = None
         try:
             with os.fdopen(fd, "wb") as out:
                 blob = HashingWriter(out)
@@ -176,9 +180,12 @@ class Blobs:
                 os.chmod(temp_name, 0o644)
                 os.replace(temp_name, self.path(layer.digest))
             return layer
-        except BaseException:
+        except BaseException as error:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp_name)
+            if is_disk_full(error):
+                written = blob.size if blob is not None else 0
+                raise no_space(self.temp_dir, f"{what} into the store", max(expected, written)) from None
             raise
 
     def adopt(self, temp_path: Path, digest: str) -> None:
