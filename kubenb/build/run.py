@@ -17,12 +17,14 @@ kubenb never leaves a RUN behind.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
 import shutil
 import signal
 import subprocess
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -94,13 +96,24 @@ def _death_signal() -> Callable[[], None]:
     return set_death_signal
 
 
-def start_child(command: list[str], cwd: Path, env: dict[str, str], *,
-                confined: bool) -> subprocess.Popen[bytes]:
-    """Start ``command`` in its own process group, output piped, stdin closed, dying with kubenb.
+#: Run beside an unconfined RUN: when kubenb dies its end of the pipe closes, and the watchdog
+#: kills the RUN's whole process group (a parent-death signal reaches only the direct child).
+_WATCHDOG = """
+import os, signal, sys
+if not sys.stdin.buffer.read(1):
+    try:
+        os.killpg(int(sys.argv[1]), signal.SIGKILL)
+    except OSError:
+        pass
+"""
 
-    Confined, bubblewrap's ``--die-with-parent`` kills the whole sandbox. Unconfined, the
-    parent-death signal is set by util-linux ``setpriv`` (no Python code between fork and
-    exec), else by a ``preexec_fn`` calling prctl.
+
+def _start(command: list[str], cwd: Path, env: dict[str, str], *, confined: bool) -> subprocess.Popen[bytes]:
+    """Start ``command`` in its own process group, output piped, stdin closed.
+
+    Confined, bubblewrap's ``--die-with-parent`` and its own pid namespace kill the whole
+    sandbox with kubenb. Unconfined, the parent-death signal is set by util-linux ``setpriv``
+    (no Python code between fork and exec), else by a ``preexec_fn`` calling prctl.
     """
     options: dict[str, Any] = {"cwd": cwd, "env": env, "stdout": subprocess.PIPE, "stderr": subprocess.STDOUT,
                                "stdin": subprocess.DEVNULL, "process_group": 0}
@@ -112,16 +125,36 @@ def start_child(command: list[str], cwd: Path, env: dict[str, str], *,
     return subprocess.Popen(command, preexec_fn=_death_signal(), **options)  # noqa: PLW1509 (prctl only)
 
 
-def kill_group(process: subprocess.Popen[bytes]) -> None:
-    """Kill the child and everything it started (its process group)."""
+@contextlib.contextmanager
+def _supervised(process: subprocess.Popen[bytes], *, confined: bool) -> Iterator[None]:
+    """While the block reads the child's output: however it ends, the child and everything it
+    left in its process group are gone afterwards, and so they are if kubenb is killed meanwhile."""
+    watchdog = None if confined else subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG, str(process.pid)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
     try:
+        yield
+    except BaseException:  # cancelled or interrupted: the command must not outlive the build
+        _kill_group(process)
+        raise
+    finally:
+        with contextlib.suppress(ChildProcessError):  # exited, not reaped: its group id stays reserved
+            os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
+        _kill_group(process)  # what it left running in the background
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+        if watchdog is not None:
+            watchdog.communicate(b"done")
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        process.kill()
 
 
 def run_on_host(instruction: Instruction, kubefile: Kubefile, rootfs: Path, environment: Mapping[str, str],
-         events: EventSink) -> None:
+                events: EventSink) -> None:
     """Run on the build host, confined to the rootfs (its working folder), streaming lines; a
     failure names status and last lines. Unconfined only where no confinement works, and then
     never over a rootfs whose symlinks lead out of it."""
@@ -133,20 +166,16 @@ def run_on_host(instruction: Instruction, kubefile: Kubefile, rootfs: Path, envi
         _refuse_links_out(instruction, kubefile, rootfs)
     tail: deque[str] = deque(maxlen=RUN_TAIL_LINES)
     try:
-        process = start_child(command, rootfs, {**os.environ, **environment}, confined=confined)
+        process = _start(command, rootfs, {**os.environ, **environment}, confined=confined)
     except OSError as error:
         raise BuildError(f"RUN cannot start {command[0]}: {error.strerror}", file=kubefile.path,
                          line=instruction.line, hint=_RUN_HINT) from None
-    with process:
+    with _supervised(process, confined=confined):
         assert process.stdout is not None
-        try:
-            for raw in process.stdout:
-                line = raw.decode("utf-8", errors="replace").rstrip("\n")
-                tail.append(line)
-                events(Message(f"  {line}", level="output"))
-        except BaseException:  # cancelled or interrupted: the command must not outlive the build
-            kill_group(process)
-            raise
+        for raw in process.stdout:
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            tail.append(line)
+            events(Message(f"  {line}", level="output"))
     if process.returncode != 0:
         last = " | ".join(tail) or "(no output)"
         raise BuildError(f"RUN failed with exit status {process.returncode}: {last}", file=kubefile.path,
