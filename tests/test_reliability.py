@@ -103,6 +103,7 @@ def test_check_passes_a_sound_store_and_registry_folder(built: Path) -> None:
 
 
 def test_check_of_an_empty_store_is_ok(tmp_path: Path) -> None:
+    (tmp_path / "nothing").mkdir()  # a store folder that does not exist is an error (test_one_line.py)
     result = check(tmp_path / "nothing")
     assert result.returncode == 0 and result.stdout == "OK: store: 0 images, 0 blobs verified\n"
 
