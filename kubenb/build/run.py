@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -52,8 +53,9 @@ def _bwrap_arguments(rootfs: Path) -> list[str]:
 def _probe(bwrap: str) -> bool:
     """Whether bubblewrap can start a namespace here (a tiny ``true`` with the real options)."""
     try:
-        result = subprocess.run([bwrap, *_bwrap_arguments(Path("/")), "--", "true"], stdin=subprocess.DEVNULL,
-                                capture_output=True, timeout=30, check=False)
+        with tempfile.TemporaryDirectory(prefix="kubenb-probe-") as folder:
+            result = subprocess.run([bwrap, *_bwrap_arguments(Path(folder).resolve()), "--", "true"],
+                                    stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
         return False
     return result.returncode == 0
