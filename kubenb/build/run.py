@@ -171,7 +171,7 @@ def run_on_host(instruction: Instruction, kubefile: Kubefile, rootfs: Path, envi
         process = _start(command, rootfs, {**os.environ, **environment}, confined=confined)
     except OSError as error:
         raise BuildError(f"RUN cannot start {command[0]}: {error.strerror}", file=kubefile.path,
-                         line=instruction.line, hint=_RUN_HINT) from None
+                         line=instruction.line, hint=_RUN_HINTS[confined]) from None
     with _supervised(process, confined=confined):
         assert process.stdout is not None
         for raw in process.stdout:
@@ -181,10 +181,13 @@ def run_on_host(instruction: Instruction, kubefile: Kubefile, rootfs: Path, envi
     if process.returncode != 0:
         last = " | ".join(tail) or "(no output)"
         raise BuildError(f"RUN failed with exit status {process.returncode}: {last}", file=kubefile.path,
-                         line=instruction.line, hint=_RUN_HINT)
+                         line=instruction.line, hint=_RUN_HINTS[confined])
 
 
-_RUN_HINT = "RUN runs on the build host, confined to the rootfs folder (docs/kubefile.md)"
+_RUN_HINTS = {
+    True: "RUN runs on the build host, confined to the rootfs folder (docs/kubefile.md)",
+    False: f"RUN runs on the build host in the rootfs folder, unconfined (no bubblewrap, or {CONFINEMENT_ENV}=none)",
+}
 
 
 def _command(instruction: Instruction, kubefile: Kubefile, rootfs: Path, environment: Mapping[str, str]) -> list[str]:
