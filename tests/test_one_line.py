@@ -246,3 +246,15 @@ def test_a_full_disk_during_export_save_and_load_says_so(context: Path, tmp_path
     assert_nothing_written(root)
     assert not list((root / "tmp").iterdir())
     assert kubenb("--root", str(big), "check").returncode == 0
+
+
+def test_an_error_body_nested_deep_is_still_one_line(deep_registry: tuple[FaultyProxy, str], context: Path,
+                                                     tmp_path: Path) -> None:
+    """A 404 whose small JSON body is 30k lists deep: the error code reader must not crash."""
+    proxy, image = deep_registry
+    body = b"[" * 30_000 + b"]" * 30_000
+    proxy.add(Fault("/manifests/", Respond(404, {"Content-Type": "application/json"}, body), times=100))
+    (context / "imageList").write_text(f"{image}\n")
+    (context / "Kubefile").write_text("FROM scratch\nCOPY imageList manifests\n")
+    assert_one_clear_line(build(context, tmp_path / "store"), image)
+    assert_nothing_written(tmp_path / "store")
