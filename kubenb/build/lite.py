@@ -42,6 +42,7 @@ from kubenb.store.space import translating_disk_full
 
 __all__ = ["LiteBuilder"]
 
+
 @dataclass
 class _State:
     """What the build has so far: layers, the cache key chain, what is recorded for deploy time."""

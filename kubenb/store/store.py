@@ -23,7 +23,7 @@ from kubenb.store import archive, cache, export, layout, pull, push
 from kubenb.store.blobs import Blobs, HashingWriter, hash_file
 from kubenb.store.image import ClusterImage, Layer, is_digest, normalize_name
 from kubenb.store.lock import StoreLock
-from kubenb.store.space import translating_disk_full
+from kubenb.store.space import is_disk_full, no_space, translating_disk_full
 
 __all__ = ["Store", "default_root"]
 
@@ -286,13 +286,14 @@ class Store:
         layers, destination = self.layers(name), Path(destination)
         created = not destination.exists()
         try:
-            with translating_disk_full(destination, f"the rootfs of {name} into {destination}",
-                                       lambda: sum(layer.size for layer in layers)):
-                export.export(self.blobs, layers, destination)
-        except StoreError as error:
-            if created and error.message.startswith("no space left"):  # no partial rootfs left behind
+            export.export(self.blobs, layers, destination)
+        except OSError as error:
+            if not is_disk_full(error):
+                raise
+            if created:  # no partial rootfs left behind
                 shutil.rmtree(destination, ignore_errors=True)
-            raise
+            raise no_space(destination, f"the rootfs of {name} into {destination}",
+                           sum(layer.size for layer in layers)) from None
 
     def cached_layer(self, key: str) -> Layer | None:
         """The layer a build step with this cache key made before, if its blob is still here."""
