@@ -23,13 +23,15 @@ lint: venv
 	$(BIN)/mypy
 
 # Debian packages the tests run for real: the registry, skopeo, htpasswd, wget (a Kubefile's RUN),
-# chromium (Playwright drives it in the JupyterLab widget tests; never `playwright install`).
+# bubblewrap (confines RUN to the rootfs), chromium (Playwright drives it in the JupyterLab widget
+# tests; never `playwright install`).
 system-packages:
 	@missing=""; \
 	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
 	command -v skopeo >/dev/null || missing="$$missing skopeo"; \
 	command -v htpasswd >/dev/null || missing="$$missing apache2-utils"; \
 	command -v wget >/dev/null || missing="$$missing wget"; \
+	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \

@@ -97,6 +97,8 @@ def check(root: str | Path | None = None, registry_folder: str | Path | None = N
 
     Problems are returned, not raised: ``kubenb check`` lists them all.
     """
+    if root is not None and not Path(root).exists():  # the default store may not exist yet; a named one must
+        raise StoreError(f"no store at {root}: the folder does not exist", hint="give an existing store with --root")
     store = Store(Path(root) if root is not None else None)
     problems = [f"store {store.root}: {problem}" for problem in store.check()]
     result = CheckResult(problems=(), store_blobs=len(store.blobs.digests()),

@@ -103,6 +103,7 @@ def test_check_passes_a_sound_store_and_registry_folder(built: Path) -> None:
 
 
 def test_check_of_an_empty_store_is_ok(tmp_path: Path) -> None:
+    (tmp_path / "nothing").mkdir()  # a store folder that does not exist is an error (test_one_line.py)
     result = check(tmp_path / "nothing")
     assert result.returncode == 0 and result.stdout == "OK: store: 0 images, 0 blobs verified\n"
 
@@ -279,6 +280,7 @@ def test_two_save_images_into_one_folder_at_once_both_succeed_and_the_folder_che
                  for chosen in (names[:14], names[6:])]
     outcomes = [process.communicate(timeout=120) for process in processes]
     assert [process.returncode for process in processes] == [0, 0], outcomes
+    (tmp_path / "store").mkdir()  # an empty store: check refuses one that does not exist
     checked = check(tmp_path / "store", folder)
     assert checked.returncode == 0, checked.stderr
     stored = RegistryFolder(folder)

@@ -15,10 +15,9 @@ import os
 import queue
 import re
 import shutil
-import subprocess
+import stat
 import tempfile
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,21 +26,21 @@ from typing import Any
 
 from kubenb.build.layers import apply_layer, changes, snapshot, stream_layer, write_layer
 from kubenb.build.options import BuildOptions
+from kubenb.build.run import run_on_host
 from kubenb.build.steps import needs_cluster
 from kubenb.cache import RegistryFolder, save_images, saved_problems
 from kubenb.discover import DiscoveryOptions, apply_review, discover
 from kubenb.discover.rootfs import STANDARD_FOLDERS, copy_files, view_of_folder
 from kubenb.errors import BuildError, InvalidReferenceError, StoreError
 from kubenb.events import BlobDone, Event, EventSink, Message
-from kubenb.kubefile import load, pairs
+from kubenb.kubefile import load, pairs, words
 from kubenb.model import ImageRef, Instruction, Kubefile
 from kubenb.reference import parse_platform, parse_reference, platform_matches
 from kubenb.registry import Registries
 from kubenb.store import ClusterImage, Layer, Store
+from kubenb.store.space import translating_disk_full
 
 __all__ = ["LiteBuilder"]
-
-RUN_TAIL_LINES = 20
 
 
 @dataclass
@@ -56,6 +55,7 @@ class _State:
     history: list[str] = field(default_factory=list)
     platform: str | None = None  # FROM --platform, else the base image's
     platform_asked: bool = False  # whether FROM --platform named it
+    run_wrote: dict[str, int] = field(default_factory=dict)  # rootfs path -> line of the RUN that wrote it
 
 
 class LiteBuilder:
@@ -65,7 +65,9 @@ class LiteBuilder:
 
     def build(self, options: BuildOptions, store: Store, events: EventSink) -> ClusterImage:
         kubefile = load(options.kubefile, options.build_args)
-        with store.lock(), _workspace(store.root) as work:
+        with translating_disk_full(store.root, f"the build of {options.tag}"), store.lock(), \
+                _workspace(store.root) as work:
+            store.remove_leftovers()  # of a killed build: this one holds the lock now
             return _Build(kubefile, options, store, events, work).run()
 
 
@@ -117,9 +119,15 @@ class _Build:
             state.deploy_commands.append(instruction.to_text())
             self.events(Message(f"  recorded for deploy time: {instruction.to_text()}"))
         else:
+            if keyword == "COPY":
+                _explain_sources_run_wrote(instruction, self.kubefile, self.options.context, state.run_wrote)
+            before = snapshot(self.rootfs) if keyword == "RUN" else None
             key = _step_key(state.key, instruction, self.options.context, self.kubefile, self.rootfs)
             self.add_layer(key, instruction.to_text(),
-                           lambda: _layer_of(lambda: self.apply(instruction), self.store, self.rootfs))
+                           lambda: _layer_of(lambda: self.apply(instruction), self.store, self.rootfs,
+                                             f"the layer of line {instruction.line} ({instruction.keyword})"))
+            if before is not None:  # remembered for COPY's message: RUN writes the rootfs, not the context
+                state.run_wrote.update(dict.fromkeys(changes(before, snapshot(self.rootfs))[0], instruction.line))
 
     def add_layer(self, key: str, description: str, make_layer: Callable[[], Layer]) -> bool:
         """Reuse the cached layer of ``key`` (applied to the rootfs) or make the layer (which runs
@@ -142,7 +150,7 @@ class _Build:
         if instruction.keyword == "COPY":
             _copy(instruction, self.kubefile, self.options.context, self.rootfs)
         else:
-            _run(instruction, self.kubefile, self.rootfs, self.state.environment, self.events)
+            run_on_host(instruction, self.kubefile, self.rootfs, self.state.environment, self.events)
 
     def cache_images(self) -> dict[str, str]:
         """Discover over the rootfs, then pull every image into ``registry/`` as the last layer."""
@@ -312,34 +320,34 @@ def _mode(instruction: Instruction, kubefile: Kubefile) -> int | None:
     return int(written, 8)
 
 
-def _run(instruction: Instruction, kubefile: Kubefile, rootfs: Path, environment: Mapping[str, str],
-         events: EventSink) -> None:
-    """Run on the build host in the rootfs, streaming lines; a failure names status and last lines."""
-    command = list(instruction.args) if isinstance(instruction.args, tuple) else ["/bin/sh", "-c", instruction.args]
-    tail: deque[str] = deque(maxlen=RUN_TAIL_LINES)
-    with subprocess.Popen(command, cwd=rootfs, env={**os.environ, **environment}, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL) as process:
-        assert process.stdout is not None
-        try:
-            for raw in process.stdout:
-                line = raw.decode("utf-8", errors="replace").rstrip("\n")
-                tail.append(line)
-                events(Message(f"  {line}", level="output"))
-        except BaseException:  # cancelled or interrupted: the command must not outlive the build
-            process.kill()
-            raise
-    if process.returncode != 0:
-        last = " | ".join(tail) or "(no output)"
-        raise BuildError(f"RUN failed with exit status {process.returncode}: {last}", file=kubefile.path,
-                         line=instruction.line, hint="the command runs on the build host in the rootfs folder")
+def _explain_sources_run_wrote(instruction: Instruction, kubefile: Kubefile, context: Path,
+                               run_wrote: Mapping[str, int]) -> None:
+    """A COPY source missing from the context that an earlier RUN wrote into the rootfs: say so."""
+    *sources, destination = words(instruction, path=kubefile.path)
+    for source in sources:
+        name = os.path.normpath(source)
+        if name in run_wrote and not os.path.lexists(context / source):
+            raise BuildError(
+                f"COPY source {source!r} is not in the build context {context}: the RUN at line "
+                f"{run_wrote[name]} wrote it into the rootfs, and COPY reads the build context",
+                file=kubefile.path, line=instruction.line,
+                hint=f"move it inside the rootfs instead: RUN mv {source} {destination.rstrip('/')}/",
+            )
 
 
-def _layer_of(action: Callable[[], None], store: Store, rootfs: Path) -> Layer:
+def _layer_of(action: Callable[[], None], store: Store, rootfs: Path, what: str) -> Layer:
     """Run ``action`` and keep what it changed in the rootfs as a layer, streamed into the store."""
     before = snapshot(rootfs)
-    action()
+    with translating_disk_full(rootfs, what, lambda: _size_of(rootfs, changes(before, snapshot(rootfs))[0])):
+        action()
     changed, deleted = changes(before, snapshot(rootfs))
-    return store.write_layer(lambda out: write_layer(rootfs, changed, deleted, out))
+    return store.write_layer(lambda out: write_layer(rootfs, changed, deleted, out), what=what,
+                             expected=_size_of(rootfs, changed))
+
+
+def _size_of(rootfs: Path, paths: list[str]) -> int:
+    """Bytes of the regular files among ``paths``: what a layer of them about takes."""
+    return sum(info.st_size for path in paths if stat.S_ISREG((info := os.lstat(rootfs / path)).st_mode))
 
 
 def _step_key(parent: str, instruction: Instruction, context: Path, kubefile: Kubefile, rootfs: Path) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from kubenb.errors import BuildError
-from kubenb.kubefile import words
+from kubenb.kubefile import file_kind, words
 from kubenb.model import Instruction, Kubefile
 
 __all__ = ["STANDARD_FOLDERS", "RootfsView", "copy_files", "view_of_folder", "view_of_kubefile"]
@@ -100,6 +100,8 @@ def _sources(pattern: str, context: Path, copy: Instruction, kubefile: str) -> l
     for source in sources:
         if not _inside(source, context):
             raise _escape(pattern, copy, kubefile)
+        if not (source.is_file() or source.is_dir()):
+            _refuse_special(source, kubefile, copy.line)
     return sources
 
 
@@ -116,10 +118,25 @@ def _files_below(folder: Path, context: Path, base: Path) -> Iterator[tuple[str,
                 )
             if os.path.isfile(path):
                 yield path[prefix:], Path(path)
+            elif not os.path.isdir(path):
+                _refuse_special(Path(path))
+
+
+def _refuse_special(path: Path, kubefile: str | None = None, line: int | None = None) -> None:
+    """A FIFO, socket or device is no file to copy or read (reading one may block forever)."""
+    try:
+        kind = file_kind(path.stat().st_mode)
+    except OSError:
+        return  # a dangling link: nothing there
+    raise BuildError(f"{path} is {kind}, not a regular file", file=kubefile, line=line,
+                     hint="remove it; only files and folders are copied")
 
 
 def _inside(path: Path, context: Path) -> bool:
-    return path.resolve().is_relative_to(context)
+    try:
+        return path.resolve().is_relative_to(context)
+    except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError for a loop, 3.13 OSError
+        raise BuildError(f"{path} is a symlink loop", hint="remove the link or point it at a file") from None
 
 
 def _escape(pattern: str, copy: Instruction, kubefile: str) -> BuildError:

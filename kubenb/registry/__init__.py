@@ -139,6 +139,8 @@ def login(
     Wrong credentials raise ``AuthenticationError`` and nothing is written. For a Bearer
     registry the check fetches a token with them, which is how such registries verify a login.
     """
+    if not registry.strip():
+        raise RegistryError("the registry name is empty", hint="run kubenb login HOST[:PORT] -u USER --password-stdin")
     if not username or not password:
         raise AuthenticationError("a user name and a password are needed to log in",
                                   hint=f"run kubenb login {registry} -u USER --password-stdin")

@@ -215,7 +215,7 @@ class Authenticator:
             body: Any = response.json()
             value = body.get("token") or body.get("access_token")
             expires_in = float(body.get("expires_in") or DEFAULT_EXPIRES_IN)
-        except (ValueError, AttributeError, TypeError):
+        except (ValueError, AttributeError, TypeError, RecursionError):  # RecursionError: JSON nested 100k deep
             value, expires_in = None, 0.0
         if not isinstance(value, str) or not value:
             raise RegistryError(f"token service of registry {self.registry} gave no token for {what}")

@@ -394,7 +394,7 @@ def _error_code(response: requests.Response) -> str:
         return ""
     try:
         code = response.json()["errors"][0]["code"]
-    except (ValueError, KeyError, IndexError, TypeError, requests.RequestException):
+    except (ValueError, KeyError, IndexError, TypeError, RecursionError, requests.RequestException):
         return ""
     return f" ({code})" if isinstance(code, str) and _ERROR_CODE.fullmatch(code) else ""
 

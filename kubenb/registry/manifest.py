@@ -98,7 +98,7 @@ def verified_manifest(
     Schema 1 is recognised first, because its signatures make the registry's digest differ
     from the hash of the bytes served.
     """
-    document = _document(data)
+    document = _document(data, where)
     media_type = _media_type(document or {}, content_type)
     if media_type in SCHEMA1_TYPES or (document or {}).get("schemaVersion") == 1:
         raise RegistryError(f"{where} is a schema 1 manifest: schema 1 manifests are not supported",
@@ -127,11 +127,17 @@ def _check_digest(data: bytes, expected: str, source: str, where: str) -> None:
         )
 
 
-def _document(data: bytes) -> dict[str, Any] | None:
+def _document(data: bytes, where: str) -> dict[str, Any] | None:
+    """The JSON object of ``data``, None if it is not one; JSON nested deeper than Python's
+    recursion limit (``[[[[...`` 100k deep) is refused, as no manifest is nested more than a
+    few levels."""
     try:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError):
         return None
+    except RecursionError:
+        raise RegistryError(f"{where}: the manifest is JSON nested too deeply to be a manifest",
+                            hint="check the registry (or a proxy in front of it)") from None
     return document if isinstance(document, dict) else None
 
 

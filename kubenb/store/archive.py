@@ -24,8 +24,9 @@ from typing import IO
 
 from kubenb.errors import StoreError
 from kubenb.store import layout
-from kubenb.store.blobs import CHUNK, Blobs, HashingWriter
+from kubenb.store.blobs import CHUNK, STAGING_PREFIX, Blobs, HashingWriter
 from kubenb.store.image import is_digest, normalize_name
+from kubenb.store.space import is_disk_full
 
 __all__ = ["Staged", "save", "staged"]
 
@@ -88,7 +89,7 @@ class Staged:
 def staged(file: Path, blobs: Blobs) -> Iterator[Staged]:
     """Check and stage an archive; the staging folder is removed however the block ends."""
     blobs.temp_dir.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(dir=blobs.temp_dir, prefix="load."))
+    folder = Path(tempfile.mkdtemp(dir=blobs.temp_dir, prefix=STAGING_PREFIX))
     try:
         result = _stage(file, folder)
         result.entries = _entries(file, result, blobs)
@@ -106,6 +107,8 @@ def _stage(file: Path, folder: Path) -> Staged:
             _check_unique(file, members)
             return _extract(file, tar, members, folder)
     except (tarfile.TarError, EOFError, OSError) as error:
+        if is_disk_full(error):
+            raise  # said as a full disk by the caller, not as a bad archive
         detail = " ".join(str(error).split())  # tarfile's "r:*" error lists each method on its own line
         raise StoreError(f"{file}: not a readable OCI archive: {detail}", hint=_HINT) from None
 

@@ -21,11 +21,15 @@ from typing import IO, BinaryIO, Protocol, cast
 
 from kubenb.errors import StoreError
 from kubenb.store.image import Layer, is_digest
+from kubenb.store.space import is_disk_full, no_space
 
 __all__ = ["CHUNK", "Blobs", "HashingWriter", "atomic_file", "hash_file"]
 
 CHUNK = 1024 * 1024
 STALE_SECONDS = 24 * 3600.0
+#: Temp names of what is written only under the store lock: layer blobs, staged archives.
+LAYER_PREFIX = "layer."
+STAGING_PREFIX = "load."
 
 
 class Sink(Protocol):
@@ -143,18 +147,21 @@ class Blobs:
 
         return self.write_layer(copy, compresslevel)
 
-    def write_layer(self, produce: Callable[[HashingWriter], None], compresslevel: int = 6) -> Layer:
+    def write_layer(self, produce: Callable[[HashingWriter], None], compresslevel: int = 6, *,
+                    what: str = "a layer", expected: int = 0) -> Layer:
         """A layer blob from whatever ``produce`` writes (a plain tar), in one streaming pass.
 
         Both forms are hashed on the way: the blob (gzip, or the tar itself when
         ``compresslevel`` is 0, for content that is compressed already, like image layers) and
         the plain tar (the diff_id). The gzip header carries no name or time, so the same tar
         gives the same blob digest and an unchanged build step an unchanged image. Writing
-        the tar straight into the store spares a build a second copy of every byte.
+        the tar straight into the store spares a build a second copy of every byte. A full
+        disk is said as such (``what`` names the layer; ``expected`` is its likely size).
         """
         self.folder.mkdir(parents=True, exist_ok=True)
         self.temp_dir.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(dir=self.temp_dir, prefix="layer.")
+        fd, temp_name = tempfile.mkstemp(dir=self.temp_dir, prefix=LAYER_PREFIX)
+        blob: HashingWriter | None = None
         try:
             with os.fdopen(fd, "wb") as out:
                 blob = HashingWriter(out)
@@ -173,9 +180,12 @@ class Blobs:
                 os.chmod(temp_name, 0o644)
                 os.replace(temp_name, self.path(layer.digest))
             return layer
-        except BaseException:
+        except BaseException as error:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp_name)
+            if is_disk_full(error):
+                written = blob.size if blob is not None else 0
+                raise no_space(self.temp_dir, f"{what} into the store", max(expected, written)) from None
             raise
 
     def adopt(self, temp_path: Path, digest: str) -> None:
@@ -190,6 +200,25 @@ class Blobs:
     def delete(self, digest: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(digest).unlink()
+
+    def remove_partial_layers(self) -> int:
+        """Remove the ``layer.*`` temp files and ``load.*`` staging folders of dead processes.
+
+        Only a holder of the store lock writes those, so the caller must hold it: then every
+        one found belongs to a build or load that was killed. Returns how many went.
+        """
+        if not self.temp_dir.is_dir():
+            return 0
+        removed = 0
+        for entry in self.temp_dir.iterdir():
+            if entry.name.startswith(LAYER_PREFIX) and not entry.is_dir():
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+                    removed += 1
+            elif entry.name.startswith(STAGING_PREFIX) and entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+        return removed
 
     def clean_temp(self, older_than: float = STALE_SECONDS) -> None:
         """Remove temp files a killed process left behind; recent ones may still be written."""

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from kubenb.errors import StoreError
 from kubenb.store.blobs import CHUNK, Blobs
 from kubenb.store.image import Layer
+from kubenb.store.space import is_disk_full
 
 __all__ = ["export"]
 
@@ -39,6 +40,8 @@ def export(blobs: Blobs, layers: Sequence[Layer], destination: Path) -> None:
                 with tarfile.open(fileobj=blob, mode="r|*") as tar:
                     _apply(tar, root, layer)
             except (tarfile.TarError, EOFError, OSError) as error:
+                if is_disk_full(error):
+                    raise  # a full disk, said as such by Store.export; the layer is fine
                 raise StoreError(f"layer {layer.digest} could not be applied: {error}",
                                  hint="run check; the layer may be damaged") from None
 

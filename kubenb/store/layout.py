@@ -78,6 +78,8 @@ def load_json(data: bytes, what: str) -> dict[str, Any]:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError) as error:
         raise StoreError(f"{what} is not valid JSON: {error}", hint="the store may be damaged; run check") from None
+    except RecursionError:
+        raise StoreError(f"{what} is JSON nested too deeply", hint="it is damaged or hostile; remove it") from None
     if not isinstance(document, dict):
         raise StoreError(f"{what} is not a JSON object", hint="the store may be damaged; run check")
     return document

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,6 +23,7 @@ from kubenb.store import archive, cache, export, layout, pull, push
 from kubenb.store.blobs import Blobs, HashingWriter, hash_file
 from kubenb.store.image import ClusterImage, Layer, is_digest, normalize_name
 from kubenb.store.lock import StoreLock
+from kubenb.store.space import is_disk_full, no_space, translating_disk_full
 
 __all__ = ["Store", "default_root"]
 
@@ -42,6 +44,9 @@ class Store:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"the store {self.root} is a file, not a folder",
+                             hint="give a folder with --root (or KUBENB_ROOT); kubenb creates it if needed")
         self.blobs = Blobs(self.root)
         self._lock = StoreLock(self.root / "lock")
 
@@ -60,10 +65,18 @@ class Store:
         self._ensure_layout()
         return self.blobs.put_layer(Path(tar_path), compresslevel)
 
-    def write_layer(self, produce: Callable[[HashingWriter], None], *, compresslevel: int = 6) -> Layer:
-        """A layer blob from the tar that ``produce`` writes, with no temporary tar file."""
+    def write_layer(self, produce: Callable[[HashingWriter], None], *, compresslevel: int = 6,
+                    what: str = "a layer", expected: int = 0) -> Layer:
+        """A layer blob from the tar that ``produce`` writes, with no temporary tar file; a full
+        disk names ``what`` and asks for room for ``expected`` bytes."""
         self._ensure_layout()
-        return self.blobs.write_layer(produce, compresslevel)
+        return self.blobs.write_layer(produce, compresslevel, what=what, expected=expected)
+
+    def remove_leftovers(self) -> int:
+        """Remove the partial layers and staging folders of killed builds and loads, at once
+        rather than after a day. Holds the lock, so no live writer's file is touched."""
+        with self.lock():
+            return self.blobs.remove_partial_layers()
 
     def commit(self, name: str, layers: Sequence[Layer], *, labels: Mapping[str, str],
                annotations: Mapping[str, str], history: Sequence[str] = (),
@@ -222,12 +235,17 @@ class Store:
     def save(self, name: str, file: Path) -> None:
         """Write an OCI archive (a tar of an OCI image layout) holding the image ``name``."""
         entry = self._entry(name)
-        archive.save(self.blobs, entry, sorted(self._blobs_of(entry)), Path(file))
+        digests = sorted(self._blobs_of(entry))
+        with translating_disk_full(Path(file).parent, str(file),
+                                   lambda: sum(self.blobs.path(d).stat().st_size for d in digests)):
+            archive.save(self.blobs, entry, digests, Path(file))
 
     def load(self, file: Path) -> list[ClusterImage]:
         """Add the images of an OCI archive; a hostile or damaged archive adds nothing."""
         self._ensure_layout()
-        with self.lock(), archive.staged(Path(file), self.blobs) as staged:
+        size = Path(file).stat
+        with translating_disk_full(self.root, f"the images of {file} into the store", lambda: size().st_size), \
+                self.lock(), archive.staged(Path(file), self.blobs) as staged:
             for digest, path in staged.blobs.items():
                 self.blobs.adopt(path, digest)
             for entry in staged.entries:
@@ -266,7 +284,17 @@ class Store:
 
     def export(self, name: str, destination: Path) -> None:
         """Write the merged rootfs of ``name`` into ``destination`` (new or empty)."""
-        export.export(self.blobs, self.layers(name), Path(destination))
+        layers, destination = self.layers(name), Path(destination)
+        created = not destination.exists()
+        try:
+            export.export(self.blobs, layers, destination)
+        except OSError as error:
+            if not is_disk_full(error):
+                raise
+            if created:  # no partial rootfs left behind
+                shutil.rmtree(destination, ignore_errors=True)
+            raise no_space(destination, f"the rootfs of {name} into {destination}",
+                           sum(layer.size for layer in layers)) from None
 
     def cached_layer(self, key: str) -> Layer | None:
         """The layer a build step with this cache key made before, if its blob is still here."""
