@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubenb.build.layers import apply_layer, changes, snapshot, stream_layer, write_layer
+from kubenb.build.layers import changes, snapshot, stream_layer, write_layer
 from kubenb.build.options import BuildOptions
 from kubenb.build.steps import needs_cluster
 from kubenb.cache import RegistryFolder, save_images
@@ -35,6 +35,7 @@ from kubenb.errors import BuildError, InvalidReferenceError, StoreError
 from kubenb.events import BlobDone, Event, EventSink, Message
 from kubenb.kubefile import load, pairs
 from kubenb.model import ImageRef, Instruction, Kubefile
+from kubenb.oci import apply_layer, resolve_in_root
 from kubenb.reference import parse_platform, parse_reference, platform_matches
 from kubenb.registry import Registries
 from kubenb.store import ClusterImage, Layer, Store
@@ -127,7 +128,7 @@ class _Build:
         cached = None if self.options.no_cache else self.store.cached_layer(key)
         if cached is not None:
             with self.store.open_layer(cached) as stream:
-                apply_layer(stream, self.rootfs)
+                apply_layer(stream, self.rootfs, cached.digest)
             self.events(Message("  using cache"))
             layer = cached
         else:
@@ -159,7 +160,7 @@ class _Build:
         self.events(Message(f"Caching {len(refs)} images into registry/"))
         key = _images_key(self.state.key, [str(ref) for ref in refs], self.platforms)
         self.add_layer(key, f"cache {len(refs)} images into registry/", lambda: self.pull_layer(refs))
-        folder = RegistryFolder(self.rootfs / "registry")
+        folder = RegistryFolder(self.registry)
         return {str(ref): (folder.tag_digest(ref.repository, ref.tag) if ref.tag else ref.digest) or "" for ref in refs}
 
     def pull_layer(self, refs: list[ImageRef]) -> Layer:
@@ -169,7 +170,7 @@ class _Build:
         cost time and save nothing.
         """
         before = snapshot(self.rootfs)
-        folder = RegistryFolder(self.rootfs / "registry")
+        folder = RegistryFolder(self.registry)
         ready: queue.Queue[str | None] = queue.Queue()
         failures: list[BaseException] = []
 
@@ -199,6 +200,11 @@ class _Build:
         return self.store.write_layer(produce, compresslevel=0)
 
     @property
+    def registry(self) -> Path:
+        """The rootfs's ``registry/``, wherever a symlink of the base image puts it inside the rootfs."""
+        return resolve_in_root(self.rootfs, "registry")
+
+    @property
     def platforms(self) -> list[str] | None:
         """What the registry folder keeps of multi-platform images: ``--platform``, else the
         platform ``FROM --platform`` asked for, else every platform."""
@@ -210,7 +216,7 @@ class _Build:
         options = self.options
         with Registries(mirrors=options.mirrors, insecure=options.insecure, ca_files=options.ca_files,
                         events=events) as registries:
-            save_images(refs, self.rootfs / "registry", registries=registries, platforms=self.platforms,
+            save_images(refs, self.registry, registries=registries, platforms=self.platforms,
                         events=events)
 
 
@@ -251,8 +257,12 @@ def _from(base: str, image: ClusterImage | None, store: Store, rootfs: Path, sta
         store.export(image.name, rootfs)
         state.layers.extend(store.layers(image.name))
         state.key = image.id
-    for folder in STANDARD_FOLDERS:
-        (rootfs / folder).mkdir(exist_ok=True)
+    for folder in STANDARD_FOLDERS:  # through the base image's symlinks, inside the rootfs
+        path = resolve_in_root(rootfs, folder)
+        if os.path.lexists(path) and not path.is_dir():
+            raise BuildError(f"{folder} in the base image {base} is not a folder",
+                             hint="a cluster image keeps manifests, charts, etc and registry as folders")
+        path.mkdir(parents=True, exist_ok=True)
     state.history.append(f"FROM {base}")
 
 
@@ -264,10 +274,8 @@ def _copy(instruction: Instruction, kubefile: Kubefile, context: Path, rootfs: P
                          file=kubefile.path, line=instruction.line, hint="remove --chown; set modes with --chmod")
     mode = _mode(instruction, kubefile)
     for target, source in copy_files(instruction, context.resolve(), view_of_folder(rootfs), kubefile.path).items():
-        destination = rootfs / target
-        if not destination.parent.resolve().is_relative_to(rootfs.resolve()):  # never write outside the rootfs
-            raise BuildError(f"COPY would write {target!r} outside the cluster rootfs", file=kubefile.path,
-                             line=instruction.line, hint="destinations are relative to the rootfs, e.g. manifests/")
+        # the folder through the image's symlinks, inside the rootfs; the name itself is replaced, never followed
+        destination = resolve_in_root(rootfs, target, follow_last=False)
         destination.parent.mkdir(parents=True, exist_ok=True)
         if destination.is_symlink():  # replaced, never followed: it may point anywhere on the host
             destination.unlink()
