@@ -106,6 +106,24 @@ def export(place: Place, name: str) -> subprocess.CompletedProcess[str]:
     return kubenb("--root", str(place.root), "export", name, "-o", str(place.dest))
 
 
+def build(place: Place, kubefile: str, files: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``kubenb build -t built:1`` of a context (beside OUTER) holding ``kubefile`` and ``files``."""
+    context = place.outer.parent / "context"
+    context.mkdir(exist_ok=True)
+    (context / "Kubefile").write_text(kubefile)
+    for name, text in (files or {}).items():
+        (context / name).write_text(text)
+    return kubenb("--root", str(place.root), "build", "-t", "built:1", str(context))
+
+
+def export_built(place: Place) -> Path:
+    """The rootfs of built:1, exported beside OUTER."""
+    out = place.outer.parent / "built"
+    exported = kubenb("--root", str(place.root), "export", "built:1", "-o", str(out))
+    assert exported.returncode == 0, exported.stderr
+    return out
+
+
 # -- hostile layers are refused whole, and nothing outside DEST changes ----------------------------
 
 #: name -> the members that end the (otherwise harmless) top layer, the last one hostile
@@ -153,10 +171,7 @@ def test_a_build_from_a_hostile_image_fails_with_one_line_and_writes_nothing(pla
     store = Store(place.root)
     _, layer = commit(store, "hostile:1", [file(n, d) for n, d in BASE.items()],
                       [special(".wh...", tarfile.REGTYPE)])
-    context = place.outer.parent / "context"
-    context.mkdir()
-    (context / "Kubefile").write_text("FROM hostile:1\nLABEL a=b\n")
-    result = kubenb("--root", str(place.root), "build", "-t", "built:1", str(context))
+    result = build(place, "FROM hostile:1\nLABEL a=b\n")
     assert_one_clear_line(result, layer.digest, "'.wh...'")
     assert [image.name for image in store.images()] == ["hostile:1"]
     assert not list((place.root / "tmp").glob("build-*"))
@@ -192,10 +207,7 @@ def test_devices_and_fifos_are_skipped_by_export_and_build(place: Place) -> None
     assert exported.returncode == 0, exported.stderr
     assert not (place.dest / "dev" / "null").exists() and not (place.dest / "run" / "pipe").exists()
     assert (place.dest / "etc" / "after.conf").is_file()
-    context = place.outer.parent / "context"
-    context.mkdir()
-    (context / "Kubefile").write_text("FROM devices:1\nLABEL a=b\n")
-    built = kubenb("--root", str(place.root), "build", "-t", "built:1", str(context))
+    built = build(place, "FROM devices:1\nLABEL a=b\n")
     assert built.returncode == 0, built.stderr
 
 
@@ -210,10 +222,7 @@ def test_opaque_whiteouts_hide_the_lower_layers_in_export_and_build(place: Place
     assert exported.returncode == 0, exported.stderr
     assert sorted(p.name for p in (place.dest / "charts" / "app").iterdir()) == ["new.yaml"]
     assert not list(place.dest.rglob(".wh.*"))
-    context = place.outer.parent / "context"
-    context.mkdir()
-    (context / "Kubefile").write_text("FROM opaque:1\n")
-    built = kubenb("--root", str(place.root), "build", "-t", "built:1", str(context))
+    built = build(place, "FROM opaque:1\n")
     assert built.returncode == 0, built.stderr
     assert "Caching 0 images" in built.stderr  # the hidden pod's nginx is not needed
 
@@ -230,15 +239,10 @@ def test_ordinary_absolute_symlinks_work_for_export_build_and_copy(place: Place,
     exported = export(place, "base:1")
     assert exported.returncode == 0, exported.stderr
     assert (place.dest / "srv" / "etc" / "localtime").readlink() == Path("/usr/share/zoneinfo/UTC")
-    context = tmp_path / "context"
-    context.mkdir()
-    (context / "app.conf").write_text("app\n")
-    (context / "Kubefile").write_text("FROM base:1\nCOPY app.conf etc/\nCOPY app.conf srv/etc/localtime\n")
-    built = kubenb("--root", str(place.root), "build", "-t", "built:1", str(context))
+    built = build(place, "FROM base:1\nCOPY app.conf etc/\nCOPY app.conf srv/etc/localtime\n", {"app.conf": "app\n"})
     assert built.returncode == 0, built.stderr
     assert not any(host_etc.iterdir())
-    out = tmp_path / "built"
-    assert kubenb("--root", str(place.root), "export", "built:1", "-o", str(out)).returncode == 0
+    out = export_built(place)
     assert (out / host_etc.relative_to("/") / "app.conf").read_text() == "app\n"
     assert (out / "etc").readlink() == host_etc
     assert (out / "srv" / "etc" / "localtime").read_text() == "app\n"  # the link was replaced, not followed
@@ -253,15 +257,10 @@ def test_a_registry_symlink_in_the_base_image_keeps_the_pull_inside_the_rootfs(
     store = Store(place.root)
     commit(store, "base:1", [file("manifests/imageList", f"{registry.host}/{repo_name}:1\n".encode()),
                              link("registry", str(host_registry))])
-    context = tmp_path / "context"
-    context.mkdir()
-    (context / "Kubefile").write_text("FROM base:1\n")
-    built = kubenb("--root", str(place.root), "build", "-t", "built:1", str(context))
+    built = build(place, "FROM base:1\n")
     assert built.returncode == 0, built.stderr
     assert not any(host_registry.iterdir())
-    out = tmp_path / "built"
-    assert kubenb("--root", str(place.root), "export", "built:1", "-o", str(out)).returncode == 0
-    inside = out / host_registry.relative_to("/")
+    inside = export_built(place) / host_registry.relative_to("/")
     assert (inside / "docker" / "registry" / "v2" / "repositories" / repo_name).is_dir()
     checked = kubenb("check", "--registry-folder", str(inside))
     assert checked.returncode == 0, checked.stdout + checked.stderr
