@@ -337,3 +337,6 @@ def test_the_view_of_a_rootfs_resolves_links_inside_it_and_ignores_dangling_ones
     assert files["charts/pod.yaml"] == rootfs / "manifests" / "pod.yaml"
     assert "dangling" not in files and not any(name.startswith("host/") for name in files)
     assert all(host.resolve().is_relative_to(rootfs) for host in files.values())
+    (rootfs / "loop").symlink_to("loop")  # a link that resolves to nothing is named, not a crash
+    with pytest.raises(StoreError, match=r"^loop: too many levels of symbolic links"):
+        view_of_folder(rootfs)

@@ -34,7 +34,8 @@ WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 #: Other names with this prefix are aufs bookkeeping (``.wh..wh.plnk``...): ignored, as docker does.
 RESERVED = ".wh..wh."
-CHUNK = 1024 * 1024
+#: 64 KiB: reads of 1 MiB allocate fresh pages each time and copied a 300 MB file 2-3 times slower
+CHUNK = 64 * 1024
 ILLEGAL_TARGETS = ("", ".", "..")
 
 
@@ -46,7 +47,7 @@ def apply_layer(stream: BinaryIO, root: Path, digest: str) -> None:
     """
     applier = _Applier(root.resolve(), digest)
     try:
-        with tarfile.open(fileobj=stream, mode="r|*") as tar:
+        with tarfile.open(fileobj=stream, mode="r|*", bufsize=CHUNK) as tar:  # not 10 KiB reads
             for member in tar:
                 applier.apply(tar, member)
     except (tarfile.TarError, EOFError, OSError) as error:
@@ -124,7 +125,8 @@ class _Applier:
         if not (member.issym() or member.islnk() or member.isfile()):
             return False  # devices, FIFOs: skipped (see the module docstring)
         source = self.link_source(member) if member.islnk() else None
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.is_dir():  # a stat: cheaper than a failing mkdir for every member
+            target.parent.mkdir(parents=True)
         _remove(target)
         if member.issym():
             os.symlink(member.linkname, target)

@@ -30,7 +30,8 @@ def resolve_in_root(root: Path, relative: str | PurePosixPath, *, follow_last: b
     StoreError.
     """
     pending = [part for part in reversed(PurePosixPath(relative).parts) if part != "/"]
-    resolved: list[str] = []
+    base = os.fspath(root)
+    resolved: list[str] = []  # strings, not Paths: this runs for every member of every layer
     links = 0
     while pending:
         part = pending.pop()
@@ -40,7 +41,7 @@ def resolve_in_root(root: Path, relative: str | PurePosixPath, *, follow_last: b
             if resolved:
                 resolved.pop()
             continue
-        candidate = root.joinpath(*resolved, part)
+        candidate = os.path.join(base, *resolved, part)
         if (pending or follow_last) and os.path.islink(candidate):
             links += 1
             if links > MAX_LINKS:
