@@ -49,9 +49,10 @@ def view_of_folder(root: Path) -> RootfsView:
 
     Symlinks resolve inside the folder, as they will in the cluster (chroot semantics: an
     absolute ``etc/localtime -> /usr/share/zoneinfo/UTC`` is the rootfs's own file), so none
-    can lead out of it; one that resolves to nothing is ignored. A folder reached through a
-    symlink is listed under the link's path, once: a second link to it is not followed again,
-    which keeps the walk linear whatever links (or loops) the rootfs holds.
+    can lead out of it; one that resolves to nothing is ignored, and a loop is an error naming
+    it. A folder reached through a symlink is listed under the link's path, once: a second
+    link to it is not followed again, which keeps the walk linear whatever links the rootfs
+    holds (``self -> .`` included).
     """
     root = root.resolve()
     files: dict[str, Path] = {}
