@@ -13,7 +13,7 @@ PACKAGE = Path(kubenb.__file__).parent
 LAYERS = {
     "errors": 0,
     "model": 1, "events": 1,
-    "reference": 2, "kubefile": 2,
+    "reference": 2, "kubefile": 2, "oci": 2,
     "discover": 3, "registry": 3, "store": 3,
     "cache": 4,
     "engine": 5, "build": 5,

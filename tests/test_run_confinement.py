@@ -92,8 +92,6 @@ def test_a_base_image_link_to_a_host_folder_cannot_redirect_a_run(tmp_path: Path
 
 
 @needs_bwrap
-@pytest.mark.xfail(reason="the first build needs absolute symlinks resolved inside the rootfs by discovery "
-                          "(issue 12 item 2, the COPY/discovery half, on another branch)", strict=False)
 def test_a_link_made_by_an_earlier_build_cannot_redirect_a_run(tmp_path: Path, host_folder: Path) -> None:
     """The brief's two builds: a RUN makes the link, a build FROM that image writes through it."""
     root, first, second = tmp_path / "store", tmp_path / "first", tmp_path / "second"

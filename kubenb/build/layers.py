@@ -1,4 +1,5 @@
-"""Layers of a build: what changed in the rootfs, as a tar with whiteouts, and back.
+"""Layers of a build: what changed in the rootfs, as a tar with whiteouts (``kubenb.oci``
+applies them back).
 
 A layer is the difference an instruction made. Comparing two snapshots of the rootfs (size,
 mtime, mode, link target) finds it without copying anything; the tar is written with fixed
@@ -12,14 +13,13 @@ import os
 import tarfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from kubenb.errors import BuildError
+from kubenb.oci import WHITEOUT
 
-__all__ = ["Snapshot", "apply_layer", "changes", "snapshot", "stream_layer", "write_layer"]
+__all__ = ["Snapshot", "changes", "snapshot", "stream_layer", "write_layer"]
 
 Snapshot = dict[str, tuple[int, int, int, str]]
-WHITEOUT = ".wh."
 
 
 def snapshot(root: Path) -> Snapshot:
@@ -83,36 +83,6 @@ def _add_whiteouts(tar: tarfile.TarFile, deleted: Iterable[str]) -> None:
         info = tarfile.TarInfo(os.path.join(folder, WHITEOUT + name))
         info.mtime = 0
         tar.addfile(info)
-
-
-def apply_layer(stream: BinaryIO, root: Path) -> None:
-    """Unpack a (gzip) layer over ``root``, honouring whiteouts; members may not leave ``root``."""
-    with tarfile.open(fileobj=stream, mode="r:*") as tar:
-        for member in tar:
-            folder, name = os.path.split(member.name)
-            if name.startswith(WHITEOUT):
-                _remove(root, os.path.join(folder, name[len(WHITEOUT):]))
-                continue
-            try:
-                tar.extract(member, root, filter="data")
-            except tarfile.FilterError as error:
-                raise BuildError(f"layer member {member.name!r} is refused: {error}") from error
-
-
-def _remove(root: Path, relative: str) -> None:
-    target = (root / relative).resolve()
-    if not target.is_relative_to(root.resolve()):
-        raise BuildError(f"whiteout {relative!r} points outside the rootfs")
-    if target.is_dir() and not target.is_symlink():
-        for current, dirs, files in os.walk(target, topdown=False):
-            for name in files:
-                os.unlink(os.path.join(current, name))
-            for name in dirs:
-                path = os.path.join(current, name)
-                os.unlink(path) if os.path.islink(path) else os.rmdir(path)
-        target.rmdir()
-    elif target.exists() or target.is_symlink():
-        target.unlink()
 
 
 def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:

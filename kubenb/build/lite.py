@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubenb.build.layers import apply_layer, changes, snapshot, stream_layer, write_layer
+from kubenb.build.layers import changes, snapshot, stream_layer, write_layer
 from kubenb.build.options import BuildOptions
 from kubenb.build.run import run_on_host
 from kubenb.build.steps import needs_cluster
@@ -35,6 +35,7 @@ from kubenb.errors import BuildError, InvalidReferenceError, StoreError
 from kubenb.events import BlobDone, Event, EventSink, Message
 from kubenb.kubefile import load, pairs, words
 from kubenb.model import ImageRef, Instruction, Kubefile
+from kubenb.oci import apply_layer, resolve_in_root
 from kubenb.reference import parse_platform, parse_reference, platform_matches
 from kubenb.registry import Registries
 from kubenb.store import ClusterImage, Layer, Store
@@ -135,7 +136,7 @@ class _Build:
         cached = None if self.options.no_cache else self.store.cached_layer(key)
         if cached is not None:
             with self.store.open_layer(cached) as stream:
-                apply_layer(stream, self.rootfs)
+                apply_layer(stream, self.rootfs, cached.digest)
             self.events(Message("  using cache"))
             layer = cached
         else:
@@ -168,7 +169,7 @@ class _Build:
         key = _images_key(self.state.key, [str(ref) for ref in refs], self.platforms, options.skip_missing_platform)
         if self.add_layer(key, f"cache {len(refs)} images into registry/", lambda: self.pull_layer(refs)):
             self.check_registry(refs, None)  # the build cache answered: check what it gave
-        folder = RegistryFolder(self.rootfs / "registry")  # those --skip-missing-platform left out are not in it
+        folder = RegistryFolder(self.registry)  # those --skip-missing-platform left out are not in it
         return {str(ref): digest for ref in refs if (digest := _digest_in(folder, ref)) is not None}
 
     def pull_layer(self, refs: list[ImageRef]) -> Layer:
@@ -178,7 +179,7 @@ class _Build:
         cost time and save nothing.
         """
         before = snapshot(self.rootfs)
-        folder = RegistryFolder(self.rootfs / "registry")
+        folder = RegistryFolder(self.registry)
         ready: queue.Queue[str | None] = queue.Queue()
         failures: list[BaseException] = []
 
@@ -208,6 +209,11 @@ class _Build:
         return self.store.write_layer(produce, compresslevel=0)
 
     @property
+    def registry(self) -> Path:
+        """The rootfs's ``registry/``, wherever a symlink of the base image puts it inside the rootfs."""
+        return resolve_in_root(self.rootfs, "registry")
+
+    @property
     def platforms(self) -> list[str] | None:
         """What the registry folder keeps of multi-platform images: ``--platform``, else the
         platform ``FROM --platform`` asked for, else every platform."""
@@ -219,20 +225,20 @@ class _Build:
         options = self.options
         with Registries(mirrors=options.mirrors, insecure=options.insecure, ca_files=options.ca_files,
                         events=events) as registries:
-            result = save_images(refs, self.rootfs / "registry", registries=registries, platforms=self.platforms,
+            result = save_images(refs, self.registry, registries=registries, platforms=self.platforms,
                                  skip_missing_platform=options.skip_missing_platform, verb="build", events=events)
         self.check_registry(refs, {saved.image for saved in result.images if saved.left_out})
 
     def check_registry(self, refs: list[ImageRef], left_out: set[ImageRef] | None) -> None:
         """Fail unless ``registry/`` serves every image whole (DESIGN: never a silent gap).
         ``left_out`` None: a cached layer, whose left-out images are those it lacks."""
-        folder = RegistryFolder(self.rootfs / "registry")
+        folder = RegistryFolder(self.registry)
         if left_out is None:
             left_out = {ref for ref in refs if self.options.skip_missing_platform and _digest_in(folder, ref) is None}
             for ref in sorted(left_out, key=str):
                 self.events(Message(f"warning: {ref} lacks every requested platform: left out "
                                     "(--skip-missing-platform)", level="warning"))
-        if problems := saved_problems(self.rootfs / "registry", refs, self.platforms, left_out):
+        if problems := saved_problems(self.registry, refs, self.platforms, left_out):
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise BuildError(f"the registry layer is not whole: {problems[0]}{more}",
                              hint="nothing was stored; build with --no-cache, and save again a registry folder that "
@@ -283,8 +289,12 @@ def _from(base: str, image: ClusterImage | None, store: Store, rootfs: Path, sta
         store.export(image.name, rootfs)
         state.layers.extend(store.layers(image.name))
         state.key = image.id
-    for folder in STANDARD_FOLDERS:
-        (rootfs / folder).mkdir(exist_ok=True)
+    for folder in STANDARD_FOLDERS:  # through the base image's symlinks, inside the rootfs
+        path = resolve_in_root(rootfs, folder)
+        if os.path.lexists(path) and not path.is_dir():
+            raise BuildError(f"{folder} in the base image {base} is not a folder",
+                             hint="a cluster image keeps manifests, charts, etc and registry as folders")
+        path.mkdir(parents=True, exist_ok=True)
     state.history.append(f"FROM {base}")
 
 
@@ -296,10 +306,8 @@ def _copy(instruction: Instruction, kubefile: Kubefile, context: Path, rootfs: P
                          file=kubefile.path, line=instruction.line, hint="remove --chown; set modes with --chmod")
     mode = _mode(instruction, kubefile)
     for target, source in copy_files(instruction, context.resolve(), view_of_folder(rootfs), kubefile.path).items():
-        destination = rootfs / target
-        if not destination.parent.resolve().is_relative_to(rootfs.resolve()):  # never write outside the rootfs
-            raise BuildError(f"COPY would write {target!r} outside the cluster rootfs", file=kubefile.path,
-                             line=instruction.line, hint="destinations are relative to the rootfs, e.g. manifests/")
+        # the folder through the image's symlinks, inside the rootfs; the name itself is replaced, never followed
+        destination = resolve_in_root(rootfs, target, follow_last=False)
         destination.parent.mkdir(parents=True, exist_ok=True)
         if destination.is_symlink():  # replaced, never followed: it may point anywhere on the host
             destination.unlink()

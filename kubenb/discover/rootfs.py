@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from kubenb.errors import BuildError
 from kubenb.kubefile import file_kind, words
 from kubenb.model import Instruction, Kubefile
+from kubenb.oci import resolve_in_root
 
 __all__ = ["STANDARD_FOLDERS", "RootfsView", "copy_files", "view_of_folder", "view_of_kubefile"]
 
@@ -44,9 +45,34 @@ class RootfsView:
 
 
 def view_of_folder(root: Path) -> RootfsView:
-    """A folder taken as a rootfs as it is (a context without a Kubefile)."""
+    """A folder taken as a rootfs as it is: a build's rootfs, or a context without a Kubefile.
+
+    Symlinks resolve inside the folder, as they will in the cluster (chroot semantics: an
+    absolute ``etc/localtime -> /usr/share/zoneinfo/UTC`` is the rootfs's own file), so none
+    can lead out of it; one that resolves to nothing is ignored, and a loop is an error naming
+    it. A folder reached through a symlink is listed under the link's path, once: a second
+    link to it is not followed again, which keeps the walk linear whatever links the rootfs
+    holds (``self -> .`` included).
+    """
     root = root.resolve()
-    return RootfsView({rel: host for rel, host in _files_below(root, root, root)})
+    files: dict[str, Path] = {}
+    followed: set[Path] = set()
+    pending: list[tuple[Path, str, bool]] = [(root, "", False)]
+    while pending:
+        folder, prefix, through_link = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = prefix + entry.name
+                linked = through_link or entry.is_symlink()
+                host = resolve_in_root(root, name) if entry.is_symlink() else Path(entry.path)
+                if host.is_dir() and not (linked and host in followed):
+                    followed.update([host] if linked else [])
+                    pending.append((host, name + "/", linked))
+                elif host.is_file():
+                    files[name] = host
+                elif host.exists() and not host.is_dir():  # a FIFO, socket or device
+                    _refuse_special(host)
+    return RootfsView(dict(sorted(files.items())))
 
 
 def view_of_kubefile(kubefile: Kubefile, context: Path) -> RootfsView:

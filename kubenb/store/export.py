@@ -1,139 +1,62 @@
-"""The merged rootfs of an image: its layers applied in order, with OCI whiteouts.
+"""The merged rootfs of an image, written to a folder of the user's: all of it, or nothing.
 
-A layer is a gzip tar of changes: ``.wh.NAME`` deletes ``NAME`` of the layers below, and
-``.wh..wh..opq`` in a folder hides everything the layers below put there. Layers of a
-loaded or pulled image come from elsewhere, so no member may write outside the destination:
-no absolute path, no ``..``, no write through a symlink that leads out, no hard link to a
-file outside. Symlinks themselves are kept as they are (a rootfs may well hold absolute
-ones); they are never followed while writing.
+The layers are applied, lowest first, by the one confined applier (``kubenb.oci``) into a
+temporary folder beside the destination, which is renamed into place only once every layer
+applied. So a hostile or damaged layer, a full disk or a kill leaves the destination as it
+was (absent, or the empty folder the user made), and nothing outside it is ever touched.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import tarfile
+import tempfile
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from kubenb.errors import StoreError
-from kubenb.store.blobs import CHUNK, Blobs
+from kubenb.oci import apply_layer
+from kubenb.store.blobs import Blobs
 from kubenb.store.image import Layer
 from kubenb.store.space import is_disk_full
 
 __all__ = ["export"]
 
-WHITEOUT = ".wh."
-OPAQUE = ".wh..wh..opq"
-
 
 def export(blobs: Blobs, layers: Sequence[Layer], destination: Path) -> None:
     """Apply ``layers`` (lowest first) into ``destination``, which must be new or empty."""
+    destination = destination.resolve()
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
         raise StoreError(f"{destination} exists and is not an empty folder", hint="export into a new folder")
-    destination.mkdir(parents=True, exist_ok=True)
-    root = destination.resolve()
-    for layer in layers:
-        with blobs.open(layer.digest) as blob:
-            try:
-                with tarfile.open(fileobj=blob, mode="r|*") as tar:
-                    _apply(tar, root, layer)
-            except (tarfile.TarError, EOFError, OSError) as error:
-                if is_disk_full(error):
-                    raise  # a full disk, said as such by Store.export; the layer is fine
-                raise StoreError(f"layer {layer.digest} could not be applied: {error}",
-                                 hint="run check; the layer may be damaged") from None
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".kubenb-export", dir=destination.parent))
+    except OSError as error:
+        if is_disk_full(error):
+            raise  # said as such, with the disk and the size, by Store.export
+        raise StoreError(f"{destination} could not be written: {error.strerror}",
+                         hint="export into a folder you can write") from None
+    try:
+        for layer in layers:
+            with blobs.open(layer.digest) as blob:
+                apply_layer(blob, work, layer.digest)
+        _move_into_place(work, destination)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
-def _apply(tar: tarfile.TarFile, root: Path, layer: Layer) -> None:
-    """Apply one layer; ``written`` keeps what it added, which its own opaque marker keeps."""
-    written: set[Path] = set()
-    for member in tar:
-        relative = _relative(member.name, layer)
-        if relative is None:
-            continue
-        target = root / relative
-        _check_parent(target, root, member.name, layer)
-        if target.name == OPAQUE:
-            _clear(target.parent, written)
-        elif target.name.startswith(WHITEOUT):
-            _remove(target.parent / target.name[len(WHITEOUT):])
-        else:
-            _write(tar, member, target, root, layer)
-            written.add(target)
-
-
-def _relative(name: str, layer: Layer) -> PurePosixPath | None:
-    """The member's path inside the rootfs, refusing absolute paths and ``..``."""
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts:
-        raise StoreError(f"layer {layer.digest}: member {name!r} escapes the rootfs", hint="the image is hostile")
-    parts = [part for part in path.parts if part != "."]
-    return PurePosixPath(*parts) if parts else None
-
-
-def _check_parent(target: Path, root: Path, name: str, layer: Layer) -> None:
-    """The folder ``target`` goes into must really be inside ``root`` (no symlink out)."""
-    parent = target.parent.resolve()
-    if parent != root and root not in parent.parents:
-        raise StoreError(f"layer {layer.digest}: member {name!r} would be written through a link out of the rootfs",
-                         hint="the image is hostile")
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
+def _move_into_place(work: Path, destination: Path) -> None:
+    """Rename ``work`` to ``destination`` (an empty folder there is replaced), with the mode
+    a folder made by the user would have had rather than mkdtemp's private 0700."""
+    if destination.is_dir():
+        mode = destination.stat().st_mode & 0o7777
     else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
-def _clear(folder: Path, written: set[Path]) -> None:
-    """Hide what lower layers put in ``folder``: remove every child this layer did not write."""
-    if not folder.is_dir() or folder.is_symlink():
-        return
-    for child in folder.iterdir():
-        if child not in written and not any(child in path.parents for path in written):
-            _remove(child)
-
-
-def _write(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, root: Path, layer: Layer) -> None:
-    if member.isdir():
-        if target.is_symlink() or (target.exists() and not target.is_dir()):
-            _remove(target)
-        target.mkdir(parents=True, exist_ok=True)
-        target.chmod(member.mode & 0o777 | 0o700)
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_symlink() or target.exists():
-        _remove(target)
-    if member.issym():
-        os.symlink(member.linkname, target)
-    elif member.islnk():
-        _link(member, target, root, layer)
-    elif member.isfile():
-        _copy(tar, member, target)
-    # devices and fifos are skipped: a cluster rootfs has none and an unprivileged user can't make them
-
-
-def _link(member: tarfile.TarInfo, target: Path, root: Path, layer: Layer) -> None:
-    source = _relative(member.linkname, layer)
-    if source is None:
-        raise StoreError(f"layer {layer.digest}: hard link {member.name!r} has no target", hint="the image is hostile")
-    source_path = root / source
-    resolved = source_path.parent.resolve() / source_path.name
-    if resolved.parent != root and root not in resolved.parent.parents:
-        raise StoreError(f"layer {layer.digest}: hard link {member.name!r} points out of the rootfs",
-                         hint="the image is hostile")
-    os.link(source_path, target, follow_symlinks=False)
-
-
-def _copy(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> None:
-    source = tar.extractfile(member)
-    assert source is not None  # a regular file always has contents
-    with target.open("xb") as out:
-        while chunk := source.read(CHUNK):
-            out.write(chunk)
-    target.chmod(member.mode & 0o777)
-    os.utime(target, (member.mtime, member.mtime))
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o777 & ~umask
+    work.chmod(mode)
+    try:
+        os.replace(work, destination)
+    except OSError as error:
+        raise StoreError(f"{destination} could not be written: {error.strerror}",
+                         hint="export into a new folder") from None
