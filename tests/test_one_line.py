@@ -42,7 +42,8 @@ def context(tmp_path: Path) -> Path:
     ('FROM scratch\nRUN ["sh", "-c", "echo a\\u0000b"]\n', ("Kubefile:2", "NUL character")),
     ("FROM scratch\nRUN echo a\0b\n", ("Kubefile:2", "NUL character")),
     ("FROM scratch\nENV A=a\0b\nRUN true\n", ("Kubefile:2", "NUL character")),
-], ids=["absent-path", "absent-program", "nul-json", "nul-run", "nul-env"])
+    ("FROM scratch\nARG BIG=" + "x" * 200_000 + "\nRUN true\n", ("Kubefile:3", "an ARG/ENV value is too long")),
+], ids=["absent-path", "absent-program", "nul-json", "nul-run", "nul-env", "value-over-128k"])
 def test_a_run_that_cannot_start_is_one_line(context: Path, tmp_path: Path, kubefile: str,
                                              fragments: tuple[str, ...]) -> None:
     (context / "Kubefile").write_text(kubefile)

@@ -118,6 +118,7 @@ def test_skip_missing_platform_lists_each_image_and_saves_the_rest(
     arm64 = index.images[1]
     assert blob_names(output) >= digests(arm64)
     assert not blob_names(output) & {layer.digest for layer in amd64_only.layers}  # only its config was read
+    (tmp_path / "root").mkdir()  # check wants a named store to exist
     assert kubenb("check", "--root", str(tmp_path / "root"), "--registry-folder", str(output)).returncode == 0
     served = registry_factory(root=output, read_only=True)
     skopeo.copy(f"docker://{served.host}/{repo_name}/multi:1", f"dir:{tmp_path / 'copy'}", "--override-arch",
@@ -265,6 +266,7 @@ def test_saved_problems_name_the_image_and_the_missing_blob(tmp_path: Path) -> N
 def test_check_reports_an_index_without_any_of_its_images(tmp_path: Path) -> None:
     folder = tmp_path / "registry"
     empty_image_folder(folder, "library/empty", multi_arch_index("empty"))
+    (tmp_path / "root").mkdir()
     result = kubenb("check", "--root", str(tmp_path / "root"), "--registry-folder", str(folder))
     assert result.returncode == 1
     assert ("library/empty:1 is an index with none of its images in the folder (2 manifest(s) missing): "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import functools
 import os
 import shutil
@@ -170,6 +171,11 @@ def run_on_host(instruction: Instruction, kubefile: Kubefile, rootfs: Path, envi
     try:
         process = _start(command, rootfs, {**os.environ, **environment}, confined=confined)
     except OSError as error:
+        if error.errno == errno.E2BIG:  # Linux takes at most 128 KiB in one argument or variable
+            raise BuildError("RUN cannot start: its command or an ARG/ENV value is too long for the build host "
+                             "(Linux allows 128 KiB per argument or variable)", file=kubefile.path,
+                             line=instruction.line, hint="write the long value into a file with COPY and read it "
+                                                         "from there") from None
         raise BuildError(f"RUN cannot start {command[0]}: {error.strerror}", file=kubefile.path,
                          line=instruction.line, hint=_RUN_HINTS[confined]) from None
     with _supervised(process, confined=confined):
