@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.registry import MAKE_HINT, Registry, RegistryFactory
 from tests.support.skopeo import Skopeo
+from tests.support.tls import TLSFiles, TLSRegistry, make_certificates
 
 AUTH_USER = "kubenb-test"
 REGISTRY_FIXTURES = frozenset({"registry", "auth_registry", "any_registry", "registry_factory"})
@@ -81,3 +82,14 @@ def repo_name(request: pytest.FixtureRequest) -> str:
     """A repository name unique to this test, valid for the distribution grammar."""
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:60].strip("-")
     return f"test/{slug or 'repo'}-{secrets.token_hex(3)}"
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    return make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory, tls_files: TLSFiles) -> Iterator[TLSRegistry]:
+    with TLSRegistry(tmp_path_factory.mktemp("tls-registry"), tls_files) as running:
+        yield running

@@ -128,12 +128,17 @@ def _digest_of(skopeo, registry: DemoRegistry, name: str) -> str:  # type: ignor
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-def test_a_second_build_reuses_every_layer_and_fetches_no_blob(tmp_path: Path) -> None:
+def _busybox_context(tmp_path: Path, kubefile: str) -> tuple[Path, Store]:
+    """A context whose imageList names busybox:1.36, and an empty store."""
     context = tmp_path / "context"
     (context / "manifests").mkdir(parents=True)
-    (context / "Kubefile").write_text("FROM scratch\nCOPY imageList manifests\nRUN echo built > etc/stamp\n")
+    (context / "Kubefile").write_text(kubefile)
     (context / "imageList").write_text("busybox:1.36\n")
-    store = Store(tmp_path / "store")
+    return context, Store(tmp_path / "store")
+
+
+def test_a_second_build_reuses_every_layer_and_fetches_no_blob(tmp_path: Path) -> None:
+    context, store = _busybox_context(tmp_path, "FROM scratch\nCOPY imageList manifests\nRUN echo built > etc/stamp\n")
     with DemoRegistry(["busybox:1.36"]) as source:
         options = BuildOptions(tag="c:1", context=context, kubefile=context / "Kubefile", mirrors=source.mirrors())
         first = build(options, store=store)
@@ -146,11 +151,7 @@ def test_a_second_build_reuses_every_layer_and_fetches_no_blob(tmp_path: Path) -
 def test_a_rebuild_after_the_clock_moved_keeps_the_image_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The timestamps come from the first build of the same inputs, never from the clock of a
     later one: two builds a second (or a day) apart give one image ID."""
-    context = tmp_path / "context"
-    (context / "manifests").mkdir(parents=True)
-    (context / "Kubefile").write_text("FROM scratch\nCOPY imageList manifests\n")
-    (context / "imageList").write_text("busybox:1.36\n")
-    store = Store(tmp_path / "store")
+    context, store = _busybox_context(tmp_path, "FROM scratch\nCOPY imageList manifests\n")
     with DemoRegistry(["busybox:1.36"]) as source:
         options = BuildOptions(tag="c:1", context=context, kubefile=context / "Kubefile", mirrors=source.mirrors())
         monkeypatch.setattr(layout, "now", lambda: "2030-01-01T00:00:00Z")

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from kubenb.errors import KubefileError, RegistryError
-from kubenb.events import Event, Retrying
 from kubenb.kubefile import expand, parse
 from kubenb.kubefile.expand import MAX_INSTRUCTION_BYTES
 from kubenb.kubefile.parser import split_words
 from kubenb.registry import Registries, RegistryClient, SpeedLimit
 from kubenb.registry.deadline import Watch
+from tests.support.events import Recorder
 from tests.support.faulty import Fault, FaultyProxy, Trickle, TrickleHead
 from tests.support.oci import make_image, make_layer, push, single_image
 from tests.support.registry import Registry
@@ -106,15 +106,18 @@ def test_shell_punctuation_splits_as_shlex_does() -> None:
 # -- the COPY cache key hashes files as a stream ------------------------------------------------
 
 STEP_KEY = """
-import resource, sys
+import sys
 from pathlib import Path
 from kubenb.build.lite import _step_key
 from kubenb.kubefile import parse
 context, rootfs = Path(sys.argv[1]), Path(sys.argv[2])
 kubefile = parse("FROM scratch\\nCOPY big.bin manifests/\\n", path=str(context / "Kubefile"))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak_kib():  # VmHWM starts anew at exec; ru_maxrss would keep the forking parent's peak
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+before = peak_kib()
 key = _step_key("sha256:parent", kubefile.instructions[1], context, kubefile, rootfs)
-print(key, before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(key, before, peak_kib())
 """
 
 
@@ -137,14 +140,6 @@ def test_the_copy_cache_key_of_a_huge_file_takes_little_memory(tmp_path: Path) -
 
 # -- a registry that trickles: every request has an overall deadline ---------------------------
 
-
-class Recorder(list[Event]):
-    def __call__(self, event: Event) -> None:
-        self.append(event)
-
-    @property
-    def retries(self) -> list[Retrying]:
-        return [e for e in self if isinstance(e, Retrying)]
 
 
 #: Small enough that a test trickle trips it at once: 0.5 s for anything, plus 1 s per kB.

@@ -21,7 +21,6 @@ import pytest
 import requests
 
 from kubenb.errors import AuthenticationError, InvalidReferenceError, RegistryError
-from kubenb.events import Event, Retrying
 from kubenb.reference import parse_reference
 from kubenb.registry import (
     OCI_INDEX,
@@ -35,22 +34,13 @@ from kubenb.registry import (
 )
 from kubenb.registry.credentials import store
 from kubenb.registry.transport import retry_after
+from tests.support.events import Recorder
 from tests.support.faulty import Corrupt, Delay, Fault, FaultyProxy, Redirect, Respond, TokenService, Truncate
 from tests.support.oci import Image, images_sharing_base, make_image, make_layer, multi_arch_index, push, single_image
 from tests.support.registry import Registry, free_port
 
 SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 
-
-class Recorder(list[Event]):
-    """An event sink that keeps what it gets."""
-
-    def __call__(self, event: Event) -> None:
-        self.append(event)
-
-    @property
-    def retries(self) -> list[Retrying]:
-        return [e for e in self if isinstance(e, Retrying)]
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ import pytest
 from kubenb.errors import RegistryError
 from kubenb.registry import RegistryClient, login
 from tests.support.oci import push, single_image
-from tests.support.tls import TLSFiles, TLSRegistry, make_certificates
+from tests.support.tls import TLSFiles, TLSRegistry
 
 pytestmark = pytest.mark.registry
 
@@ -32,15 +31,6 @@ def kubenb_cli(*args: str, env: dict[str, str] | None = None,
                           env={**os.environ, **(env or {})}, timeout=300, check=False)
 
 
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
-    return make_certificates(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(scope="module")
-def tls_registry(tmp_path_factory: pytest.TempPathFactory, tls_files: TLSFiles) -> Iterator[TLSRegistry]:
-    with TLSRegistry(tmp_path_factory.mktemp("tls-registry"), tls_files) as running:
-        yield running
 
 
 @pytest.fixture

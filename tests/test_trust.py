@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from kubenb.registry import Credentials, Registries, RegistryClient
 from tests.support.faulty import Fault, FaultyProxy, Redirect, TokenService
 from tests.support.oci import push, single_image
 from tests.support.registry import Registry, free_port
-from tests.support.tls import TLSFiles, TLSRegistry, make_certificates
+from tests.support.tls import TLSRegistry
 
 SECRET = "s3cret-pw-71"
 
@@ -102,15 +101,6 @@ def test_credentials_never_go_over_plain_http_to_a_remote_token_realm(registry: 
 # -- TLS errors name the host that failed -------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
-    return make_certificates(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(scope="module")
-def tls_registry(tmp_path_factory: pytest.TempPathFactory, tls_files: TLSFiles) -> Iterator[TLSRegistry]:
-    with TLSRegistry(tmp_path_factory.mktemp("tls-registry"), tls_files) as running:
-        yield running
 
 
 def test_a_tls_error_after_a_redirect_names_the_redirect_target(

@@ -6,7 +6,7 @@ answers what to keep (children before their index, so a registry never stores an
 what it names), what the image offers, and which requested platforms it lacks: an image that
 lacks a requested platform must be an error or a listed skip, never an empty image.
 
-An index's child may itself be an index; it is followed like the top one, to ``MAX_DEPTH``
+An index's child may itself be an index; it is followed like the top one, to ``MAX_INDEX_DEPTH``
 levels. A child without a platform is kept under any request (as before), but offers nothing.
 An image that offers no platform at all (an artifact such as a chart) is platform-independent:
 it lacks nothing. A plain image manifest offers the platform its config declares, so
@@ -19,34 +19,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from kubenb.cache.references import Descriptor, References, parse_references
 from kubenb.errors import StoreError
+from kubenb.oci.manifests import MAX_INDEX_DEPTH, ManifestLike
 from kubenb.reference import platform_matches
 
-__all__ = ["IMAGE_CONFIG_TYPES", "MAX_DEPTH", "MAX_MANIFESTS", "ManifestLike", "Selection", "config_platform",
-           "select"]
+__all__ = ["IMAGE_CONFIG_TYPES", "MAX_MANIFESTS", "Selection", "config_platform", "select"]
 
-#: Real images nest one index in another at most once or twice; deeper is a mistake or an attack.
-MAX_DEPTH = 8
 #: Real indexes name tens of children; a tree of thousands would only make a build crawl.
 MAX_MANIFESTS = 1000
 IMAGE_CONFIG_TYPES = frozenset({"application/vnd.oci.image.config.v1+json",
                                 "application/vnd.docker.container.image.v1+json"})
 
-
-class ManifestLike(Protocol):
-    """A manifest's exact bytes, media type and digest (``kubenb.registry.Manifest`` is one)."""
-
-    @property
-    def data(self) -> bytes: ...
-
-    @property
-    def media_type(self) -> str: ...
-
-    @property
-    def digest(self) -> str: ...
 
 
 #: A child's manifest, or None when the reader does not have it (the folder; a registry raises).
@@ -93,8 +78,8 @@ class _Walk:
         return images
 
     def children(self, index: References, depth: int) -> int:
-        if depth >= MAX_DEPTH:
-            raise StoreError(f"{self.where} nests indexes more than {MAX_DEPTH} deep",
+        if depth >= MAX_INDEX_DEPTH:
+            raise StoreError(f"{self.where} nests indexes more than {MAX_INDEX_DEPTH} deep",
                              hint="this is no ordinary image; check where it comes from")
         images = 0
         for child in index.manifests:

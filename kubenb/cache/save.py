@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from kubenb.cache.layout import Descriptor, RegistryFolder, parse_references
-from kubenb.cache.platforms import IMAGE_CONFIG_TYPES, ManifestLike, Selection, config_platform, select
+from kubenb.cache.platforms import IMAGE_CONFIG_TYPES, Selection, config_platform, select
 from kubenb.cache.references import References
 from kubenb.errors import KubenbError, StoreError
 from kubenb.events import (
@@ -31,6 +31,7 @@ from kubenb.events import (
     ignore,
 )
 from kubenb.model import ImageRef
+from kubenb.oci.manifests import ManifestLike
 from kubenb.registry import Registries, RegistryClient
 
 __all__ = ["SaveResult", "SavedImage", "save_images", "saved_problems"]

@@ -1,4 +1,5 @@
-"""OCI images read from elsewhere: paths resolved inside a rootfs, and the one layer applier.
+"""OCI images read from elsewhere: paths resolved inside a rootfs, the one layer applier, and
+what any manifest offers (bytes, media type, digest).
 
 Everything that takes a layer or a rootfs from an image (export, a build's FROM and its cache
 hits, COPY into the rootfs, discovery, the registry layer) goes through here, so the rules that

@@ -19,29 +19,16 @@ from typing import Any, Protocol
 
 from kubenb.errors import StoreError
 from kubenb.model import ImageRef
+from kubenb.oci.manifests import MAX_INDEX_DEPTH, ManifestLike
 from kubenb.reference import platform_matches
 from kubenb.store import layout
 from kubenb.store.blobs import Blobs
 from kubenb.store.image import is_digest
 
-__all__ = ["ManifestLike", "RegistrySource", "fetch"]
+__all__ = ["RegistrySource", "fetch"]
 
 _INDEX_TYPES = {layout.INDEX_TYPE, "application/vnd.docker.distribution.manifest.list.v2+json"}
-#: Real images nest one index in another once or twice at most; deeper is a mistake or an attack.
-MAX_INDEX_DEPTH = 8
 
-
-class ManifestLike(Protocol):
-    """What ``RegistryClient.get_manifest`` returns: the bytes served, their type and digest."""
-
-    @property
-    def data(self) -> bytes: ...
-
-    @property
-    def media_type(self) -> str: ...
-
-    @property
-    def digest(self) -> str: ...
 
 
 class RegistrySource(Protocol):
