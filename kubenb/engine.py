@@ -25,6 +25,7 @@ from kubenb.model import FoundImage, ImageList, ImageRef, Location
 from kubenb.reference import parse_platform, parse_reference
 from kubenb.registry import Registries
 from kubenb.store import ClusterImage, Store
+from kubenb.store.space import translating_disk_full
 
 __all__ = ["CheckResult", "check", "image_refs", "list_images", "pull_image", "push_image", "save_images",
            "with_base_images"]
@@ -65,7 +66,8 @@ def save_images(
     """
     refs = image_refs(images, list_file)
     wanted = [parse_platform(p) for p in platforms] if platforms is not None else None
-    with Registries(mirrors=mirrors, insecure=insecure, ca_files=ca_files, events=events) as registries:
+    with Registries(mirrors=mirrors, insecure=insecure, ca_files=ca_files, events=events) as registries, \
+            translating_disk_full(Path(output), f"the images into {output}"):
         return save_into_folder(refs, Path(output), registries=registries, platforms=wanted,
                                 skip_missing_platform=skip_missing_platform, events=events)
 

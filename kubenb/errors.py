@@ -11,6 +11,7 @@ also subclass ``ValueError`` so plain Python callers can catch them the usual wa
 
 from __future__ import annotations
 
+import errno
 from pathlib import PurePath
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "RegistryError",
     "StoreError",
     "UnsupportedError",
+    "is_disk_full",
 ]
 
 
@@ -104,3 +106,13 @@ class Cancelled(KubenbError):
 
 class UnsupportedError(KubenbError):
     """The user asked for something kubenb does not do (yet); the message says what it needs."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True for "no space left on device" and "disk quota exceeded".
+
+    Every layer that writes lets such an error through untranslated: only the caller knows
+    which disk and what it was writing, which is what the user needs to hear (not "the layer
+    may be damaged" or "cannot store blob").
+    """
+    return isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)

@@ -7,6 +7,7 @@ real ``python -m kubenb``; full disks are real tmpfs mounts of 2 MB made by the 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.faulty import Fault, FaultyProxy, Respond
-from tests.support.oci import push, single_image
+from tests.support.oci import make_image, make_layer, push, single_image
 from tests.support.registry import Registry
 from tests.test_hostile import assert_nothing_written, assert_one_clear_line, kubenb
 
@@ -226,6 +227,24 @@ def test_a_full_disk_during_a_build_says_so(context: Path, small_disk: Path, siz
     assert_no_space(build(context, root), small_disk, what)
     assert_nothing_written(root)
     assert not list((root / "tmp").iterdir())
+
+
+def test_a_full_disk_while_caching_images_says_so(context: Path, small_disk: Path, registry: Registry,
+                                                 repo_name: str) -> None:
+    """The registry layer is where a real delivery fills a disk: several GB of images."""
+    image = make_image([make_layer({"big.bin": os.urandom(3_000_000)})])
+    push(registry, f"{repo_name}/big", "1", image)
+    (context / "imageList").write_text(f"{registry.host}/{repo_name}/big:1\n")
+    (context / "Kubefile").write_text("FROM scratch\nCOPY imageList manifests\n")
+    root = small_disk / "store"
+    assert_no_space(build(context, root), small_disk, "the images into registry/")
+    assert_nothing_written(root)
+    assert not list((root / "tmp").iterdir())
+    shutil.rmtree(root)
+    output = small_disk / "out"
+    assert_no_space(kubenb("save-images", "-o", str(output), f"{registry.host}/{repo_name}/big:1"), small_disk,
+                    f"the images into {output}")
+    assert not [path for path in output.rglob("*") if path.name.endswith(".tmp")]  # no partial blob kept
 
 
 def test_a_full_disk_during_export_save_and_load_says_so(context: Path, tmp_path: Path, small_disk: Path) -> None:

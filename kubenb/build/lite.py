@@ -224,7 +224,7 @@ class _Build:
     def pull(self, refs: list[ImageRef], events: EventSink) -> None:
         options = self.options
         with Registries(mirrors=options.mirrors, insecure=options.insecure, ca_files=options.ca_files,
-                        events=events) as registries:
+                        events=events) as registries, translating_disk_full(self.registry, "the images into registry/"):
             result = save_images(refs, self.registry, registries=registries, platforms=self.platforms,
                                  skip_missing_platform=options.skip_missing_platform, verb="build", events=events)
         self.check_registry(refs, {saved.image for saved in result.images if saved.left_out})

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from kubenb.cache.platforms import Selection, config_platform, select
 from kubenb.cache.references import Descriptor, References, parse_references, split_digest
-from kubenb.errors import StoreError
+from kubenb.errors import StoreError, is_disk_full
 from kubenb.reference import is_content_digest, is_repository_path, is_tag
 
 __all__ = ["Descriptor", "References", "RegistryFolder", "parse_references", "validate_repository"]
@@ -98,6 +98,8 @@ class RegistryFolder:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(temp, target)
         except OSError as error:
+            if is_disk_full(error):
+                raise  # the caller names the disk and what it was writing
             raise StoreError(f"cannot store blob {digest} from {temp}: {error.strerror}") from error
         finally:
             temp.unlink(missing_ok=True)
@@ -264,6 +266,8 @@ class RegistryFolder:
             self._temp.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=self._temp)
         except OSError as error:
+            if is_disk_full(error):
+                raise  # the caller names the disk and what it was writing
             raise StoreError(f"cannot write in {self._temp}: {error.strerror}") from error
         return fd, Path(name)
 
@@ -283,6 +287,8 @@ class RegistryFolder:
         except FileExistsError:
             return False
         except OSError as error:
+            if is_disk_full(error):
+                raise  # the caller names the disk and what it was writing
             raise StoreError(f"cannot write {path}: {error.strerror}") from error
         finally:
             temp.unlink(missing_ok=True)

@@ -18,14 +18,13 @@ place; a build's rootfs is a temporary workspace).
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import tarfile
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from kubenb.errors import StoreError
+from kubenb.errors import StoreError, is_disk_full
 from kubenb.oci.paths import resolve_in_root
 
 __all__ = ["OPAQUE", "WHITEOUT", "apply_layer"]
@@ -39,10 +38,6 @@ RESERVED = ".wh..wh."
 CHUNK = 64 * 1024
 ILLEGAL_TARGETS = ("", ".", "..")
 
-#: "no space left on device" and "disk quota exceeded": not a damaged layer
-_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
-
-
 def apply_layer(stream: BinaryIO, root: Path, digest: str) -> None:
     """Apply the (gzip or plain) layer tar read from ``stream`` over the folder ``root``.
 
@@ -55,7 +50,7 @@ def apply_layer(stream: BinaryIO, root: Path, digest: str) -> None:
             for member in tar:
                 applier.apply(tar, member)
     except (tarfile.TarError, EOFError, OSError) as error:
-        if isinstance(error, OSError) and error.errno in _DISK_FULL:
+        if is_disk_full(error):
             raise  # the layer is fine; the caller knows which disk and says so
         raise StoreError(f"layer {digest} could not be applied: {error}",
                          hint="run check; the layer may be damaged") from None

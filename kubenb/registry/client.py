@@ -31,7 +31,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 
-from kubenb.errors import InvalidReferenceError, RegistryError, StoreError
+from kubenb.errors import InvalidReferenceError, RegistryError, StoreError, is_disk_full
 from kubenb.events import EventSink, ignore
 from kubenb.reference import is_content_digest
 from kubenb.registry.auth import Authenticator, pull_scope, push_scope
@@ -206,6 +206,8 @@ class RegistryClient:
         except BaseException as error:
             destination.unlink(missing_ok=True)
             if isinstance(error, OSError) and not isinstance(error, requests.RequestException):
+                if is_disk_full(error):
+                    raise  # the caller names the disk and what it was writing
                 raise StoreError(f"cannot write {what} to {destination}: {error.strerror}") from None
             raise
         return download.fetched

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from kubenb.errors import StoreError
+from kubenb.errors import StoreError, is_disk_full
 from kubenb.store import layout
 from kubenb.store.blobs import CHUNK, STAGING_PREFIX, Blobs, HashingWriter
 from kubenb.store.image import is_digest, normalize_name
-from kubenb.store.space import is_disk_full
 
 __all__ = ["Staged", "save", "staged"]
 

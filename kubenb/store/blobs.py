@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, BinaryIO, Protocol, cast
 
-from kubenb.errors import StoreError
+from kubenb.errors import StoreError, is_disk_full
 from kubenb.store.image import Layer, is_digest
-from kubenb.store.space import is_disk_full, no_space
+from kubenb.store.space import no_space
 
 __all__ = ["CHUNK", "Blobs", "HashingWriter", "atomic_file", "hash_file"]
 

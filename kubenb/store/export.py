@@ -14,11 +14,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from kubenb.errors import StoreError
+from kubenb.errors import StoreError, is_disk_full
 from kubenb.oci import apply_layer
 from kubenb.store.blobs import Blobs
 from kubenb.store.image import Layer
-from kubenb.store.space import is_disk_full
 
 __all__ = ["export"]
 

@@ -9,24 +9,18 @@ archive", which sends the user after the wrong problem.
 from __future__ import annotations
 
 import contextlib
-import errno
 import math
 import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from kubenb.errors import StoreError
+from kubenb.errors import StoreError, is_disk_full
 
-__all__ = ["is_disk_full", "no_space", "translating_disk_full"]
+__all__ = ["no_space", "translating_disk_full"]
 
-_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 _MB = 1024 * 1024
 
-
-def is_disk_full(error: BaseException) -> bool:
-    """True for "no space left on device" and "disk quota exceeded"."""
-    return isinstance(error, OSError) and error.errno in _FULL
 
 
 def no_space(folder: Path, what: str, needed: int = 0) -> StoreError:

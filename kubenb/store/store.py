@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from kubenb.errors import StoreError
+from kubenb.errors import StoreError, is_disk_full
 from kubenb.model import ImageRef
 from kubenb.store import archive, cache, export, layout, pull, push
 from kubenb.store.blobs import Blobs, HashingWriter, hash_file
 from kubenb.store.image import ClusterImage, Layer, is_digest, normalize_name
 from kubenb.store.lock import StoreLock
-from kubenb.store.space import is_disk_full, no_space, translating_disk_full
+from kubenb.store.space import no_space, translating_disk_full
 
 __all__ = ["Store", "default_root"]
 
