@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -463,3 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kubenb: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `kubenb images | head`: the reader has what it wanted
+        # stdout is gone: point it at /dev/null so the interpreter's final flush raises nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by it

@@ -200,3 +200,17 @@ def test_list_images_chart_options(tmp_path: Path) -> None:
     bad = kubenb_cli("list-images", str(tmp_path), "--set", "tag=2.0")
     assert bad.returncode == 2
     assert "expected CHART:key=value" in bad.stderr
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`kubenb inspect NAME | head -1`: the reader closes the pipe before kubenb writes."""
+    (tmp_path / "Kubefile").write_text("FROM scratch\n")
+    root = str(tmp_path / "store")
+    assert kubenb_cli("--root", root, "build", "-t", "a:1", str(tmp_path)).returncode == 0
+    with subprocess.Popen([sys.executable, "-m", "kubenb", "--root", root, "inspect", "a:1"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()  # as `head` does once it has its lines
+        errors = process.stderr.read().decode()
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors
+    assert process.returncode == 141
