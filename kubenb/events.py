@@ -14,6 +14,7 @@ __all__ = [
     "BlobDone",
     "BlobProgress",
     "BlobStarted",
+    "BlobsPlanned",
     "Event",
     "EventSink",
     "ImageDone",
@@ -82,6 +83,14 @@ class BlobDone(Event):
     digest: str
     size: int
     fetched: bool
+
+
+@dataclass(frozen=True)
+class BlobsPlanned(Event):
+    """Every blob a save will fetch from here on (digests, sorted), known once the images'
+    manifests are read and before any layer is fetched; a blob may still arrive in any order."""
+
+    digests: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from kubenb.build import BuildOptions, build
+from kubenb.build.layers import InOrder
 from kubenb.demo import DemoRegistry
 from kubenb.events import BlobStarted, Event
 from kubenb.store import Store, layout
@@ -162,21 +163,24 @@ def test_a_rebuild_after_the_clock_moved_keeps_the_image_id(tmp_path: Path, monk
     assert second.id == first.id
 
 
-def test_source_date_epoch_sets_the_timestamps_and_two_stores_agree(tmp_path: Path) -> None:
-    """Without images to pull (the order in which parallel pulls land is not fixed yet), two
-    stores building one context with one SOURCE_DATE_EPOCH write the same image."""
+def test_source_date_epoch_gives_byte_identical_images_in_two_stores(tmp_path: Path) -> None:
+    """Two stores, one context, one SOURCE_DATE_EPOCH: the same manifest bytes, although the
+    parallel pulls land their blobs in a different order each time."""
     context = tmp_path / "context"
     (context / "manifests").mkdir(parents=True)
-    (context / "Kubefile").write_text("FROM scratch\nCOPY app.yaml manifests\nLABEL team=a\n")
-    (context / "app.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
-    images = []
-    for store in ("one", "two"):
-        result = _cli("--root", str(tmp_path / store), "build", "-t", "c:1", str(context),
-                      env={"SOURCE_DATE_EPOCH": "1700000000"})
-        assert result.returncode == 0, result.stderr
-        images.append(Store(tmp_path / store).get("c:1"))
-    assert images[0].id == images[1].id
-    assert images[0].created == "2023-11-14T22:13:20Z"
+    (context / "Kubefile").write_text("FROM scratch\nCOPY imageList manifests\nLABEL team=a\n")
+    (context / "imageList").write_text("busybox:1.36\nalpine:3.20\nregistry.k8s.io/pause:3.9\n")
+    manifests = []
+    with DemoRegistry(["busybox:1.36", "alpine:3.20", "registry.k8s.io/pause:3.9"]) as source:
+        mirrors = [f"--registry-mirror={domain}={host}" for domain, host in source.mirrors().items()]
+        for store in ("one", "two", "three"):
+            result = _cli("--root", str(tmp_path / store), "build", "-t", "c:1", *mirrors, str(context),
+                          env={"SOURCE_DATE_EPOCH": "1700000000"})
+            assert result.returncode == 0, result.stderr
+            image = Store(tmp_path / store).get("c:1")
+            assert image.created == "2023-11-14T22:13:20Z"
+            manifests.append((tmp_path / store / "blobs" / "sha256" / image.manifest_digest.split(":")[1]).read_bytes())
+    assert manifests[0] == manifests[1] == manifests[2]
 
 
 def test_a_malformed_source_date_epoch_is_one_line(tmp_path: Path) -> None:
@@ -438,3 +442,14 @@ def test_a_bad_image_name_fails_before_any_work(tmp_path: Path) -> None:
                    "--registry-mirror", "docker.io=127.0.0.1:1", str(tmp_path))
     assert refused.returncode == 1
     assert "'My-Cluster:1' is not a valid image name" in refused.stderr and "127.0.0.1:1" not in refused.stderr
+
+
+def test_blobs_landing_in_any_order_are_handed_on_sorted() -> None:
+    """The registry layer's member order must not depend on which download finished first."""
+    feed = InOrder()
+    feed.arrived("b/config")  # fetched while the manifests were read, before the plan
+    feed.expect(["d/layer", "a/layer", "c/layer"])
+    for path in ("d/layer", "c/layer", "a/layer", "x/unplanned"):
+        feed.arrived(path)
+    feed.close()
+    assert list(feed) == ["a/layer", "b/config", "c/layer", "d/layer"]  # the unplanned one goes in the sweep

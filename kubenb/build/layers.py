@@ -10,14 +10,15 @@ and reproducible image IDs need.
 from __future__ import annotations
 
 import os
+import queue
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from kubenb.oci import WHITEOUT
 
-__all__ = ["Snapshot", "changes", "snapshot", "stream_layer", "write_layer"]
+__all__ = ["InOrder", "Snapshot", "changes", "snapshot", "stream_layer", "write_layer"]
 
 Snapshot = dict[str, tuple[int, int, int, str]]
 
@@ -90,3 +91,39 @@ def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
     info.uname = info.gname = ""
     info.mtime = 0
     return info
+
+
+class InOrder:
+    """Paths that land in any order (parallel downloads), handed on in one fixed order.
+
+    A layer's digest depends on the order of its tar members, so for the same images to give
+    the same layer (and the same image ID) the blobs must be tarred in an order the timing of
+    downloads cannot change: sorted. Until the whole set is known (``expect``), arrivals are
+    held; then each path goes as soon as every path before it has arrived. What never comes in
+    that order is left to the final sweep of :func:`stream_layer`, which is sorted too.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[str, tuple[str, ...]] | None] = queue.Queue()
+
+    def arrived(self, path: str) -> None:
+        self._queue.put(("arrived", (path,)))
+
+    def expect(self, paths: Iterable[str]) -> None:
+        self._queue.put(("expect", tuple(paths)))
+
+    def close(self) -> None:
+        self._queue.put(None)
+
+    def __iter__(self) -> Iterator[str]:
+        held: set[str] = set()
+        order: list[str] = []
+        position = 0
+        for kind, paths in iter(self._queue.get, None):
+            if kind == "arrived":
+                held.update(paths)
+            else:
+                order = sorted(held.union(paths))
+            while position < len(order) and order[position] in held:
+                yield order[position]
+                position += 1

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
 import re
 import shutil
 import stat
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubenb.build.layers import changes, snapshot, stream_layer, write_layer
+from kubenb.build.layers import InOrder, changes, snapshot, stream_layer, write_layer
 from kubenb.build.options import BuildOptions
 from kubenb.build.run import run_on_host
 from kubenb.build.steps import needs_cluster
@@ -32,7 +31,7 @@ from kubenb.cache import RegistryFolder, save_images, saved_problems
 from kubenb.discover import DiscoveryOptions, apply_review, discover
 from kubenb.discover.rootfs import STANDARD_FOLDERS, copy_files, view_of_folder
 from kubenb.errors import BuildError, InvalidReferenceError, StoreError
-from kubenb.events import BlobDone, Event, EventSink, Message
+from kubenb.events import BlobDone, BlobsPlanned, Event, EventSink, Message
 from kubenb.kubefile import load, pairs, words
 from kubenb.model import ImageRef, Instruction, Kubefile
 from kubenb.oci import apply_layer, resolve_in_root
@@ -180,13 +179,18 @@ class _Build:
         """
         before = snapshot(self.rootfs)
         folder = RegistryFolder(self.registry)
-        ready: queue.Queue[str | None] = queue.Queue()
+        ready = InOrder()  # blobs land in any order; the layer takes them sorted, so it is reproducible
         failures: list[BaseException] = []
+
+        def path_of(digest: str) -> str:
+            return folder.blob_path(digest).relative_to(self.rootfs).as_posix()
 
         def tap(event: Event) -> None:
             self.events(event)
             if isinstance(event, BlobDone) and event.fetched:
-                ready.put(folder.blob_path(event.digest).relative_to(self.rootfs).as_posix())
+                ready.arrived(path_of(event.digest))
+            elif isinstance(event, BlobsPlanned):
+                ready.expect(map(path_of, event.digests))
 
         def pull() -> None:
             try:
@@ -194,13 +198,13 @@ class _Build:
             except BaseException as error:  # handed to the building thread, which raises it
                 failures.append(error)
             finally:
-                ready.put(None)
+                ready.close()
 
         def produce(out: Any) -> None:
             worker = threading.Thread(target=pull, name="kubenb-pull", daemon=True)
             worker.start()
             try:
-                stream_layer(self.rootfs, before, iter(ready.get, None), out)
+                stream_layer(self.rootfs, before, ready, out)
             finally:
                 worker.join()
             if failures:

@@ -22,6 +22,7 @@ from kubenb.errors import KubenbError, StoreError
 from kubenb.events import (
     BlobDone,
     BlobProgress,
+    BlobsPlanned,
     BlobStarted,
     EventSink,
     ImageDone,
@@ -151,6 +152,7 @@ class _Saver:
             raise _missing_platforms(lacking, verb)
         for plan in lacking:
             self.events(Message(_skipped_line(plan), level="warning"))
+        self.events(BlobsPlanned(self.to_fetch(plans)))
         numbered = {plan.ref: n for n, plan in enumerate(plans, 1)}
         saved, more = self.each(plans, lambda plan: self.save(plan, numbered[plan.ref], len(plans)))
         if failures := failures + more:
@@ -159,6 +161,13 @@ class _Saver:
                 hint="fix the cause and run again: images already saved are not fetched again",
             )
         return SaveResult(tuple(saved))
+
+    def to_fetch(self, plans: Sequence[_Plan]) -> tuple[str, ...]:
+        """The blobs the plans still need from their registries, sorted."""
+        needed = {blob.digest for plan in plans if plan.selection is not None and not plan.left_out
+                  for manifest in plan.selection.manifests
+                  for blob in parse_references(manifest.data, manifest.media_type).blobs if not blob.foreign}
+        return tuple(sorted(digest for digest in needed if not self.folder.has_blob(digest)))
 
     def each(self, items: Sequence[T], work: Callable[[T], R]) -> tuple[list[R], list[str]]:
         """``work`` on every item in the image pool: the results, and each failure named."""
