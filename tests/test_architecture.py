@@ -97,7 +97,7 @@ def _git(*args: str, cwd: Path) -> None:
 
 
 def test_a_bare_clone_collects_every_test_and_runs_discovery_on_its_corpus(tmp_path: Path) -> None:
-    """A clone with nothing beside it: no ../shared, no sibling checkout to lean on."""
+    """A clone with nothing beside it: no sibling folder, no other checkout to lean on."""
     head = _head(ROOT)
     if head is None:
         pytest.skip(f"{ROOT} is not a git checkout (or git is missing): there is nothing to clone")
