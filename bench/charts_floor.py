@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/charts_floor.py [--rounds 15]
 
-Renders every chart the corpus expects (../shared/corpus/expected/*.json whose source is a
+Renders every chart the corpus expects (tests/corpus/expected/*.json whose source is a
 chart, with its values file when it names one: 11 renders of 10 charts) both ways. Each round
 renders every case once each way, back to back, the order swapped every other round, so both
 sides see the same machine. The Go runtime inside the native library (its garbage collector
@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kubenb.discover import charts
 from kubenb.discover.charts import ChartSource, render_chart
+from tests.support.corpus import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 Case = tuple[str, Path, Path | None]
 
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/discovery_floor.py [--copies 20] [--rounds 7] [--profile]
 
-Every manifest of ../shared/corpus/manifests is copied ``--copies`` times into a temporary
+Every manifest of tests/corpus/manifests is copied ``--copies`` times into a temporary
 folder and read back (``read_text``, timed apart), then the same texts are parsed three ways:
 
     (a) PyYAML's CSafeLoader merely loading every document (``yaml.load_all``)
@@ -39,8 +39,8 @@ import yaml_rs
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kubenb.discover.documents import load_documents, read_text, split_documents
+from tests.support.corpus import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 Texts = list[tuple[str, str]]
 
 

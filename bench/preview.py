@@ -1,7 +1,7 @@
 """How fast a ``%%kubefile`` preview appears: ``python bench/preview.py``.
 
-The context holds the whole corpus: every manifest of ``../shared/corpus/manifests`` and every
-chart of ``../shared/corpus/charts`` (with the values files the corpus gives), copied in by
+The context holds the whole corpus: every manifest of ``tests/corpus/manifests`` and every
+chart of ``tests/corpus/charts`` (with the values files the corpus gives), copied in by
 the Kubefile's COPY lines. Each round starts a fresh Python process with a real IPython shell
 and ``%load_ext kubenb`` (not timed), then times, in that process:
 
@@ -22,12 +22,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from table import Row, show
-
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus"
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from table import Row, show  # noqa: E402
+
+from tests.support.corpus import CORPUS  # noqa: E402
+
 CHART_VALUES = {"apollo-portal": "apollo-portal.yaml", "apollo-service": "apollo-service.yaml"}
 KUBEFILE = "FROM scratch\nCOPY manifests/* manifests/\nCOPY charts/* charts/\n"
 

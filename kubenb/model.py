@@ -1,4 +1,4 @@
-"""Frozen records that flow one way through kubenb (see DESIGN.md, "Data flows one way").
+"""Frozen records that flow one way through kubenb (see docs/architecture.md, "The way data travels").
 
 Nothing here does I/O or imports from other kubenb modules but ``errors``: these are the
 values the layers hand to each other, so they must be cheap to build, compare and hash.
@@ -131,7 +131,7 @@ class ImageRef:
         return text
 
 
-#: Where an image can be found, in the order a lite build looks (see DESIGN.md, "Discovery").
+#: Where an image can be found, in the order a lite build looks (see docs/discovery.md).
 SOURCES: tuple[str, ...] = ("base", "imageList", "manifest", "chart", "review")
 
 
@@ -234,7 +234,7 @@ class ImageList:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON of ``kubenb list-images -o json`` (a stable contract, see DESIGN.md)."""
+        """The JSON of ``kubenb list-images -o json`` (a stable contract, see docs/architecture.md)."""
         return {
             "images": [found.to_dict() for found in self.images],
             "potential": [found.to_dict() for found in self.potential],

@@ -1,7 +1,7 @@
 """Charts rendered by the real Helm engine (kubenb.discover.charts).
 
 Small charts under tests/data/charts exercise one behaviour each; the real-world corpus in
-../shared/corpus/charts must all render. The cli backend runs a fake ``helm`` put on PATH,
+tests/corpus/charts must all render. The cli backend runs a fake ``helm`` put on PATH,
 since only our argument building and output splitting are ours to test.
 """
 
@@ -20,9 +20,9 @@ import yaml
 
 from kubenb.discover.charts import ChartSource, RenderedTemplate, find_charts, render_chart
 from kubenb.errors import DiscoveryError
+from tests.support.corpus import CORPUS
 
 DATA = Path(__file__).resolve().parent / "data" / "charts"
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 
 def source(name: str, values_file: Path | None = None) -> ChartSource:

@@ -1,4 +1,4 @@
-"""Acceptance of discovery on real inputs: the shared corpus and a peer's own test suite."""
+"""Acceptance of discovery on real inputs: the corpus in tests/corpus and a peer's own test suite."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Manifest text -> YAML documents: Helm's splitting, yaml-rs == PyYAML, errors with lines, safety.
 
-The corpus (../shared/corpus, read only) is the proof that the fast parser gives PyYAML's
+The corpus (tests/corpus, read only) is the proof that the fast parser gives PyYAML's
 documents; the tables below pin the YAML 1.1 / 1.2 differences that must go to PyYAML.
 """
 
@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from kubenb.discover import documents
 from kubenb.discover.documents import Document, load_documents, read_text, split_documents
 from kubenb.errors import DiscoveryError
+from tests.support.corpus import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 MANIFESTS = sorted((CORPUS / "manifests").glob("*"))
 PEER_MANIFESTS = sorted(p for p in CORPUS.glob("peers/*/manifests/*") if "invalid-manifest" not in str(p))
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(

@@ -1,4 +1,4 @@
-"""DESIGN.md's layering, enforced: a module imports kubenb modules only from lower layers."""
+"""The layering of docs/architecture.md, enforced: a module imports kubenb modules only from lower layers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import kubenb
 
 PACKAGE = Path(kubenb.__file__).parent
 
-#: DESIGN.md, "Package layout": top-level module or package -> layer.
+#: docs/architecture.md, "Layers": top-level module or package -> layer (tests/test_architecture.py
+#: checks that the page's table is this one).
 LAYERS = {
     "errors": 0,
     "model": 1, "events": 1,
@@ -23,7 +24,7 @@ LAYERS = {
 FACADES = {"__init__", "__main__"}
 FRONT_END_ONLY = {"IPython", "ipywidgets", "argparse"}
 #: What the front ends share, in order: one may import those before it and no other front end.
-#: ``display`` renders the same events for all (DESIGN.md); the magic shares the CLI's parser
+#: ``display`` renders the same events for all; the magic shares the CLI's parser
 #: (the issue asks for it) and shows the widgets; the widgets use display's sizes and tables.
 SHARED_FRONT_END = ("display", "cli", "widgets")
 
@@ -54,7 +55,7 @@ def _modules() -> list[tuple[str, Path]]:
 
 def test_every_module_has_a_layer() -> None:
     unknown = {top for top, _ in _modules() if top not in LAYERS and top not in FACADES}
-    assert not unknown, f"add these to DESIGN.md's layer table and to LAYERS: {sorted(unknown)}"
+    assert not unknown, f"add these to LAYERS and to docs/architecture.md's layer table: {sorted(unknown)}"
 
 
 def _violations(modules: list[tuple[str, Path]]) -> list[str]:

@@ -234,7 +234,7 @@ class _Build:
         self.check_registry(refs, {saved.image for saved in result.images if saved.left_out})
 
     def check_registry(self, refs: list[ImageRef], left_out: set[ImageRef] | None) -> None:
-        """Fail unless ``registry/`` serves every image whole (DESIGN: never a silent gap).
+        """Fail unless ``registry/`` serves every image whole (never a silent gap: docs/build.md).
         ``left_out`` None: a cached layer, whose left-out images are those it lacks."""
         folder = RegistryFolder(self.registry)
         if left_out is None:

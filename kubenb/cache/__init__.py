@@ -1,4 +1,4 @@
-"""The image cache: images written into a registry folder a stock registry serves (DESIGN.md layer 4)."""
+"""The image cache: images written into a registry folder a stock registry serves (layer 4 of docs/architecture.md)."""
 
 from __future__ import annotations
 

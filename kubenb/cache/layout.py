@@ -1,6 +1,6 @@
 """The registry folder: a storage root in the CNCF distribution layout, written with no registry.
 
-A stock ``registry`` must serve the folder as it is (DESIGN.md, "Registry folder"), so this
+A stock ``registry`` must serve the folder as it is (docs/registry-folder.md), so this
 writes exactly what distribution's storage reads (``registry/storage/paths.go``), under
 ``docker/registry/v2/``: ``blobs/<alg>/<hex[:2]>/<hex>/data`` for every blob, stored once;
 per repository, ``_layers/<alg>/<hex>/link`` for its configs and layers,

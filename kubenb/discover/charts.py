@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["NAMESPACE", "RELEASE", "ChartSource", "RenderedTemplate", "charts_in", "find_charts", "render_chart"]
 
-#: The release name and namespace every chart is rendered with (DESIGN.md, "Discovery").
+#: The release name and namespace every chart is rendered with (docs/discovery.md).
 RELEASE = "release"
 NAMESPACE = "default"
 

@@ -2,7 +2,7 @@
 
 Discovery must see exactly what a build will put in the image, without copying anything: a
 preview runs on every notebook cell. So COPY is resolved here, once, with the semantics of
-DESIGN.md (sources confined to the context, globs, "into a folder" versus "as a new name"),
+docs/kubefile.md (sources confined to the context, globs, "into a folder" versus "as a new name"),
 and the build later copies what this view names.
 """
 

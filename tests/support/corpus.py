@@ -1,14 +1,18 @@
-"""The shared real-world corpus (read-only): where it is and how to lay a case out as a context."""
+"""The real-world corpus (tests/corpus, read-only): where it is and how to lay a case out as a context.
+
+This is the one place that knows the corpus path; tests and benchmarks import ``CORPUS`` from here.
+The corpus lives inside the repository, so a bare clone has everything its tests read.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-CORPUS = Path(os.environ.get("KUBENB_CORPUS", Path(__file__).resolve().parents[3] / "shared" / "corpus"))
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / "tests" / "corpus"
 
 
 def expected_cases() -> list[Path]:
