@@ -66,12 +66,19 @@ def build(wheelhouse: Path, repo: Path = REPO) -> None:
     staging = wheelhouse.with_name(f"{wheelhouse.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(staging),
-                    "-r", str(repo / "binder" / "requirements.txt"), *project_requirements(repo)],
-                   check=True)
+    command = [sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(staging),
+               "-r", str(repo / "binder" / "requirements.txt"), *project_requirements(repo)]
+    if subprocess.run(command, check=False).returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RuntimeError(f"pip wheel could not fill the wheelhouse for binder's files: {' '.join(command)}")
     (staging / STAMP).write_text(key(repo) + "\n")
     shutil.rmtree(wheelhouse, ignore_errors=True)
-    staging.rename(wheelhouse)
+    try:
+        staging.rename(wheelhouse)
+    except OSError:  # another run put its wheelhouse in place meanwhile: keep it if current
+        shutil.rmtree(staging, ignore_errors=True)
+        if not is_current(wheelhouse, repo):
+            raise
 
 
 def ensure(wheelhouse: Path, repo: Path = REPO) -> Path:
@@ -86,10 +93,11 @@ def ensure(wheelhouse: Path, repo: Path = REPO) -> Path:
 def default_location() -> Path | None:
     """`wheelhouse/` inside the virtualenv running the suite (where make puts it), if any.
 
-    It lives beside the interpreter it was resolved for; outside a virtualenv there is no such
-    place of ours to write to, and the caller uses a temporary folder instead.
+    It lives beside the interpreter it was resolved for; outside a writable virtualenv there is
+    no such place of ours to write to, and the caller uses a temporary folder instead.
     """
-    return Path(sys.prefix) / "wheelhouse" if sys.prefix != sys.base_prefix else None
+    in_venv = sys.prefix != sys.base_prefix and os.access(sys.prefix, os.W_OK)
+    return Path(sys.prefix) / "wheelhouse" if in_venv else None
 
 
 if __name__ == "__main__":
