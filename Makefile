@@ -3,11 +3,12 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+WHEELHOUSE := $(VENV)/wheelhouse
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test demo bench lint system-packages venv clean
+.PHONY: test demo bench lint system-packages venv wheelhouse clean
 
-test: venv lint
+test: venv lint wheelhouse
 	$(BIN)/python -m pytest
 
 # A lite build of examples/lite against a local registry it starts and seeds (no internet).
@@ -46,6 +47,16 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
+
+# The wheels binder's files install (binder/requirements.txt, then postBuild's `.[notebooks]`), fetched
+# once: tests/test_binder.py installs them into its fresh virtualenv with the package index switched off,
+# so the suite does not download them again every run (helm-python-sdk alone is 75 MB). Built anew when
+# either file changes; the stamp also names the interpreter, and the test finds the wheelhouse through
+# it (sys.prefix), or builds one itself when pytest runs without make.
+wheelhouse: $(WHEELHOUSE)/.built
+
+$(WHEELHOUSE)/.built: binder/requirements.txt pyproject.toml $(VENV)/.installed
+	$(BIN)/python -m tests.support.wheelhouse $(WHEELHOUSE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
