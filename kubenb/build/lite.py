@@ -372,13 +372,8 @@ def _size_of(rootfs: Path, paths: list[str]) -> int:
 def _step_key(parent: str, instruction: Instruction, context: Path, kubefile: Kubefile, rootfs: Path,
               *, environment: Mapping[str, str] | None = None) -> str:
     """The build-cache key: the parent's key, the instruction, for RUN the ARG/ENV values it
-    sees, and for COPY the sources' bytes.
-
-    The values go in hashed only, like everything else here: the key is a digest, so a token
-    passed with ``--build-arg`` changes the key (another value runs the RUN again) and is
-    written nowhere. Each source is hashed as a stream, 1 MiB at a time: reading a file whole
-    made a 1.5 GB source cost 1.5 GB of memory.
-    """
+    sees (hashed: another --build-arg runs it again, and a token is written nowhere), and for
+    COPY the sources' bytes, hashed 1 MiB at a time (a 1.5 GB source read whole cost 1.5 GB)."""
     digest = hashlib.sha256(f"{parent}\n{instruction.to_text()}".encode())
     if environment:
         digest.update(json.dumps(sorted(environment.items())).encode())
