@@ -1,12 +1,13 @@
-"""Crash consistency: `kubenb build` killed with SIGKILL at seeded random moments.
+"""Crash consistency: `kubenb build` killed with SIGKILL at seeded random points.
 
 Each trial starts a real `kubenb build` (a subprocess) of a context whose images come from a
-DemoRegistry (padded, so caching takes a moment), kills it at a random point of its run, then
-asks `kubenb check` (must be clean), builds again (must succeed) and checks again. A kill
-point is a stage of the build (start-up, a COPY or RUN step, the caching, an image being
-pulled) drawn at random, plus a random few milliseconds after the build reports reaching it:
-tied to progress rather than to the clock, the trials land where they are meant to however
-busy the machine is.
+DemoRegistry behind a FaultyProxy, kills it at a random point of its run, then asks `kubenb
+check` (must be clean), builds again (must succeed) and checks again. A kill point is drawn
+at random: a stage the build reports (start-up, a COPY or RUN step, the caching, an image
+being pulled), and a number of blobs the proxy lets through before it holds the next one
+unanswered. The build is killed as soon as it reports the stage or a blob is held, whichever
+comes first. Tied to events rather than to the clock, and never able to finish (a held blob
+never arrives), every trial is killed where it is meant to be however busy the machine is.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from kubenb.demo import DemoRegistry
 from kubenb.store import Store
+from tests.support.faulty import Delay, Fault, FaultyProxy, Hold
 
 IMAGES = ["busybox:1.36", "alpine:3.20", "registry.k8s.io/pause:3.9", "nginx:1.25", "quay.io/app/api:2.0"]
 TRIALS = 12
@@ -38,9 +41,9 @@ def kubenb(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def source() -> Iterator[DemoRegistry]:
-    with DemoRegistry(IMAGES, padding=8_000_000) as running:
-        yield running
+def source() -> Iterator[FaultyProxy]:
+    with DemoRegistry(IMAGES, padding=8_000_000) as running, FaultyProxy(f"http://{running.host}") as proxy:
+        yield proxy
 
 
 @pytest.fixture
@@ -55,7 +58,7 @@ def context(tmp_path: Path) -> Path:
     return folder
 
 
-def build_command(root: Path, context: Path, source: DemoRegistry) -> list[str]:
+def build_command(root: Path, context: Path, source: FaultyProxy) -> list[str]:
     mirrors = [f"--registry-mirror={domain}={source.host}" for domain in ("docker.io", "registry.k8s.io", "quay.io")]
     return [sys.executable, "-m", "kubenb", "--root", str(root), "build", "-t", "crash:1", *mirrors, str(context)]
 
@@ -68,29 +71,29 @@ def assert_clean(root: Path) -> None:
     assert checked.stdout.startswith("OK: store: ")
 
 
-def test_builds_killed_at_random_points_leave_a_sound_store(source: DemoRegistry, context: Path,
+def test_builds_killed_at_random_points_leave_a_sound_store(source: FaultyProxy, context: Path,
                                                            tmp_path: Path) -> None:
     started = time.monotonic()
-    whole = subprocess.run(build_command(tmp_path / "timing", context, source), capture_output=True, text=True,
+    whole = subprocess.run(build_command(tmp_path / "whole", context, source), capture_output=True, text=True,
                            timeout=120, check=False)
-    duration = time.monotonic() - started
     assert whole.returncode == 0, whole.stderr
+    blobs = len(source.requests_to(r"/blobs/", "GET"))  # what a build with an empty store fetches
     rng = random.Random(SEED)
     outcomes: list[str] = []
     for trial in range(TRIALS):
         root = tmp_path / f"store-{trial}"
-        stage, delay = rng.choice(STAGES), rng.uniform(0.0, 0.05)
+        stage, let_through = rng.choice(STAGES), rng.randrange(blobs)
         log = tmp_path / f"build-{trial}.log"
-        with log.open("w") as stderr:
+        with log.open("w") as stderr, holding_blobs(source, after=let_through) as held:
             process = subprocess.Popen(build_command(root, context, source), stdout=subprocess.DEVNULL, stderr=stderr)
-            wait_for(stage, log, process)
-            time.sleep(delay)
+            wait_for(stage, log, process, held)
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
-        outcomes.append(phase(log.read_text()) if process.returncode == -signal.SIGKILL else "finished")
+        assert process.returncode == -signal.SIGKILL, f"trial {trial}: the build ended before the kill"
+        outcomes.append(phase(log.read_text()))
         assert_clean(root)
         listed = json.loads(kubenb("--root", str(root), "images", "-o", "json").stdout or "[]")
-        assert [image["name"] for image in listed] in ([], ["crash:1"]), "a killed build named a partial image"
+        assert listed == [], "a killed build named a partial image"
         again = subprocess.run(build_command(root, context, source), capture_output=True, text=True,
                                timeout=120, check=False)
         assert again.returncode == 0, f"trial {trial} (killed after {stage!r}): {again.stderr}"
@@ -98,15 +101,30 @@ def test_builds_killed_at_random_points_leave_a_sound_store(source: DemoRegistry
         image = Store(root).get("crash:1")
         assert len(json.loads(image.annotations["io.kubenb.images"])) == len(IMAGES)
         assert not list((root / "tmp").glob("build-*"))
-    print(f"\n{TRIALS} trials, uninterrupted build {duration:.2f} s, outcomes {outcomes}, "
-          f"total {time.monotonic() - started:.1f} s")
-    assert len(outcomes) - outcomes.count("finished") >= TRIALS // 2
+    print(f"\n{TRIALS} trials, {blobs} blobs per build, outcomes {outcomes}, total {time.monotonic() - started:.1f} s")
 
 
-def wait_for(stage: str, log: Path, process: subprocess.Popen[bytes]) -> None:
-    """Until the build has printed ``stage`` (or ended); the empty stage is its start."""
-    deadline = time.monotonic() + 60
-    while stage and stage not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
+@contextmanager
+def holding_blobs(proxy: FaultyProxy, *, after: int) -> Iterator[Hold]:
+    """The proxy lets ``after`` blob downloads through, then holds every other one unanswered
+    (so the build cannot finish) until the block ends."""
+    held = Hold()
+    proxy.add(*([Fault(r"/blobs/", Delay(0), times=after, method="GET")] if after else []),
+              Fault(r"/blobs/", held, times=1000, method="GET"))
+    try:
+        yield held
+    finally:
+        with proxy.lock:
+            proxy.faults.clear()
+        held.release.set()
+
+
+def wait_for(stage: str, log: Path, process: subprocess.Popen[bytes], held: Hold) -> None:
+    """Until the build has printed ``stage`` or waits for a held blob (or ended); the empty
+    stage is its start."""
+    deadline = time.monotonic() + 120
+    while stage and stage not in log.read_text() and not held.held.is_set() and process.poll() is None \
+            and time.monotonic() < deadline:
         time.sleep(0.005)
 
 

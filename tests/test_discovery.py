@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
 
 from kubenb import list_images
 from kubenb.errors import BuildError, DiscoveryError
+from tests.support.cputime import cpu_clock
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -233,19 +233,19 @@ def test_alias_bomb_ends_quickly_with_a_clear_error(tmp_path: Path) -> None:
         previous = chr(ord(level) - 1)
         lines.append(f"{level}: &{level} [" + ",".join([f"*{previous}"] * 9) + "]")
     write(tmp_path, "manifests/bomb.yaml", "\n".join(lines) + "\n")
-    started = time.monotonic()
+    spent = cpu_clock()
     with pytest.raises(DiscoveryError, match="alias"):
         list_images(tmp_path)
-    assert time.monotonic() - started < 5
+    assert spent() < 5
 
 
 def test_huge_single_line_file_ends_quickly_with_a_clear_error(tmp_path: Path) -> None:
     write(tmp_path, "manifests/huge.yaml", "a: " + "x" * (50 * 1024 * 1024) + "\n")
-    started = time.monotonic()
+    spent = cpu_clock()
     with pytest.raises(DiscoveryError) as caught:
         list_images(tmp_path)
     assert caught.value.file == "manifests/huge.yaml"
-    assert time.monotonic() - started < 10
+    assert spent() < 10
 
 
 def test_non_utf8_and_binary_files_are_named(tmp_path: Path) -> None:

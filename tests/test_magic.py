@@ -171,15 +171,27 @@ def test_options_on_the_line_win_over_config_which_wins_over_the_environment(
 
 def test_ctrl_c_during_a_foreground_build_cancels_it_and_the_store_stays_consistent(
         shell: InteractiveShell, context: Path, tmp_path: Path) -> None:
+    """Ctrl-C comes once the RUN has started (it writes a marker into the rootfs), and that RUN
+    never ends by itself: the interrupt, not the clock, ends the build."""
     root = tmp_path / "store"
-    body = "FROM scratch\nRUN echo started; for i in 1 2 3 4 5 6 7 8 9 10; do echo $i; sleep 1; done\n"
-    timer = threading.Timer(1.5, _thread.interrupt_main)
-    timer.start()
+    body = "FROM scratch\nRUN touch etc/started; while true; do echo tick; sleep 0.1; done\n"
+    stop = threading.Event()
+
+    def interrupt_once_started() -> None:
+        while not stop.is_set():
+            if list((root / "tmp").glob("build-*/rootfs/etc/started")):
+                _thread.interrupt_main()
+                return
+            stop.wait(0.01)
+
+    watcher = threading.Thread(target=interrupt_once_started, daemon=True)
+    watcher.start()
     try:
         with pytest.raises(UsageError, match="the build was interrupted; nothing was named"):
             run(shell, f"%%kubefile --context {context} --root {root} -t slow:1 --build --progress text\n{body}")
     finally:
-        timer.cancel()
+        stop.set()
+        watcher.join(30)
     store = Store(root)
     assert store.images() == [] and store.check() == []
     assert not list((root / "tmp").glob("build-*"))

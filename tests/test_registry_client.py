@@ -35,7 +35,7 @@ from kubenb.registry import (
 from kubenb.registry.credentials import store
 from kubenb.registry.transport import retry_after
 from tests.support.events import Recorder
-from tests.support.faulty import Corrupt, Delay, Fault, FaultyProxy, Redirect, Respond, TokenService, Truncate
+from tests.support.faulty import Corrupt, Fault, FaultyProxy, Hold, Redirect, Respond, TokenService, Truncate
 from tests.support.oci import Image, images_sharing_base, make_image, make_layer, multi_arch_index, push, single_image
 from tests.support.registry import Registry, free_port
 
@@ -325,9 +325,13 @@ def test_client_errors_are_never_retried(front: FaultyProxy, repo_name: str, eve
 def test_timeout_is_retried(front: FaultyProxy, registry: Registry, repo_name: str, events: Recorder) -> None:
     image = single_image("timeout")
     push(registry, repo_name, "v1", image)
-    front.add(Fault("/manifests/", Delay(1.0)))
-    with RegistryClient(front.host, events=events, timeout=0.3) as client:
-        assert client.get_manifest(repo_name, "v1").digest == image.digest
+    held = Hold()  # the first answer never comes: the timeout fires however slow the machine
+    front.add(Fault("/manifests/", held))
+    try:
+        with RegistryClient(front.host, events=events, timeout=2) as client:
+            assert client.get_manifest(repo_name, "v1").digest == image.digest
+    finally:
+        held.release.set()
     (retry,) = events.retries
     assert "did not answer in time" in retry.reason
 
@@ -549,13 +553,18 @@ def test_threads_share_one_bearer_token(bearer: FaultyProxy, registry: Registry,
 
 
 def test_bearer_token_renewed_after_expiry(registry: Registry, repo_name: str) -> None:
+    """The client's clock is injected: the token expires when the test says, however slow the
+    machine (the registry itself would accept it for an hour)."""
     push(registry, repo_name, "v1", single_image("expiry"))
-    tokens = TokenService(expires_in=2)  # cached for 1 s: half its life, at most 10 s less
-    with FaultyProxy(registry.url, tokens=tokens) as proxy, RegistryClient(proxy.host) as client:
+    tokens = TokenService(expires_in=3600)  # cached for 3590 s: its life less 10 s
+    now = [1000.0]
+    with FaultyProxy(registry.url, tokens=tokens) as proxy, \
+            RegistryClient(proxy.host, clock=lambda: now[0]) as client:
         client.get_manifest(repo_name, "v1")
+        now[0] += 3589
         client.get_manifest(repo_name, "v1")
         assert len(tokens.requests) == 1
-        time.sleep(1.1)
+        now[0] += 2
         client.get_manifest(repo_name, "v1")
         assert len(tokens.requests) == 2
         assert all(r["authorization"] == "" for r in tokens.requests)  # anonymous: no credentials to send

@@ -7,9 +7,11 @@ import hashlib
 import io
 import json
 import multiprocessing
+import os
 import tarfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -310,6 +312,25 @@ def _hold_lock(root: str, held: multiprocessing.synchronize.Event, release: mult
         release.wait(30)
 
 
+def _waiting_for_lock(path: Path) -> bool:
+    """Whether this process waits for the flock of ``path``: a ``->`` line of /proc/locks."""
+    inode = os.stat(path).st_ino
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 6 and fields[1] == "->" and fields[2] == "FLOCK" and fields[5] == str(os.getpid()) \
+                and fields[6].endswith(f":{inode}"):
+            return True
+    return False
+
+
+def wait_until(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    """Poll for an event, with a deadline only for a test that would otherwise hang."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
 def test_lock_excludes_a_second_process(store: Store) -> None:
     context = multiprocessing.get_context("spawn")
     held, release = context.Event(), context.Event()
@@ -325,8 +346,8 @@ def test_lock_excludes_a_second_process(store: Store) -> None:
 
         thread = threading.Thread(target=take)
         thread.start()
-        time.sleep(0.5)
-        assert not acquired.is_set()  # waits while the other process holds the store
+        wait_until(lambda: _waiting_for_lock(store.root / "lock"), "the thread to wait for the store lock")
+        assert not acquired.is_set()  # waits (the kernel says so) while the other process holds the store
         release.set()
         assert acquired.wait(30)
         thread.join(30)

@@ -183,7 +183,9 @@ def test_build_panel_builds_what_the_review_chose(tmp_path: Path) -> None:
 
 
 def test_cancel_stops_the_build_and_leaves_the_store_as_it_was(tmp_path: Path) -> None:
-    kubefile = "FROM scratch\nRUN for i in 1 2 3 4 5 6 7 8 9 10; do echo line-$i; sleep 0.5; done\n"
+    """The RUN prints forever: only the Cancel can end this build, so its ending at all proves
+    the Cancel worked, with no guess at how fast the machine is."""
+    kubefile = "FROM scratch\nRUN i=0; while true; do i=$((i+1)); echo line-$i; sleep 0.1; done\n"
     context = make_context(tmp_path, kubefile)
     root = tmp_path / "store"
     panel = BuildPanel(BuildOptions(tag="slow:v1", context=context, kubefile=context / "Kubefile"),
@@ -191,12 +193,9 @@ def test_cancel_stops_the_build_and_leaves_the_store_as_it_was(tmp_path: Path) -
     panel.build_button.click()
     assert panel.running and not panel.cancel_button.disabled and panel.build_button.disabled
     wait_for(lambda: "line-1" in log_text(panel))
-    started = time.monotonic()
     panel.cancel_button.click()
-    assert panel.wait(timeout=30) is None
-    assert time.monotonic() - started < 3
+    assert panel.wait(timeout=120) is None and not panel.running
     assert panel.summary.value == "Cancelled"
-    assert "line-10" not in log_text(panel)
     assert Store(root).images() == []
     assert Store(root).check() == []
     assert not panel.build_button.disabled and panel.cancel_button.disabled
@@ -223,7 +222,7 @@ def test_an_error_before_the_build_is_shown_and_nothing_runs(tmp_path: Path) -> 
     panel = BuildPanel(BuildOptions(tag="x:1", context=context, kubefile=context / "Kubefile"),
                        store=Store(tmp_path / "store"), before_build=broken)
     panel.build_button.click()
-    assert panel.wait(timeout=1) is None and not panel.running
+    assert panel.wait(timeout=60) is None and not panel.running
     assert panel.summary.value == "cannot write the review"
     assert Store(tmp_path / "store").images() == []
 

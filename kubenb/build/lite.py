@@ -49,13 +49,20 @@ class _State:
 
     layers: list[Layer] = field(default_factory=list)
     key: str = ""
-    environment: dict[str, str] = field(default_factory=dict)
+    arguments: dict[str, str] = field(default_factory=dict)  # ARG values in effect: never recorded
+    environment: dict[str, str] = field(default_factory=dict)  # ENV values: recorded for deploy time
     labels: dict[str, str] = field(default_factory=dict)
     deploy_commands: list[str] = field(default_factory=list)
     history: list[str] = field(default_factory=list)
     platform: str | None = None  # FROM --platform, else the base image's
     platform_asked: bool = False  # whether FROM --platform named it
     run_wrote: dict[str, int] = field(default_factory=dict)  # rootfs path -> line of the RUN that wrote it
+
+    @property
+    def run_environment(self) -> dict[str, str]:
+        """What a build-host RUN sees: the ARG values (``--build-arg`` over the default), then
+        ENV, which overrides an ARG of the same name wherever each is written (as in docker)."""
+        return {**self.arguments, **self.environment}
 
 
 class LiteBuilder:
@@ -111,7 +118,10 @@ class _Build:
             state.platform = platform or (image.platform if image is not None else None)
             state.platform_asked = platform is not None
             _from(base, image, self.store, self.rootfs, state)
-        elif keyword in ("ARG", "ENV"):
+        elif keyword == "ARG":
+            given = self.options.build_args
+            state.arguments.update({k: v for k, d in pairs(instruction) if (v := given.get(k, d)) is not None})
+        elif keyword == "ENV":
             state.environment.update({k: v for k, v in pairs(instruction) if v is not None})
         elif keyword == "LABEL":
             state.labels.update({k: v or "" for k, v in pairs(instruction)})
@@ -122,7 +132,8 @@ class _Build:
             if keyword == "COPY":
                 _explain_sources_run_wrote(instruction, self.kubefile, self.options.context, state.run_wrote)
             before = snapshot(self.rootfs) if keyword == "RUN" else None
-            key = _step_key(state.key, instruction, self.options.context, self.kubefile, self.rootfs)
+            key = _step_key(state.key, instruction, self.options.context, self.kubefile, self.rootfs,
+                            environment=state.run_environment if keyword == "RUN" else {})
             self.add_layer(key, instruction.to_text(),
                            lambda: _layer_of(lambda: self.apply(instruction), self.store, self.rootfs,
                                              f"the layer of line {instruction.line} ({instruction.keyword})"))
@@ -150,7 +161,7 @@ class _Build:
         if instruction.keyword == "COPY":
             _copy(instruction, self.kubefile, self.options.context, self.rootfs)
         else:
-            run_on_host(instruction, self.kubefile, self.rootfs, self.state.environment, self.events)
+            run_on_host(instruction, self.kubefile, self.rootfs, self.state.run_environment, self.events)
 
     def cache_images(self) -> dict[str, str]:
         """Discover over the rootfs, then pull every image into ``registry/`` as the last layer."""
@@ -362,13 +373,14 @@ def _size_of(rootfs: Path, paths: list[str]) -> int:
     return sum(info.st_size for path in paths if stat.S_ISREG((info := os.lstat(rootfs / path)).st_mode))
 
 
-def _step_key(parent: str, instruction: Instruction, context: Path, kubefile: Kubefile, rootfs: Path) -> str:
-    """The build-cache key: the parent's key, the instruction, and for COPY the sources' bytes.
-
-    Each source is hashed as a stream, 1 MiB at a time: reading a file whole made a 1.5 GB
-    source cost 1.5 GB of memory.
-    """
+def _step_key(parent: str, instruction: Instruction, context: Path, kubefile: Kubefile, rootfs: Path,
+              *, environment: Mapping[str, str] | None = None) -> str:
+    """The build-cache key: the parent's key, the instruction, for RUN the ARG/ENV values it
+    sees (hashed: another --build-arg runs it again, and a token is written nowhere), and for
+    COPY the sources' bytes, hashed 1 MiB at a time (a 1.5 GB source read whole cost 1.5 GB)."""
     digest = hashlib.sha256(f"{parent}\n{instruction.to_text()}".encode())
+    if environment:
+        digest.update(json.dumps(sorted(environment.items())).encode())
     if instruction.keyword == "COPY":
         for target, source in sorted(copy_files(instruction, context.resolve(), view_of_folder(rootfs),
                                                 kubefile.path).items()):
@@ -385,7 +397,8 @@ def _annotations(kubefile: Kubefile, state: _State, images: Mapping[str, str]) -
         "io.kubenb.kubefile": "".join(f"{i.original}\n" for i in kubefile.instructions),
         "io.kubenb.images": json.dumps(dict(sorted(images.items()))),
         "io.kubenb.deploy-commands": json.dumps(state.deploy_commands),
-        "io.kubenb.environment": json.dumps(state.environment),  # what recorded commands see at deploy time
+        # what recorded commands see at deploy time: ENV only, never an ARG (a --build-arg may be a token)
+        "io.kubenb.environment": json.dumps(state.environment),
         "io.kubenb.builder": "lite",
     }
 

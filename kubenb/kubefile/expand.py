@@ -3,9 +3,10 @@
 Kept apart from the parser because its result depends on build arguments: the same parsed
 Kubefile expands differently for different ``--build-arg`` values. As in docker, FROM, COPY,
 ARG, ENV and LABEL are expanded here, while RUN and CMD are left to the shell that runs them
-(which sees the ARG and ENV values in its environment). Unlike docker, an ARG is visible from
-where it is declared to the end of the file, before and after FROM alike: a Kubefile has one
-stage, so docker's per-stage scoping would only surprise.
+(which sees the ARG and ENV values in its environment). As in docker, an ENV overrides an ARG
+of the same name, whichever comes first; ARG values are never recorded in the image. Unlike
+docker, an ARG is visible from where it is declared to the end of the file, before and after
+FROM alike: a Kubefile has one stage, so docker's per-stage scoping would only surprise.
 
 Expansion costs time linear in what it produces, and what it may produce is capped: one
 instruction at most ``MAX_INSTRUCTION_BYTES`` after substitution, the whole Kubefile at most
@@ -103,13 +104,14 @@ def _replacement(match: re.Match[str], variables: Mapping[str, str], *, path: st
 def expand(kubefile: Kubefile, build_args: Mapping[str, str] | None = None) -> Kubefile:
     """The Kubefile with its variables substituted (``original`` keeps what was written)."""
     build_args = build_args or {}
-    variables: dict[str, str] = {}
+    arguments: dict[str, str] = {}
+    environment: dict[str, str] = {}
     expanded: list[Instruction] = []
     total = 0
     for written in kubefile.instructions:
         instruction = written
         if written.keyword in _EXPANDED:
-            instruction = _expand_instruction(written, variables, kubefile.path)
+            instruction = _expand_instruction(written, {**arguments, **environment}, kubefile.path)
         size = _size(instruction)
         if size > MAX_INSTRUCTION_BYTES:  # RUN and CMD are not expanded, but the cap holds for them too
             raise _too_large(kubefile.path, instruction.line)
@@ -119,7 +121,8 @@ def expand(kubefile: Kubefile, build_args: Mapping[str, str] | None = None) -> K
         if instruction is not written:  # parse checked it as written; a substitution may change the words
             check_arguments(instruction, kubefile.path)
         if instruction.keyword in ("ARG", "ENV"):
-            variables.update(_assignments(instruction, build_args, kubefile.path))
+            (arguments if instruction.keyword == "ARG" else environment).update(
+                _assignments(instruction, build_args, kubefile.path))
         expanded.append(instruction)
     return replace(kubefile, instructions=tuple(expanded))
 

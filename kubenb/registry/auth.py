@@ -76,10 +76,7 @@ def push_scope(repository: str) -> str:
 @dataclass(frozen=True)
 class _Token:
     value: str
-    expires: float
-
-    def valid(self) -> bool:
-        return time.monotonic() < self.expires
+    expires: float  # on the authenticator's clock
 
 
 class Authenticator:
@@ -87,12 +84,15 @@ class Authenticator:
 
     def __init__(
         self, registry: str, credentials: Credentials | None, fetch: Fetch, *,
-        plain_http_ok: Callable[[str], bool],
+        plain_http_ok: Callable[[str], bool], clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock`` (seconds, monotonic) times the tokens' lifetimes; a test passes its own to
+        expire a token without waiting for it."""
         self.registry = registry
         self.credentials = credentials
         self._fetch = fetch
         self._plain_http_ok = plain_http_ok
+        self._clock = clock
         self._lock = threading.Lock()
         self._challenge: Challenge | None = None
         self._tokens: dict[str, _Token] = {}
@@ -172,7 +172,7 @@ class Authenticator:
     def _token(self, challenge: Challenge, key: str, scope: str, stale: str | None) -> str:
         """The cached token for ``key`` unless it expired or is the one just refused; else a new one."""
         cached = self._tokens.get(key)
-        if cached is not None and cached.valid() and f"Bearer {cached.value}" != stale:
+        if cached is not None and self._clock() < cached.expires and f"Bearer {cached.value}" != stale:
             return cached.value
         token = self._request_token(challenge, scope)
         self._tokens[key] = token
@@ -220,4 +220,4 @@ class Authenticator:
         if not isinstance(value, str) or not value:
             raise RegistryError(f"token service of registry {self.registry} gave no token for {what}")
         lifetime = max(0.0, expires_in - min(EXPIRY_MARGIN, expires_in / 2))
-        return _Token(value, time.monotonic() + lifetime)
+        return _Token(value, self._clock() + lifetime)

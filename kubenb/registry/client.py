@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import re
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -76,7 +77,7 @@ class RegistryClient:
     def __init__(
         self, registry: str, *, credentials: Credentials | None = None, insecure: bool = False,
         ca_files: Sequence[str | Path] = (), events: EventSink = ignore, retries: int = 5, timeout: float = 30,
-        speed_limit: SpeedLimit | None = None,
+        speed_limit: SpeedLimit | None = None, clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.registry = registry_host(registry)
         self.credentials = credentials
@@ -93,7 +94,8 @@ class RegistryClient:
         self._transport = Transport(self.registry, timeout=timeout, context=tls_context(self.ca_files),
                                     unverified=unverified, speed_limit=speed_limit or SpeedLimit.from_environment(),
                                     home=self.endpoint)
-        self._auth = Authenticator(self.registry, credentials, self._fetch, plain_http_ok=self._plain_http_ok)
+        self._auth = Authenticator(self.registry, credentials, self._fetch, plain_http_ok=self._plain_http_ok,
+                                   clock=clock)
 
     @property
     def base_url(self) -> str:

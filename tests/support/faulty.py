@@ -73,6 +73,16 @@ class Delay:
 
 
 @dataclass(frozen=True)
+class Hold:
+    """Leave the request unanswered until `release` is set, then close the connection without
+    an answer. `held` is set as soon as a request waits here: a test acts on that event (kill
+    the client, let its timeout fire) instead of guessing how long a delay must be."""
+
+    release: threading.Event = field(default_factory=threading.Event, compare=False)
+    held: threading.Event = field(default_factory=threading.Event, compare=False)
+
+
+@dataclass(frozen=True)
 class Cut:
     """Send the registry's answer with its full Content-Length, cut after `fraction` of the body;
     then close the connection, with a TCP reset (`reset=True`: "connection reset by peer") or
@@ -105,7 +115,7 @@ class WrongLength:
     delta: int
 
 
-Action = Respond | Truncate | Corrupt | Redirect | Delay | Cut | Trickle | TrickleHead | WrongLength
+Action = Respond | Truncate | Corrupt | Redirect | Delay | Hold | Cut | Trickle | TrickleHead | WrongLength
 
 HTML_PAGE = b"<!DOCTYPE html><html><head><title>Proxy error</title></head><body>Try later</body></html>"
 
@@ -303,6 +313,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(307, {"Location": action.base.rstrip("/") + self.path}, b"")
         if isinstance(action, Delay):
             time.sleep(action.seconds)
+        if isinstance(action, Hold):
+            action.held.set()
+            action.release.wait(600)
+            self.close_connection = True
+            return None
         status, headers, body = self._upstream(tokens is None)
         if isinstance(action, Corrupt) and body:
             body = body[:-1] + bytes([body[-1] ^ 0xFF])
