@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import stat
 import tempfile
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubenb.build.copy import copy_into_rootfs, explain_sources_run_wrote
 from kubenb.build.layers import InOrder, changes, snapshot, stream_layer, write_layer
 from kubenb.build.options import BuildOptions
 from kubenb.build.run import run_on_host
@@ -32,7 +32,7 @@ from kubenb.discover import DiscoveryOptions, apply_review, discover
 from kubenb.discover.rootfs import STANDARD_FOLDERS, copy_files, view_of_folder
 from kubenb.errors import BuildError, InvalidReferenceError, StoreError
 from kubenb.events import BlobDone, BlobsPlanned, Event, EventSink, Message
-from kubenb.kubefile import load, pairs, words
+from kubenb.kubefile import load, pairs
 from kubenb.model import ImageRef, Instruction, Kubefile
 from kubenb.oci import apply_layer, resolve_in_root
 from kubenb.reference import parse_platform, parse_reference, platform_matches
@@ -130,7 +130,7 @@ class _Build:
             self.events(Message(f"  recorded for deploy time: {instruction.to_text()}"))
         else:
             if keyword == "COPY":
-                _explain_sources_run_wrote(instruction, self.kubefile, self.options.context, state.run_wrote)
+                explain_sources_run_wrote(instruction, self.kubefile, self.options.context, state.run_wrote)
             before = snapshot(self.rootfs) if keyword == "RUN" else None
             key = _step_key(state.key, instruction, self.options.context, self.kubefile, self.rootfs,
                             environment=state.run_environment if keyword == "RUN" else {})
@@ -159,7 +159,7 @@ class _Build:
 
     def apply(self, instruction: Instruction) -> None:
         if instruction.keyword == "COPY":
-            _copy(instruction, self.kubefile, self.options.context, self.rootfs)
+            copy_into_rootfs(instruction, self.kubefile, self.options.context, self.rootfs)
         else:
             run_on_host(instruction, self.kubefile, self.rootfs, self.state.run_environment, self.events)
 
@@ -311,51 +311,6 @@ def _from(base: str, image: ClusterImage | None, store: Store, rootfs: Path, sta
                              hint="a cluster image keeps manifests, charts, etc and registry as folders")
         path.mkdir(parents=True, exist_ok=True)
     state.history.append(f"FROM {base}")
-
-
-def _copy(instruction: Instruction, kubefile: Kubefile, context: Path, rootfs: Path) -> None:
-    """Copy the sources; ``--chmod`` sets their mode. Every file of a cluster image is owned by
-    root (layers are written with owner 0), so ``--chown`` would be a promise not kept."""
-    if instruction.flag("chown") is not None:
-        raise BuildError("COPY --chown is not supported: files in a cluster image are owned by root",
-                         file=kubefile.path, line=instruction.line, hint="remove --chown; set modes with --chmod")
-    mode = _mode(instruction, kubefile)
-    for target, source in copy_files(instruction, context.resolve(), view_of_folder(rootfs), kubefile.path).items():
-        # the folder through the image's symlinks, inside the rootfs; the name itself is replaced, never followed
-        destination = resolve_in_root(rootfs, target, follow_last=False)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        if destination.is_symlink():  # replaced, never followed: it may point anywhere on the host
-            destination.unlink()
-        shutil.copyfile(source, destination)
-        if mode is None:
-            shutil.copymode(source, destination)
-        else:
-            destination.chmod(mode)
-
-
-def _mode(instruction: Instruction, kubefile: Kubefile) -> int | None:
-    written = instruction.flag("chmod")
-    if written is None:
-        return None
-    if not re.fullmatch(r"[0-7]{3,4}", written):
-        raise BuildError(f"COPY --chmod={written}: expected an octal mode such as 644 or 0755",
-                         file=kubefile.path, line=instruction.line, hint="write the mode in octal digits")
-    return int(written, 8)
-
-
-def _explain_sources_run_wrote(instruction: Instruction, kubefile: Kubefile, context: Path,
-                               run_wrote: Mapping[str, int]) -> None:
-    """A COPY source missing from the context that an earlier RUN wrote into the rootfs: say so."""
-    *sources, destination = words(instruction, path=kubefile.path)
-    for source in sources:
-        name = os.path.normpath(source)
-        if name in run_wrote and not os.path.lexists(context / source):
-            raise BuildError(
-                f"COPY source {source!r} is not in the build context {context}: the RUN at line "
-                f"{run_wrote[name]} wrote it into the rootfs, and COPY reads the build context",
-                file=kubefile.path, line=instruction.line,
-                hint=f"move it inside the rootfs instead: RUN mv {source} {destination.rstrip('/')}/",
-            )
 
 
 def _layer_of(action: Callable[[], None], store: Store, rootfs: Path, what: str) -> Layer:
