@@ -39,6 +39,7 @@ from kubenb.registry.auth import Authenticator, pull_scope, push_scope
 from kubenb.registry.credentials import Credentials, registry_host
 from kubenb.registry.deadline import SpeedLimit
 from kubenb.registry.download import CHUNK_SIZE, BlobDownload
+from kubenb.registry.failures import cut_short
 from kubenb.registry.manifest import (
     MANIFEST_ACCEPT,
     MAX_MANIFEST_BYTES,
@@ -281,6 +282,8 @@ class RegistryClient:
                            stream=True) as response:
             self._expect(response, what)
             data = self._read_limited(response, what)
+            if (slow := cut_short(self.registry, what)) is not None:
+                raise slow
             content_type = response.headers.get("Content-Type", "")
             claimed = response.headers.get("Docker-Content-Digest", "")
         try:

@@ -19,6 +19,7 @@ import requests
 
 from kubenb.errors import RegistryError
 from kubenb.registry.deadline import note_progress
+from kubenb.registry.failures import cut_short
 from kubenb.registry.manifest import CorruptContent, hasher_for
 from kubenb.registry.transport import Retryable, requests_errors
 
@@ -62,6 +63,8 @@ class BlobDownload:
             with requests_errors(self.registry, self.what):
                 for chunk in response.iter_content(CHUNK_SIZE):
                     self._take(chunk)
+            if (slow := cut_short(self.registry, self.what)) is not None:
+                raise slow  # a short or odd body after the deadline cut it: too slow, not corrupt
         self._verify()
 
     def _accept(self, response: requests.Response) -> None:

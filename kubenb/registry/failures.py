@@ -17,7 +17,7 @@ import requests
 from kubenb.errors import RegistryError
 from kubenb.registry.deadline import Watch, current_watch
 
-__all__ = ["Retryable", "requests_errors", "translate"]
+__all__ = ["Retryable", "cut_short", "requests_errors", "translate"]
 
 
 class Retryable(Exception):
@@ -40,14 +40,26 @@ def requests_errors(registry: str, what: str, *, host: str | None = None) -> Ite
     try:
         yield
     except requests.RequestException as error:
-        watch = current_watch()
-        if watch is not None and watch.expired:
-            slow = _too_slow(registry, what, watch)
-            raise Retryable(slow, reason=slow.message) from error
+        if (slow := cut_short(registry, what)) is not None:
+            raise slow from error
         failure = translate(error, registry, what, host=host)
         if _transient(error):
             raise Retryable(failure, reason=failure.message) from error
         raise failure from error
+
+
+def cut_short(registry: str, what: str) -> Retryable | None:
+    """The "too slow" failure when this thread's request met its deadline, else None.
+
+    A connection shut down by the deadline can look like any broken answer (headers cut
+    mid-way read as complete with an empty body, which then fails as a corrupt manifest), so
+    whoever checks an answer asks this first: the deadline is the cause to report.
+    """
+    watch = current_watch()
+    if watch is None or not watch.expired:
+        return None
+    slow = _too_slow(registry, what, watch)
+    return Retryable(slow, reason=slow.message)
 
 
 def _too_slow(registry: str, what: str, watch: Watch) -> RegistryError:
