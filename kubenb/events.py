@@ -87,8 +87,8 @@ class BlobDone(Event):
 
 @dataclass(frozen=True)
 class BlobsPlanned(Event):
-    """Every blob a save will fetch from here on (digests, sorted), known once the images'
-    manifests are read and before any layer is fetched; a blob may still arrive in any order."""
+    """Every blob a save will fetch from here on, in an order fixed by its inputs, known once
+    the images' manifests are read and before any layer is fetched; blobs may land in any order."""
 
     digests: tuple[str, ...]
 

@@ -98,9 +98,11 @@ class InOrder:
 
     A layer's digest depends on the order of its tar members, so for the same images to give
     the same layer (and the same image ID) the blobs must be tarred in an order the timing of
-    downloads cannot change: sorted. Until the whole set is known (``expect``), arrivals are
-    held; then each path goes as soon as every path before it has arrived. What never comes in
-    that order is left to the final sweep of :func:`stream_layer`, which is sorted too.
+    downloads cannot change. Until that order is known (``expect``), arrivals are held; then
+    the held ones go first, sorted, and each expected path follows as soon as every path
+    before it has arrived (the expected order is the order downloads are asked for, so little
+    waits). What never comes in that order is left to the final sweep of :func:`stream_layer`,
+    which is sorted.
     """
 
     def __init__(self) -> None:
@@ -123,7 +125,7 @@ class InOrder:
             if kind == "arrived":
                 held.update(paths)
             else:
-                order = sorted(held.union(paths))
+                order = sorted(held) + [path for path in dict.fromkeys(paths) if path not in held]
             while position < len(order) and order[position] in held:
                 yield order[position]
                 position += 1

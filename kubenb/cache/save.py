@@ -163,11 +163,13 @@ class _Saver:
         return SaveResult(tuple(saved))
 
     def to_fetch(self, plans: Sequence[_Plan]) -> tuple[str, ...]:
-        """The blobs the plans still need from their registries, sorted."""
-        needed = {blob.digest for plan in plans if plan.selection is not None and not plan.left_out
+        """The blobs the plans still need from their registries, in the order the saves ask
+        for them (image by image, each manifest's blobs in its order): fixed by the inputs,
+        and close to the order in which they land."""
+        needed = {blob.digest: None for plan in plans if plan.selection is not None and not plan.left_out
                   for manifest in plan.selection.manifests
                   for blob in parse_references(manifest.data, manifest.media_type).blobs if not blob.foreign}
-        return tuple(sorted(digest for digest in needed if not self.folder.has_blob(digest)))
+        return tuple(digest for digest in needed if not self.folder.has_blob(digest))
 
     def each(self, items: Sequence[T], work: Callable[[T], R]) -> tuple[list[R], list[str]]:
         """``work`` on every item in the image pool: the results, and each failure named."""
