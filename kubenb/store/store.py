@@ -12,18 +12,17 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from kubenb.errors import StoreError, is_disk_full
+from kubenb.errors import StoreError
 from kubenb.model import ImageRef
 from kubenb.store import archive, cache, export, layout, pull, push
 from kubenb.store.blobs import Blobs, HashingWriter, hash_file
 from kubenb.store.image import ClusterImage, Layer, is_digest, normalize_name
 from kubenb.store.lock import StoreLock
-from kubenb.store.space import no_space, translating_disk_full
+from kubenb.store.space import translating_disk_full
 
 __all__ = ["Store", "default_root"]
 
@@ -243,8 +242,8 @@ class Store:
     def load(self, file: Path) -> list[ClusterImage]:
         """Add the images of an OCI archive; a hostile or damaged archive adds nothing."""
         self._ensure_layout()
-        size = Path(file).stat
-        with translating_disk_full(self.root, f"the images of {file} into the store", lambda: size().st_size), \
+        archive_size = lambda: Path(file).stat().st_size  # noqa: E731  (only asked for when the disk is full)
+        with translating_disk_full(self.root, f"the images of {file} into the store", archive_size), \
                 self.lock(), archive.staged(Path(file), self.blobs) as staged:
             for digest, path in staged.blobs.items():
                 self.blobs.adopt(path, digest)
@@ -285,16 +284,10 @@ class Store:
     def export(self, name: str, destination: Path) -> None:
         """Write the merged rootfs of ``name`` into ``destination`` (new or empty)."""
         layers, destination = self.layers(name), Path(destination)
-        created = not destination.exists()
-        try:
+        # export.export renames a finished rootfs into place, so a full disk leaves nothing behind
+        with translating_disk_full(destination, f"the rootfs of {name} into {destination}",
+                                   lambda: sum(layer.size for layer in layers)):
             export.export(self.blobs, layers, destination)
-        except OSError as error:
-            if not is_disk_full(error):
-                raise
-            if created:  # no partial rootfs left behind
-                shutil.rmtree(destination, ignore_errors=True)
-            raise no_space(destination, f"the rootfs of {name} into {destination}",
-                           sum(layer.size for layer in layers)) from None
 
     def cached_layer(self, key: str) -> Layer | None:
         """The layer a build step with this cache key made before, if its blob is still here."""
