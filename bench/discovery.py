@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from table import Row, show
 
-from kubenb.discover import clear_cache, list_images
+from kubenb.discover import clear_memo, context_images
 from tests.support.corpus import CORPUS
 
 CHART_VALUES = {"apollo-portal": "apollo-portal.yaml", "apollo-service": "apollo-service.yaml"}
@@ -94,14 +94,14 @@ def main() -> None:
         files = manifest_context(manifests, args.copies)
         chart_context(charts)
         size = sum(f.stat().st_size for f in files) / 1e6
-        kubenb_manifests = best_of(args.rounds, lambda: list_images(manifests), clear_cache)
+        kubenb_manifests = best_of(args.rounds, lambda: context_images(manifests), clear_memo)
         rs = best_of(args.rounds, lambda: yaml_rs_floor(files))
         safe = timed(lambda: pyyaml_floor(files))
-        kubenb_charts = best_of(args.rounds, lambda: list_images(charts), clear_cache)
+        kubenb_charts = best_of(args.rounds, lambda: context_images(charts), clear_memo)
         sdk = best_of(args.rounds, lambda: sdk_floor(charts))
-        clear_cache()
-        first = timed(lambda: list_images(manifests))
-        second = timed(lambda: list_images(manifests))
+        clear_memo()
+        first = timed(lambda: context_images(manifests))
+        second = timed(lambda: context_images(manifests))
     title = (f"manifests: {len(files)} files, {size:.1f} MB; charts: {len(CHART_VALUES)} with values, "
              f"{sum(1 for _ in (CORPUS / 'charts').iterdir())} in all; best of {args.rounds}")
     show([

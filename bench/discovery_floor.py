@@ -3,7 +3,7 @@
     .venv/bin/python bench/discovery_floor.py [--copies 20] [--rounds 7] [--profile]
 
 Every manifest of tests/corpus/manifests is copied ``--copies`` times into a temporary
-folder and read back (``read_text``, timed apart), then the same texts are parsed three ways:
+folder and read back (``read_input_file``, timed apart), then the same texts are parsed three ways:
 
     (a) PyYAML's CSafeLoader merely loading every document (``yaml.load_all``)
     (b) yaml-rs merely loading every file (one ``yaml_rs.loads`` call per file, defaults);
@@ -38,7 +38,7 @@ import yaml_rs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kubenb.discover.documents import load_documents, read_text, split_documents
+from kubenb.discover.documents import load_documents, read_input_file, split_documents
 from tests.support.corpus import CORPUS
 
 Texts = list[tuple[str, str]]
@@ -95,11 +95,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         paths = copied_corpus(Path(folder), options.copies)
         start = time.process_time()
-        texts = [(path.relative_to(folder).as_posix(), read_text(path, path.name)) for path in paths]
+        texts = [(path.relative_to(folder).as_posix(), read_input_file(path, path.name)) for path in paths]
         reading = time.process_time() - start
     megabytes = sum(len(text.encode()) for _, text in texts) / 1e6
     print(f"{len(texts)} files ({options.copies} copies of the corpus), {megabytes:.1f} MB, "
-          f"read_text {reading:.3f} s")
+          f"read_input_file {reading:.3f} s")
     if options.profile:
         cProfile.runctx("kubenb(texts)", globals(), {"texts": texts}, "/tmp/discovery_floor.prof")
         pstats.Stats("/tmp/discovery_floor.prof").sort_stats("tottime").print_stats(15)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from table import Row, show
 
-from kubenb.build.steps import needs_cluster
+from kubenb.builders.steps import needs_cluster
 from kubenb.errors import KubefileError
 from kubenb.kubefile import expand, parse
 

@@ -8,7 +8,7 @@ and ``%load_ext kubenb`` (not timed), then times, in that process:
     first   the first preview cell: Kubefile written, parsed, every manifest and chart
             discovered (the Helm engine loads on first use). Goal: < 2 s.
     again   the same cell run again with nothing changed. Goal: < 0.3 s.
-Baseline: ``kubenb.discover.list_images`` of the same context in its own fresh process, timed
+Baseline: ``kubenb.discover.context_images`` of the same context in its own fresh process, timed
 after its import as the cell is timed after ``%load_ext``: the ratio is what the magic adds.
 """
 
@@ -51,9 +51,9 @@ print(json.dumps({{"times": times, "images": len(shell.user_ns["plan"].image_lis
 
 DISCOVERY = """
 import json, time
-from kubenb.discover import list_images
+from kubenb.discover import context_images
 started = time.perf_counter()
-found = list_images({context!r})
+found = context_images({context!r})
 print(json.dumps({{"seconds": time.perf_counter() - started, "images": len(found.images)}}))
 """
 

@@ -19,11 +19,11 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from kubenb.build import BuildOptions, build
+from kubenb.builders import BuildOptions, build
 from kubenb.display import EventPrinter, human_size, image_list_csv, image_list_plain, image_list_table, locations_text
 from kubenb.engine import check, list_images, pull_image, push_image, save_images
 from kubenb.errors import InvalidReferenceError, KubenbError
-from kubenb.kubefile import declared_arguments, expand, parse, read_text
+from kubenb.kubefile import declared_arguments, expand, parse, read_kubefile
 from kubenb.model import ImageList, ImageRef, Kubefile
 from kubenb.reference import is_valid_reference, parse_platform, parse_reference
 from kubenb.registry import login, logout, mirror_host
@@ -431,7 +431,7 @@ def _run_export(options: argparse.Namespace) -> int:
 def _read_kubefile(path: str, stdin: TextIO) -> Kubefile:
     if path == "-":
         return parse(stdin.read(), path="<stdin>")
-    return parse(read_text(path), path=path)
+    return parse(read_kubefile(path), path=path)
 
 
 def _run_parse(options: argparse.Namespace) -> int:

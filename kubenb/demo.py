@@ -31,9 +31,9 @@ from types import TracebackType
 
 import requests
 
-from kubenb.cache import RegistryFolder
 from kubenb.errors import KubenbError
 from kubenb.reference import parse_reference
+from kubenb.registry_folder import RegistryFolder
 
 __all__ = ["DemoRegistry", "seed_images"]
 

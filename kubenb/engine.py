@@ -13,10 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kubenb.cache import RegistryFolder, SaveResult
-from kubenb.cache import save_images as save_into_folder
-from kubenb.discover import list_images as discover_images
-from kubenb.discover.documents import read_text
+from kubenb.discover import context_images
+from kubenb.discover.documents import read_input_file
 from kubenb.discover.imagelist import read_image_list
 from kubenb.errors import InvalidReferenceError, KubenbError, StoreError
 from kubenb.events import EventSink, ignore
@@ -24,6 +22,8 @@ from kubenb.kubefile import load
 from kubenb.model import FoundImage, ImageList, ImageRef, Location
 from kubenb.reference import parse_platform, parse_reference
 from kubenb.registry import Registries
+from kubenb.registry_folder import RegistryFolder, SaveResult
+from kubenb.registry_folder import save_images as save_into_folder
 from kubenb.store import ClusterImage, Store
 from kubenb.store.space import translating_disk_full
 
@@ -39,7 +39,7 @@ def image_refs(images: Sequence[str] = (), list_file: str | Path | None = None) 
     """
     refs: list[ImageRef] = []
     if list_file is not None:
-        for hit in read_image_list(read_text(Path(list_file), str(list_file)), str(list_file)):
+        for hit in read_image_list(read_input_file(Path(list_file), str(list_file)), str(list_file)):
             refs.append(_parse(hit.written, f"{hit.location.file}:{hit.location.line}"))
     refs += [_parse(image, "the command line") for image in images]
     if not refs:
@@ -181,7 +181,7 @@ def list_images(
     own registry, whose images a build keeps (source ``base``). A base that is not in the
     store yet is a warning: a build would pull it.
     """
-    found = discover_images(context, kubefile=kubefile, build_args=build_args, **options)
+    found = context_images(context, kubefile=kubefile, build_args=build_args, **options)
     base = _base_name(Path(context), kubefile, build_args)
     if base is None:
         return found

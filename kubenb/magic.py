@@ -34,7 +34,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.display import display
 from traitlets import Bool, Enum, Unicode
 
-from kubenb.build import BuildOptions, build
+from kubenb.builders import BuildOptions, build
 from kubenb.cli import add_build_options, build_options, build_parser
 from kubenb.display import (
     EventPrinter,

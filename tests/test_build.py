@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from kubenb.build import BuildOptions, build
-from kubenb.build.layers import InOrder
+from kubenb.builders import BuildOptions, build
+from kubenb.builders.layers import InOrder
 from kubenb.demo import DemoRegistry
 from kubenb.events import BlobStarted, Event
 from kubenb.store import Store, layout

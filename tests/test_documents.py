@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubenb.discover import documents
-from kubenb.discover.documents import Document, load_documents, read_text, split_documents
+from kubenb.discover.documents import Document, load_documents, read_input_file, split_documents
 from kubenb.errors import DiscoveryError
 from tests.support.corpus import CORPUS
 
@@ -268,7 +268,7 @@ def test_huge_single_line_file_fails_fast(tmp_path: Path) -> None:
     path.write_bytes(b"a: " + b"x" * 50_000_000)
     start = time.perf_counter()
     with pytest.raises(DiscoveryError, match="line is longer than") as error:
-        read_text(path, "manifests/big.yaml")
+        read_input_file(path, "manifests/big.yaml")
     assert time.perf_counter() - start < 2
     assert (error.value.file, error.value.line) == ("manifests/big.yaml", 1)
 
@@ -277,7 +277,7 @@ def test_file_over_the_size_limit(tmp_path: Path) -> None:
     path = tmp_path / "x.yaml"
     path.write_text("a: 1\n" * 100)
     with pytest.raises(DiscoveryError, match="larger than 100 bytes"):
-        read_text(path, "x.yaml", max_bytes=100)
+        read_input_file(path, "x.yaml", max_bytes=100)
 
 
 @pytest.mark.parametrize(("data", "message", "line"), [
@@ -290,21 +290,21 @@ def test_unreadable_files(tmp_path: Path, data: bytes, message: str, line: int |
     path = tmp_path / "x.yaml"
     path.write_bytes(data)
     with pytest.raises(DiscoveryError, match=message) as error:
-        read_text(path, "manifests/x.yaml")
+        read_input_file(path, "manifests/x.yaml")
     assert (error.value.file, error.value.line) == ("manifests/x.yaml", line)
 
 
-def test_read_text_refuses_what_is_not_a_file(tmp_path: Path) -> None:
+def test_read_input_file_refuses_what_is_not_a_file(tmp_path: Path) -> None:
     with pytest.raises(DiscoveryError, match="not a regular file"):
-        read_text(tmp_path, "manifests/dir")
+        read_input_file(tmp_path, "manifests/dir")
     with pytest.raises(DiscoveryError, match="cannot read"):
-        read_text(tmp_path / "missing.yaml", "manifests/missing.yaml")
+        read_input_file(tmp_path / "missing.yaml", "manifests/missing.yaml")
 
 
-def test_read_text_keeps_text_as_is(tmp_path: Path) -> None:
+def test_read_input_file_keeps_text_as_is(tmp_path: Path) -> None:
     path = tmp_path / "x.yaml"
     path.write_bytes("\ufeffa: é\r\n".encode())
-    assert read_text(path, "x.yaml") == "\ufeffa: é\r\n"
+    assert read_input_file(path, "x.yaml") == "\ufeffa: é\r\n"
 
 
 # --- anything at all: documents or DiscoveryError -------------------------------------------------

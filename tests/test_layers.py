@@ -16,8 +16,8 @@ LAYERS = {
     "model": 1, "events": 1,
     "reference": 2, "kubefile": 2, "oci": 2,
     "discover": 3, "registry": 3, "store": 3,
-    "cache": 4,
-    "engine": 5, "build": 5,
+    "registry_folder": 4,
+    "engine": 5, "builders": 5,
     "cli": 6, "magic": 6, "display": 6, "widgets": 6, "demo": 6,
 }
 #: The package facade and ``python -m`` entry point sit above every layer.

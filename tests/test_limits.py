@@ -108,7 +108,7 @@ def test_shell_punctuation_splits_as_shlex_does() -> None:
 STEP_KEY = """
 import sys
 from pathlib import Path
-from kubenb.build.lite import _step_key
+from kubenb.builders.lite import _step_key
 from kubenb.kubefile import parse
 context, rootfs = Path(sys.argv[1]), Path(sys.argv[2])
 kubefile = parse("FROM scratch\\nCOPY big.bin manifests/\\n", path=str(context / "Kubefile"))

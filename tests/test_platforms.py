@@ -20,11 +20,11 @@ import requests
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from kubenb.cache import RegistryFolder, saved_problems
 from kubenb.engine import save_images
 from kubenb.errors import StoreError
 from kubenb.model import ImageRef
 from kubenb.reference import parse_reference
+from kubenb.registry_folder import RegistryFolder, saved_problems
 from kubenb.store import Store
 from tests.support.oci import (
     INDEX,

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from kubenb.build import BuildOptions, build
-from kubenb.cache import RegistryFolder
+from kubenb.builders import BuildOptions, build
 from kubenb.demo import DemoRegistry
 from kubenb.errors import KubenbError
 from kubenb.events import Event, Retrying
 from kubenb.registry import transport
+from kubenb.registry_folder import RegistryFolder
 from kubenb.store import Store
 from tests.support.faulty import Chaos, Corrupt, Fault, FaultyProxy
 from tests.support.oci import Image, make_image, make_layer, push, single_image

@@ -16,9 +16,9 @@ from typing import Any
 import ipywidgets
 import pytest
 
-from kubenb.build import BuildOptions
+from kubenb import list_images
+from kubenb.builders import BuildOptions
 from kubenb.demo import DemoRegistry
-from kubenb.discover import list_images
 from kubenb.errors import DiscoveryError
 from kubenb.store import Store
 from kubenb.widgets import BuildPanel, ImageListReview, LoginForm

@@ -13,11 +13,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from kubenb.discover.cache import ResultCache, content_key
 from kubenb.discover.charts import charts_in, render_chart
-from kubenb.discover.documents import Document, load_documents, read_text, split_documents
+from kubenb.discover.documents import Document, load_documents, read_input_file, split_documents
 from kubenb.discover.hits import Hit, collect
 from kubenb.discover.imagelist import IMAGE_LIST, read_image_list
+from kubenb.discover.memo import DiscoveryMemo, content_key
 from kubenb.discover.review import apply_review, save_choice, write_review
 from kubenb.discover.rootfs import RootfsView, view_of_folder, view_of_kubefile
 from kubenb.discover.walk import ObjectContext, walk_object
@@ -25,14 +25,14 @@ from kubenb.errors import DiscoveryError
 from kubenb.kubefile import load
 from kubenb.model import ImageList
 
-__all__ = ["DiscoveryOptions", "apply_review", "clear_cache", "discover", "list_images", "rootfs_view", "save_choice",
+__all__ = ["DiscoveryOptions", "apply_review", "clear_memo", "context_images", "discover", "rootfs_view", "save_choice",
            "write_review"]
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 #: A CustomResourceDefinition is a schema, never a workload, and often most of a manifest's
 #: bytes (argo-cd, calico): a top-level ``kind:`` line says so before any parsing.
 _CRD = re.compile(r"""^kind:[ \t]*["']?CustomResourceDefinition["']?[ \t]*(?:#.*)?$""", re.MULTILINE)
-_CACHE = ResultCache()
+_CACHE = DiscoveryMemo()
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class DiscoveryOptions:
     helm_backend: str = "sdk"
 
 
-def list_images(
+def context_images(
     context: str | Path = ".",
     *,
     kubefile: str | Path | None = None,
@@ -92,7 +92,7 @@ def discover(view: RootfsView, options: DiscoveryOptions | None = None) -> Image
     return _CACHE.get_or_compute(key, lambda: _discover(view, options))
 
 
-def clear_cache() -> None:
+def clear_memo() -> None:
     """Forget memoised results (benchmarks measure the first run; tests start clean)."""
     _CACHE.clear()
 
@@ -101,7 +101,7 @@ def _discover(view: RootfsView, options: DiscoveryOptions) -> ImageList:
     warnings: list[str] = []
     hits: list[Hit] = []
     if IMAGE_LIST in view.files:
-        hits += read_image_list(read_text(view.files[IMAGE_LIST], IMAGE_LIST), IMAGE_LIST)
+        hits += read_image_list(read_input_file(view.files[IMAGE_LIST], IMAGE_LIST), IMAGE_LIST)
     hits += _manifest_hits(view, warnings)
     hits += _chart_hits(view, options)
     warnings += _nested_charts(view)
@@ -126,7 +126,7 @@ def _manifest_hits(view: RootfsView, warnings: list[str]) -> Iterator[Hit]:
     for name, host in view.under("manifests"):
         if not name.endswith(MANIFEST_SUFFIXES):
             continue
-        text = read_text(host, name)
+        text = read_input_file(host, name)
         template_line = _template_line(text)
         if template_line:
             warnings.append(

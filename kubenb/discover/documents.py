@@ -30,7 +30,7 @@ import yaml_rs
 from kubenb.errors import DiscoveryError
 
 __all__ = ["MAX_ALIAS_NODES", "MAX_FILE_BYTES", "MAX_LINE_BYTES", "Document", "load_documents",
-           "read_text", "split_documents"]
+           "read_input_file", "split_documents"]
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_LINE_BYTES = 4 * 1024 * 1024
@@ -56,7 +56,7 @@ class Document:
     chart: str | None = None
 
 
-def read_text(path: Path, display: str, *, max_bytes: int = MAX_FILE_BYTES,
+def read_input_file(path: Path, display: str, *, max_bytes: int = MAX_FILE_BYTES,
               max_line: int = MAX_LINE_BYTES) -> str:
     """A manifest file's text; a file that is huge, binary or not UTF-8 is a clear error.
 

@@ -22,7 +22,7 @@ __all__ = [
     "load",
     "pairs",
     "parse",
-    "read_text",
+    "read_kubefile",
     "substitute",
     "words",
 ]
@@ -31,7 +31,7 @@ __all__ = [
 MAX_BYTES = 4 * 1024 * 1024
 
 
-def read_text(path: str | Path) -> str:
+def read_kubefile(path: str | Path) -> str:
     """The Kubefile's text; unreadable, binary or non-UTF-8 files are a ``KubefileError``.
 
     Only a regular file is read: a FIFO, socket or device (``-f /dev/zero``) is refused, and it
@@ -89,4 +89,4 @@ def file_kind(mode: int) -> str:
 
 def load(path: str | Path, build_args: Mapping[str, str] | None = None) -> Kubefile:
     """Read, parse and expand the Kubefile at ``path``: what a build or preview starts from."""
-    return expand(parse(read_text(path), path=str(path)), build_args)
+    return expand(parse(read_kubefile(path), path=str(path)), build_args)

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 from kubenb.errors import StoreError
 from kubenb.model import ImageRef
-from kubenb.store import archive, cache, export, layout, pull, push
+from kubenb.store import archive, build_cache, export, layout, pull, push
 from kubenb.store.blobs import Blobs, HashingWriter, hash_file
 from kubenb.store.image import ClusterImage, Layer, is_digest, normalize_name
 from kubenb.store.lock import StoreLock
@@ -125,7 +125,7 @@ class Store:
 
     def _collect_garbage(self, entries: Sequence[layout.Entry]) -> None:
         """Delete unreferenced blobs (under the lock: a build holding it is never robbed)."""
-        wanted = set(cache.referenced(self.root))
+        wanted = set(build_cache.referenced(self.root))
         for entry in entries:
             wanted |= self._blobs_of(entry)
         for digest in self.blobs.digests():
@@ -291,19 +291,19 @@ class Store:
 
     def cached_layer(self, key: str) -> Layer | None:
         """The layer a build step with this cache key made before, if its blob is still here."""
-        layer = cache.lookup(self.root, key)
+        layer = build_cache.lookup(self.root, key)
         return layer if layer is not None and self.blobs.has(layer.digest) else None
 
     def cache_layer(self, key: str, layer: Layer) -> None:
         """Remember that a build step with this cache key made ``layer``."""
         self._ensure_layout()
-        cache.remember(self.root, key, layer, layout.now())
+        build_cache.remember(self.root, key, layer, layout.now())
 
     def creation_time(self, key: str) -> str:
         """The ``created`` of an image whose last build step has cache key ``key``:
         ``SOURCE_DATE_EPOCH`` when set (the reproducible-builds convention), else when that
         step was first built, else now."""
-        return layout.source_date_epoch() or cache.first_built(self.root, key) or layout.now()
+        return layout.source_date_epoch() or build_cache.first_built(self.root, key) or layout.now()
 
     def check(self) -> list[str]:
         """Every problem of the store as one line each: bad blobs, missing ones, bad index."""

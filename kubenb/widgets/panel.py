@@ -19,7 +19,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from kubenb.build import BuildOptions, build
+from kubenb.builders import BuildOptions, build
 from kubenb.display import human_size
 from kubenb.errors import Cancelled, KubenbError
 from kubenb.events import (

@@ -10,9 +10,9 @@ from __future__ import annotations
 import threading
 from typing import Protocol
 
-from kubenb.build.lite import LiteBuilder
-from kubenb.build.options import BuildOptions
-from kubenb.build.steps import CLUSTER_COMMANDS, needs_cluster
+from kubenb.builders.lite import LiteBuilder
+from kubenb.builders.options import BuildOptions
+from kubenb.builders.steps import CLUSTER_COMMANDS, needs_cluster
 from kubenb.errors import Cancelled, UnsupportedError
 from kubenb.events import Event, EventSink, ignore
 from kubenb.store import ClusterImage, Store, normalize_name

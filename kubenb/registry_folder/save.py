@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from kubenb.cache.layout import Descriptor, RegistryFolder, parse_references
-from kubenb.cache.platforms import IMAGE_CONFIG_TYPES, Selection, config_platform, select
-from kubenb.cache.references import References
 from kubenb.errors import KubenbError, StoreError
 from kubenb.events import (
     BlobDone,
@@ -34,6 +31,9 @@ from kubenb.events import (
 from kubenb.model import ImageRef
 from kubenb.oci.manifests import ManifestLike
 from kubenb.registry import Registries, RegistryClient
+from kubenb.registry_folder.folder import Descriptor, RegistryFolder, parse_references
+from kubenb.registry_folder.platforms import IMAGE_CONFIG_TYPES, Selection, config_platform, select
+from kubenb.registry_folder.references import References
 
 __all__ = ["SaveResult", "SavedImage", "save_images", "saved_problems"]
 

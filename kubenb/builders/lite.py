@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubenb.build.copy import copy_into_rootfs, explain_sources_run_wrote
-from kubenb.build.layers import InOrder, changes, snapshot, stream_layer, write_layer
-from kubenb.build.options import BuildOptions
-from kubenb.build.run import run_on_host
-from kubenb.build.steps import needs_cluster
-from kubenb.cache import RegistryFolder, save_images, saved_problems
+from kubenb.builders.copy import copy_into_rootfs, explain_sources_run_wrote
+from kubenb.builders.layers import InOrder, changes, snapshot, stream_layer, write_layer
+from kubenb.builders.options import BuildOptions
+from kubenb.builders.run import run_on_host
+from kubenb.builders.steps import needs_cluster
 from kubenb.discover import DiscoveryOptions, apply_review, discover
 from kubenb.discover.rootfs import STANDARD_FOLDERS, copy_files, view_of_folder
 from kubenb.errors import BuildError, InvalidReferenceError, StoreError
@@ -37,6 +36,7 @@ from kubenb.model import ImageRef, Instruction, Kubefile
 from kubenb.oci import apply_layer, resolve_in_root
 from kubenb.reference import parse_platform, parse_reference, platform_matches
 from kubenb.registry import Registries
+from kubenb.registry_folder import RegistryFolder, save_images, saved_problems
 from kubenb.store import ClusterImage, Layer, Store
 from kubenb.store.space import translating_disk_full
 

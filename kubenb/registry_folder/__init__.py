@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kubenb.cache.layout import Descriptor, References, RegistryFolder, parse_references, validate_repository
-from kubenb.cache.save import SavedImage, SaveResult, save_images, saved_problems
+from kubenb.registry_folder.folder import Descriptor, References, RegistryFolder, parse_references, validate_repository
+from kubenb.registry_folder.save import SavedImage, SaveResult, save_images, saved_problems
 
 __all__ = [
     "Descriptor",

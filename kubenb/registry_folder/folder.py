@@ -24,10 +24,10 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubenb.cache.platforms import Selection, config_platform, select
-from kubenb.cache.references import Descriptor, References, parse_references, split_digest
 from kubenb.errors import StoreError, is_disk_full
 from kubenb.reference import is_content_digest, is_repository_path, is_tag
+from kubenb.registry_folder.platforms import Selection, config_platform, select
+from kubenb.registry_folder.references import Descriptor, References, parse_references, split_digest
 
 __all__ = ["Descriptor", "References", "RegistryFolder", "parse_references", "validate_repository"]
 

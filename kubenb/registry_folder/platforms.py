@@ -20,10 +20,10 @@ import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
-from kubenb.cache.references import Descriptor, References, parse_references
 from kubenb.errors import StoreError
 from kubenb.oci.manifests import MAX_INDEX_DEPTH, ManifestLike
 from kubenb.reference import platform_matches
+from kubenb.registry_folder.references import Descriptor, References, parse_references
 
 __all__ = ["IMAGE_CONFIG_TYPES", "MAX_MANIFESTS", "Selection", "config_platform", "select"]
 

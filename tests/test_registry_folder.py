@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from kubenb.cache import RegistryFolder, parse_references, validate_repository
 from kubenb.errors import StoreError
+from kubenb.registry_folder import RegistryFolder, parse_references, validate_repository
 from tests.support.oci import (
     DOCKER_LIST,
     DOCKER_MANIFEST,

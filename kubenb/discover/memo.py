@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["ResultCache", "content_key"]
+__all__ = ["DiscoveryMemo", "content_key"]
 
 T = TypeVar("T")
 
@@ -57,7 +57,7 @@ def _read_digest(path: Path) -> bytes:
     return file_digest.digest()
 
 
-class ResultCache:
+class DiscoveryMemo:
     """A small thread-safe LRU of results by key (widgets discover from worker threads)."""
 
     def __init__(self, size: int = 32) -> None:
