@@ -7,14 +7,18 @@ sink may queue them across threads.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from kubenb.errors import Cancelled
 
 __all__ = [
     "BlobDone",
     "BlobProgress",
     "BlobStarted",
     "BlobsPlanned",
+    "CancelToken",
     "Event",
     "EventSink",
     "ImageDone",
@@ -108,3 +112,32 @@ EventSink = Callable[[Event], None]
 
 def ignore(event: Event) -> None:
     """The sink to use when nobody listens."""
+
+
+class CancelToken:
+    """A request to stop, set by a front end (a Cancel button, Ctrl-C) and checked by the work.
+
+    It is passed down to the loops that take time (downloads, build steps, RUN commands) so
+    that a cancelled build stops where it is and raises :class:`Cancelled` itself, unwrapped,
+    instead of a front end throwing from its event sink into a worker thread.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the work to stop; safe from any thread, and more than once."""
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        """Raise :class:`Cancelled` once the token is set; the work undoes what it started."""
+        if self._event.is_set():
+            raise Cancelled("the work was cancelled", hint="nothing was named; the store is as it was")
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds`` (a retry's back-off), waking at once when cancelled."""
+        return self._event.wait(seconds)
