@@ -25,7 +25,8 @@ from kubenb.engine import check, list_images, pull_image, push_image, save_image
 from kubenb.errors import InvalidReferenceError, KubenbError
 from kubenb.kubefile import declared_arguments, expand, parse, read_kubefile
 from kubenb.model import ImageList, ImageRef, Kubefile
-from kubenb.reference import is_valid_reference, parse_platform, parse_reference
+from kubenb.oci.platforms import parse_platform
+from kubenb.reference import is_valid_reference, parse_reference
 from kubenb.registry import login, logout, mirror_host
 from kubenb.store import Store
 

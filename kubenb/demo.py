@@ -32,13 +32,11 @@ from types import TracebackType
 import requests
 
 from kubenb.errors import KubenbError
+from kubenb.oci.media_types import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
 from kubenb.reference import parse_reference
 from kubenb.registry_folder import RegistryFolder
 
 __all__ = ["DemoRegistry", "seed_images"]
-
-_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
 
 def seed_images(folder: Path, images: Iterable[str], *, padding: int = 0) -> None:
     """Write a single-layer image under each name into the registry folder ``folder``.
@@ -58,10 +56,10 @@ def seed_images(folder: Path, images: Iterable[str], *, padding: int = 0) -> Non
             "rootfs": {"type": "layers", "diff_ids": [_digest(tar)]},
         })
         manifest = _json({
-            "schemaVersion": 2, "mediaType": _OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _digest(config),
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": _digest(config),
                        "size": len(config)},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": _digest(layer),
+            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": _digest(layer),
                         "size": len(layer)}],
         })
         for blob in (layer, config):

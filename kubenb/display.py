@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import html
 import io
-import json
 import threading
 from collections.abc import Sequence
 from types import TracebackType
@@ -184,14 +183,13 @@ def kubefile_text(kubefile: Kubefile) -> str:
 
 
 def cluster_image_text(image: ClusterImage) -> str:
-    carried = len(json.loads(image.annotations.get("io.kubenb.images", "{}")))
+    carried = len(image.carried_images)
     return f"{image.name} ({image.short_id}, {human_size(image.size)}, {carried} image(s), {image.platform or '?'})"
 
 
 def cluster_image_html(image: ClusterImage) -> str:
-    carried = json.loads(image.annotations.get("io.kubenb.images", "{}"))
     rows = "".join(f"<tr><td><code>{_e(ref)}</code></td><td><code>{_e(digest[:19])}</code></td></tr>"
-                   for ref, digest in carried.items())
+                   for ref, digest in image.carried_images.items())
     return (f"<div class='kubenb-cluster-image'><p><b>{_e(image.name)}</b> <code>{image.short_id}</code> "
             f"{human_size(image.size)}, {_e(image.platform)}, created {_e(image.created)}</p>"
             f"<table><thead><tr><th>image</th><th>digest</th></tr></thead><tbody>{rows}</tbody></table></div>")

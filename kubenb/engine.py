@@ -7,7 +7,6 @@ choosing registries) happens here.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +19,8 @@ from kubenb.errors import InvalidReferenceError, KubenbError, StoreError
 from kubenb.events import EventSink, ignore
 from kubenb.kubefile import load
 from kubenb.model import FoundImage, ImageList, ImageRef, Location
-from kubenb.reference import parse_platform, parse_reference
+from kubenb.oci.platforms import parse_platform
+from kubenb.reference import parse_reference
 from kubenb.registry import Registries
 from kubenb.registry_folder import RegistryFolder, SaveResult
 from kubenb.registry_folder import save_images as save_into_folder
@@ -190,8 +190,7 @@ def list_images(
     except StoreError:
         return replace(found, warnings=(*found.warnings, f"the base image {base} is not in the store: the "
                                         "images it carries are not listed (a build pulls it)"))
-    carried = json.loads(image.annotations.get("io.kubenb.images", "{}"))
-    return with_base_images(found, base, list(carried))
+    return with_base_images(found, base, list(image.carried_images))
 
 
 def with_base_images(found: ImageList, base: str, images: Sequence[str]) -> ImageList:

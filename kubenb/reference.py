@@ -28,16 +28,12 @@ from kubenb.model import ImageRef
 __all__ = [
     "DEFAULT_DOMAIN",
     "DEFAULT_TAG",
-    "VERIFIABLE_DIGESTS",
     "familiar",
-    "is_content_digest",
     "is_repository_path",
     "is_tag",
     "is_valid_reference",
     "normalize",
-    "parse_platform",
     "parse_reference",
-    "platform_matches",
 ]
 
 #: Docker Hub's name in references; ``index.docker.io`` is its legacy alias.
@@ -62,19 +58,6 @@ _LOWER_HEX = re.compile(r"[0-9a-f]+")
 _IMAGE_ID = re.compile(r"[0-9a-f]{64}")
 #: Registered algorithms and their exact number of lowercase hex digits.
 _DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128, "blake3": 64}
-#: The algorithms registries, registry folders and the store can verify, with their hex lengths.
-VERIFIABLE_DIGESTS = {"sha256": 64, "sha384": 96, "sha512": 128}
-_CONTENT_DIGEST = re.compile(r"(sha256|sha384|sha512):([0-9a-f]+)")
-
-
-def is_content_digest(text: str) -> bool:
-    """``text`` is a digest kubenb can verify and store by (``sha256:`` + 64 lowercase hex...).
-
-    One definition for the registry client, the registry folder and the store: a digest that
-    becomes a file name or is checked against bytes must be exactly this.
-    """
-    match = _CONTENT_DIGEST.fullmatch(text)
-    return match is not None and len(match[2]) == VERIFIABLE_DIGESTS[match[1]]
 
 
 def is_repository_path(path: str) -> bool:
@@ -84,6 +67,7 @@ def is_repository_path(path: str) -> bool:
 
 
 def is_tag(tag: str) -> bool:
+    """``tag`` follows docker's tag grammar (the registry client checks tags it sends with it)."""
     return _passes(_check_tag, tag)
 
 
@@ -151,31 +135,6 @@ def _parses_to(text: str, ref: ImageRef) -> bool:
         return parse_reference(text) == ref
     except InvalidReferenceError:
         return False
-
-
-_PLATFORM_PART = re.compile(r"[a-z0-9][a-z0-9_.-]*")
-_ARCHITECTURE_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}
-
-
-def parse_platform(text: str) -> str:
-    """``os/arch[/variant]`` in the spelling of image indexes (``linux/arm64/v8``).
-
-    ``--platform`` and ``FROM --platform`` filter index children by string, so a misspelt
-    platform would quietly match nothing: it is refused here instead. Case is folded and the
-    kernel's architecture names (``x86_64``, ``aarch64``) become their Go names.
-    """
-    parts = text.strip().lower().split("/")
-    if not 2 <= len(parts) <= 3 or not all(_PLATFORM_PART.fullmatch(part) for part in parts):
-        raise InvalidReferenceError(f"invalid platform {text!r}: expected os/arch or os/arch/variant",
-                                    hint="e.g. linux/amd64 or linux/arm64/v8")
-    parts[1] = _ARCHITECTURE_ALIASES.get(parts[1], parts[1])
-    return "/".join(parts)
-
-
-def platform_matches(offered: str, asked: str) -> bool:
-    """Whether an image for ``offered`` serves ``asked``: ``linux/arm64`` is met by any variant
-    of it, ``linux/arm64/v8`` only by that one."""
-    return offered == asked or offered.startswith(asked + "/")
 
 
 def _invalid(text: str, why: str, hint: str | None = None) -> InvalidReferenceError:

@@ -34,10 +34,11 @@ from kubenb.events import BlobDone, BlobsPlanned, Event, EventSink, Message
 from kubenb.kubefile import load, pairs
 from kubenb.model import ImageRef, Instruction, Kubefile
 from kubenb.oci import apply_layer, resolve_in_root
-from kubenb.reference import parse_platform, parse_reference, platform_matches
+from kubenb.oci.platforms import parse_platform, platform_matches
+from kubenb.reference import parse_reference
 from kubenb.registry import Registries
 from kubenb.registry_folder import RegistryFolder, save_images, saved_problems
-from kubenb.store import ClusterImage, Layer, Store
+from kubenb.store import IMAGES_ANNOTATION, ClusterImage, Layer, Store
 from kubenb.store.space import translating_disk_full
 
 __all__ = ["LiteBuilder"]
@@ -350,7 +351,7 @@ def _step_key(parent: str, instruction: Instruction, context: Path, kubefile: Ku
 def _annotations(kubefile: Kubefile, state: _State, images: Mapping[str, str]) -> dict[str, str]:
     return {
         "io.kubenb.kubefile": "".join(f"{i.original}\n" for i in kubefile.instructions),
-        "io.kubenb.images": json.dumps(dict(sorted(images.items()))),
+        IMAGES_ANNOTATION: json.dumps(dict(sorted(images.items()))),
         "io.kubenb.deploy-commands": json.dumps(state.deploy_commands),
         # what recorded commands see at deploy time: ENV only, never an ARG (a --build-arg may be a token)
         "io.kubenb.environment": json.dumps(state.environment),

@@ -1,9 +1,12 @@
-"""OCI images read from elsewhere: paths resolved inside a rootfs, the one layer applier, and
-what any manifest offers (bytes, media type, digest).
+"""OCI plumbing, written once: media types, manifest kinds and references, the nested-index
+walk, platforms, digests and verified atomic writes, rootfs paths and the one layer applier.
 
-Everything that takes a layer or a rootfs from an image (export, a build's FROM and its cache
-hits, COPY into the rootfs, discovery, the registry layer) goes through here, so the rules that
-keep kubenb inside its own folders are written once.
+The registry client, the registry folder and the store all read and keep OCI content; they
+import these pieces instead of each spelling a media type, hashing a blob or walking an index
+its own way (``media_types``, ``manifests``, ``selection``, ``platforms``, ``digests``). Everything
+that takes a layer or a rootfs from an image (export, a build's FROM and its cache hits, COPY
+into the rootfs) goes through ``layers`` and ``paths``, so the rules that keep kubenb inside
+its own folders are written once too. Layer 2: imports only ``errors``.
 """
 
 from __future__ import annotations

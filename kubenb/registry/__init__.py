@@ -17,17 +17,11 @@ from types import TracebackType
 from kubenb.errors import AuthenticationError, RegistryError
 from kubenb.events import EventSink, ignore
 from kubenb.model import ImageRef
+from kubenb.oci.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST
 from kubenb.registry.client import RegistryClient
 from kubenb.registry.credentials import Credentials, config_path, erase, lookup, registry_host, store
 from kubenb.registry.deadline import SpeedLimit
-from kubenb.registry.manifest import (
-    DOCKER_MANIFEST,
-    DOCKER_MANIFEST_LIST,
-    MANIFEST_TYPES,
-    OCI_INDEX,
-    OCI_MANIFEST,
-    Manifest,
-)
+from kubenb.registry.manifest import Manifest
 
 __all__ = [
     "DOCKER_MANIFEST",

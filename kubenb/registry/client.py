@@ -34,19 +34,15 @@ import requests
 
 from kubenb.errors import InvalidReferenceError, RegistryError, StoreError, is_disk_full
 from kubenb.events import EventSink, ignore
-from kubenb.reference import is_content_digest
+from kubenb.oci.digests import is_content_digest
+from kubenb.oci.media_types import MANIFEST_ACCEPT
+from kubenb.reference import is_repository_path, is_tag
 from kubenb.registry.auth import Authenticator, pull_scope, push_scope
 from kubenb.registry.credentials import Credentials, registry_host
 from kubenb.registry.deadline import SpeedLimit
 from kubenb.registry.download import CHUNK_SIZE, BlobDownload
 from kubenb.registry.failures import cut_short
-from kubenb.registry.manifest import (
-    MANIFEST_ACCEPT,
-    MAX_MANIFEST_BYTES,
-    CorruptContent,
-    Manifest,
-    verified_manifest,
-)
+from kubenb.registry.manifest import MAX_MANIFEST_BYTES, CorruptContent, Manifest, verified_manifest
 from kubenb.registry.transport import (
     Retryable,
     Transport,
@@ -67,8 +63,6 @@ Body = Callable[[], "bytes | BinaryIO"]
 
 #: Docker Hub's API host: ``docker.io`` in references, ``registry-1.docker.io`` on the wire.
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
-_REPOSITORY = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _ERROR_CODE = re.compile(r"[A-Z_]{1,40}")
 
 
@@ -434,7 +428,7 @@ def _open_blob(path: Path, what: str) -> BinaryIO:
 
 
 def _check_repository(repository: str) -> None:
-    if not _REPOSITORY.fullmatch(repository) or len(repository) > 255:
+    if not is_repository_path(repository):
         raise InvalidReferenceError(f"{repository!r} is not a valid repository name",
                                     hint="use lowercase path components like library/nginx")
 
@@ -442,7 +436,7 @@ def _check_repository(repository: str) -> None:
 def _check_reference(reference: str) -> None:
     if ":" in reference:
         _check_digest(reference)
-    elif not _TAG.fullmatch(reference):
+    elif not is_tag(reference):
         raise InvalidReferenceError(f"{reference!r} is not a valid tag", hint="tags are [A-Za-z0-9_.-], 128 at most")
 
 

@@ -9,44 +9,24 @@ pre-2017) manifests are refused with a message saying what to do.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from kubenb.errors import RegistryError
-from kubenb.reference import is_content_digest
+from kubenb.oci import digests
+from kubenb.oci.digests import compute_digest, is_content_digest
+from kubenb.oci.manifests import MAX_MANIFEST_BYTES, is_schema1, manifest_kind
+from kubenb.oci.media_types import INDEX_TYPES, MANIFEST_TYPES
 
 __all__ = [
-    "DOCKER_MANIFEST",
-    "DOCKER_MANIFEST_LIST",
-    "INDEX_TYPES",
-    "MANIFEST_ACCEPT",
-    "MANIFEST_TYPES",
     "MAX_MANIFEST_BYTES",
-    "OCI_INDEX",
-    "OCI_MANIFEST",
     "CorruptContent",
     "Manifest",
-    "compute_digest",
     "hasher_for",
     "verified_manifest",
 ]
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-MANIFEST_TYPES = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
-INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
-#: Without the OCI types in Accept, the distribution registry answers 404 for OCI manifests.
-MANIFEST_ACCEPT = ", ".join(MANIFEST_TYPES)
-SCHEMA1_TYPES = frozenset({
-    "application/vnd.docker.distribution.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v1+prettyjws",
-})
-#: The distribution registry's own limit; anything larger is not a manifest but an attack.
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 SCHEMA1_HINT = "push the image again with a current client"
 
 
@@ -80,12 +60,7 @@ def hasher_for(digest: str) -> Any:
             f"{digest!r} is not a digest kubenb can verify",
             hint="use sha256:<64 hex digits> (or sha384, sha512)",
         )
-    return hashlib.new(digest.partition(":")[0])
-
-
-def compute_digest(data: bytes, algorithm: str = "sha256") -> str:
-    """The ``algorithm:hex`` digest of ``data``."""
-    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+    return digests.hasher_for(digest)
 
 
 def verified_manifest(
@@ -99,8 +74,8 @@ def verified_manifest(
     from the hash of the bytes served.
     """
     document = _document(data, where)
-    media_type = _media_type(document or {}, content_type)
-    if media_type in SCHEMA1_TYPES or (document or {}).get("schemaVersion") == 1:
+    media_type = manifest_kind(document or {}, content_type)
+    if is_schema1(document or {}, media_type):
         raise RegistryError(f"{where} is a schema 1 manifest: schema 1 manifests are not supported",
                             hint=SCHEMA1_HINT)
     pinned = reference if reference.startswith(("sha256:", "sha384:", "sha512:")) else None
@@ -140,15 +115,3 @@ def _document(data: bytes, where: str) -> dict[str, Any] | None:
                             hint="check the registry (or a proxy in front of it)") from None
     return document if isinstance(document, dict) else None
 
-
-def _media_type(document: dict[str, Any], content_type: str) -> str:
-    """The manifest's own ``mediaType``, else the Content-Type, else what its fields say it is."""
-    declared = document.get("mediaType")
-    if isinstance(declared, str) and declared:
-        return declared
-    served = content_type.partition(";")[0].strip().lower()
-    if served in MANIFEST_TYPES or served in SCHEMA1_TYPES:
-        return served
-    if "manifests" in document:
-        return OCI_INDEX
-    return OCI_MANIFEST if "config" in document and "layers" in document else served

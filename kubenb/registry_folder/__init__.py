@@ -1,8 +1,9 @@
-"""The image cache: images written into a registry folder a stock registry serves (layer 4 of docs/architecture.md)."""
+"""The registry folder: images written in the layout a stock registry serves (layer 4 of docs/architecture.md)."""
 
 from __future__ import annotations
 
-from kubenb.registry_folder.folder import Descriptor, References, RegistryFolder, parse_references, validate_repository
+from kubenb.oci.manifests import Descriptor, References, parse_references
+from kubenb.registry_folder.folder import RegistryFolder, validate_repository
 from kubenb.registry_folder.save import SavedImage, SaveResult, save_images, saved_problems
 
 __all__ = [

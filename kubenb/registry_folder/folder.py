@@ -12,35 +12,43 @@ Every file appears whole by ``os.replace`` (or ``os.link``, which never overwrit
 file in ``.kubenb-tmp/`` beside ``docker/``: the same filesystem, so the rename is atomic, and a
 place the registry never reads. So neither a crash nor a second process filling the folder
 leaves a half-written file. No network here: the client fetches, this keeps what hashes right.
+Hashing, verified renames and the temp sweep are ``kubenb.oci.digests``'s, shared with the
+store; the index walk is ``kubenb.oci.selection``'s.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
-import time
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from kubenb.errors import StoreError, is_disk_full
-from kubenb.reference import is_content_digest, is_repository_path, is_tag
-from kubenb.registry_folder.platforms import Selection, config_platform, select
-from kubenb.registry_folder.references import Descriptor, References, parse_references, split_digest
+from kubenb.oci.digests import (
+    atomic_file,
+    compute_digest,
+    file_digest,
+    is_content_digest,
+    is_whole,
+    keep_verified,
+    remove_stale,
+    split_digest,
+)
+from kubenb.oci.manifests import MAX_MANIFEST_BYTES, Descriptor, References, parse_references
+from kubenb.oci.platforms import config_platform
+from kubenb.oci.selection import Selection, select
+from kubenb.reference import is_repository_path, is_tag
 
-__all__ = ["Descriptor", "References", "RegistryFolder", "parse_references", "validate_repository"]
+__all__ = ["RegistryFolder", "validate_repository"]
 
-MANIFEST_MAX = 4 * 1024 * 1024  # the registry's own limit: anything bigger is no manifest
-CHUNK = 1024 * 1024
 FILE_MODE = 0o644  # the registry serving the folder may run as another user
 TEMP_DIR = ".kubenb-tmp"
 STALE_SECONDS = 24 * 3600.0  # a download refreshes its temp file's mtime as it writes
 
 
 def _hash_bytes(data: bytes, digest: str) -> str:
-    algorithm = split_digest(digest)[0]
-    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+    return compute_digest(data, split_digest(digest)[0])
 
 
 def validate_repository(name: str) -> str:
@@ -86,28 +94,17 @@ class RegistryFolder:
         does, while streaming): reading the file again would only cost a second pass.
         """
         try:
-            target = self.blob_path(digest)
-            actual = _hash_file(temp, digest, sync=self.durable) if not verified else digest
-            if verified and self.durable:
-                _fsync(temp)
-            if actual != digest:
-                raise StoreError(f"blob {digest} not kept: its data hashes to {actual}",
-                                 hint="the download was corrupted or the registry sent other content")
-            if not _holds(target, temp.stat().st_size):
-                os.chmod(temp, FILE_MODE)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(temp, target)
+            keep_verified(temp, self.blob_path(digest), digest, verified=verified, durable=self.durable,
+                          mode=FILE_MODE)
         except OSError as error:
             if is_disk_full(error):
                 raise  # the caller names the disk and what it was writing
             raise StoreError(f"cannot store blob {digest} from {temp}: {error.strerror}") from error
-        finally:
-            temp.unlink(missing_ok=True)
 
     def put_blob_bytes(self, data: bytes, digest: str) -> None:
         """Keep small in-memory content (manifests, configs) as blob ``digest``."""
         self._verify(data, digest)
-        if not _holds(self.blob_path(digest), len(data)):
+        if not is_whole(self.blob_path(digest), len(data)):
             self._write(self.blob_path(digest), data)
 
     def link_layer(self, repository: str, digest: str) -> None:
@@ -192,10 +189,6 @@ class RegistryFolder:
             problems.append("it is an index with none of its images in the folder")
         return problems
 
-    def references(self, data: bytes, media_type: str = "") -> References:
-        """What a manifest or index references (see ``parse_references``)."""
-        return parse_references(data, media_type)
-
     def repositories(self) -> list[str]:
         """Names of the repositories in the folder, sorted."""
         top, found = self._v2 / "repositories", []
@@ -224,15 +217,7 @@ class RegistryFolder:
     def clean_temp(self, max_age: float = STALE_SECONDS) -> int:
         """Delete temp files untouched for ``max_age`` seconds (younger ones may be another
         process's live download); return how many went."""
-        removed = 0
-        for entry in self._temp.glob("*") if self._temp.is_dir() else ():
-            try:
-                if time.time() - entry.stat().st_mtime >= max_age:
-                    entry.unlink()
-                    removed += 1
-            except FileNotFoundError:
-                continue  # its writer renamed it meanwhile
-        return removed
+        return remove_stale(self._temp, max_age)
 
     def _link(self, repository: str, kind: str, digest: str) -> Path:
         algorithm, hex_ = split_digest(digest)
@@ -272,17 +257,11 @@ class RegistryFolder:
         return fd, Path(name)
 
     def _write(self, path: Path, data: bytes, *, exclusive: bool = False) -> bool:
-        """Write ``path`` whole via a temp file; with ``exclusive``, False if it already exists."""
-        fd, temp = self._mkstemp("put-")
+        """Write ``path`` whole via a temp file; with ``exclusive``, False if it already exists
+        (``os.link`` never overwrites)."""
         try:
-            with os.fdopen(fd, "wb") as out:
+            with atomic_file(path, self._temp, durable=self.durable, exclusive=exclusive, mode=FILE_MODE) as out:
                 out.write(data)
-                os.fchmod(out.fileno(), FILE_MODE)
-                if self.durable:
-                    out.flush()
-                    os.fsync(out.fileno())
-            path.parent.mkdir(parents=True, exist_ok=True)
-            (os.link if exclusive else os.replace)(temp, path)  # os.link never overwrites
             return True
         except FileExistsError:
             return False
@@ -290,37 +269,39 @@ class RegistryFolder:
             if is_disk_full(error):
                 raise  # the caller names the disk and what it was writing
             raise StoreError(f"cannot write {path}: {error.strerror}") from error
-        finally:
-            temp.unlink(missing_ok=True)
 
     def _write_link(self, path: Path, digest: str) -> None:
         """A link holds the bare digest, no newline; an identical one is left alone."""
         if _read_link(path) != digest:
             self._write(path, digest.encode())
 
-    def _stored_references(self, digest: str) -> References | None:
-        """A stored manifest's references, None unless present, small and hashing to ``digest``."""
+    def _manifest_bytes(self, digest: str) -> bytes | None:
+        """A stored manifest's bytes, None unless present, small and hashing to ``digest``."""
         path = self.blob_path(digest)
         try:
-            data = path.read_bytes() if path.stat().st_size <= MANIFEST_MAX else b""
-            return parse_references(data) if _hash_bytes(data, digest) == digest else None
-        except (FileNotFoundError, NotADirectoryError, StoreError):
+            data = path.read_bytes() if path.stat().st_size <= MAX_MANIFEST_BYTES else b""
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return data if _hash_bytes(data, digest) == digest else None
+
+    def _stored_references(self, digest: str) -> References | None:
+        """A stored manifest's references, None unless it is stored whole and parses."""
+        try:
+            data = self._manifest_bytes(digest)
+            return parse_references(data) if data is not None else None
+        except StoreError:
             return None
 
     def _stored(self, repository: str, digest: str) -> _Stored | None:
         """The manifest ``digest`` as ``repository`` serves it: linked, present and hashing right."""
         if _read_link(self._link(repository, "_manifests/revisions", digest)) != digest:
             return None
-        path = self.blob_path(digest)
-        try:
-            data = path.read_bytes() if path.stat().st_size <= MANIFEST_MAX else b""
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        return _Stored(data, "", digest) if _hash_bytes(data, digest) == digest else None
+        data = self._manifest_bytes(digest)
+        return _Stored(data, "", digest) if data is not None else None
 
     def _config_platform(self, references: References) -> str | None:
         config = references.config
-        if config is None or not self.has_blob(config.digest) or config.size > MANIFEST_MAX:
+        if config is None or not self.has_blob(config.digest) or config.size > MAX_MANIFEST_BYTES:
             return None
         return config_platform(self.blob_path(config.digest).read_bytes(), config.media_type)
 
@@ -358,7 +339,7 @@ class RegistryFolder:
             digest, prefix = f"{data.parts[-4]}:{data.parts[-2]}", data.parts[-3]
             if not is_content_digest(digest) or prefix != data.parts[-2][:2]:
                 problems.append(f"blob file {data} is not where its digest belongs")
-            elif (actual := _hash_file(data, digest)) != digest:
+            elif (actual := file_digest(data, split_digest(digest)[0])) != digest:
                 problems.append(f"blob {digest}: data hashes to {actual} ({data})")
         return problems
 
@@ -412,28 +393,3 @@ def _links(folder: Path) -> Iterator[tuple[str, str | None]]:
     for link in sorted(folder.glob("*/*/link")):
         yield f"{link.parts[-3]}:{link.parts[-2]}", _read_link(link)
 
-
-def _fsync(path: Path) -> None:
-    with path.open("rb+") as stream:
-        os.fsync(stream.fileno())
-
-
-def _hash_file(path: Path, digest: str, *, sync: bool = False) -> str:
-    """The digest of a file read in chunks, never whole in memory; fsynced on the way if ``sync``."""
-    algorithm = split_digest(digest)[0]
-    hasher, buffer = hashlib.new(algorithm), bytearray(CHUNK)
-    view = memoryview(buffer)
-    with path.open("rb", buffering=0) as source:
-        while count := source.readinto(buffer):
-            hasher.update(view[:count])
-        if sync:
-            os.fsync(source.fileno())
-    return f"{algorithm}:{hasher.hexdigest()}"
-
-
-def _holds(target: Path, size: int) -> bool:
-    """Whether the blob is there whole: a size check, since content was verified on entry."""
-    try:
-        return target.stat().st_size == size
-    except FileNotFoundError:
-        return False

@@ -1,6 +1,6 @@
 """Pull images into a registry folder: the ``save-images`` step of every lite build.
 
-The registry client (layer 3) knows HTTP; the folder (``layout``) knows the storage layout;
+The registry client (layer 3) knows HTTP; the folder (``folder``) knows the storage layout;
 this module only decides what to fetch. A blob already in the folder is never fetched again,
 a blob several images share is fetched once even when they are pulled at the same time, and
 an image already complete in the folder is skipped without a request.
@@ -29,11 +29,12 @@ from kubenb.events import (
     ignore,
 )
 from kubenb.model import ImageRef
-from kubenb.oci.manifests import ManifestLike
+from kubenb.oci.manifests import Descriptor, ManifestLike, References, parse_references
+from kubenb.oci.media_types import IMAGE_CONFIG_TYPES
+from kubenb.oci.platforms import config_platform
+from kubenb.oci.selection import Selection, select
 from kubenb.registry import Registries, RegistryClient
-from kubenb.registry_folder.folder import Descriptor, RegistryFolder, parse_references
-from kubenb.registry_folder.platforms import IMAGE_CONFIG_TYPES, Selection, config_platform, select
-from kubenb.registry_folder.references import References
+from kubenb.registry_folder.folder import RegistryFolder
 
 __all__ = ["SaveResult", "SavedImage", "save_images", "saved_problems"]
 

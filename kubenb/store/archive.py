@@ -23,9 +23,11 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from kubenb.errors import StoreError, is_disk_full
+from kubenb.oci.digests import CHUNK, HashingWriter, is_sha256
+from kubenb.oci.media_types import OCI_INDEX, OCI_MANIFEST
 from kubenb.store import layout
-from kubenb.store.blobs import CHUNK, STAGING_PREFIX, Blobs, HashingWriter
-from kubenb.store.image import is_digest, normalize_name
+from kubenb.store.blobs import STAGING_PREFIX, Blobs
+from kubenb.store.image import normalize_name
 
 __all__ = ["Staged", "save", "staged"]
 
@@ -54,7 +56,7 @@ def save(blobs: Blobs, entry: layout.Entry, digests: Sequence[str], file: Path) 
     try:
         with os.fdopen(fd, "wb") as out, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
             _add_bytes(tar, "oci-layout", layout.encode(layout.LAYOUT))
-            index = {"schemaVersion": 2, "mediaType": layout.INDEX_TYPE, "manifests": [entry.to_descriptor()]}
+            index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry.to_descriptor()]}
             _add_bytes(tar, "index.json", layout.encode(index))
             tar.addfile(_info("blobs", folder=True))
             tar.addfile(_info("blobs/sha256", folder=True))
@@ -191,13 +193,13 @@ def _entries(file: Path, result: Staged, blobs: Blobs) -> list[layout.Entry]:
 
 
 def _entry(file: Path, descriptor: object, result: Staged, blobs: Blobs) -> layout.Entry:
-    if not isinstance(descriptor, dict) or descriptor.get("mediaType") != layout.MANIFEST_TYPE:
+    if not isinstance(descriptor, dict) or descriptor.get("mediaType") != OCI_MANIFEST:
         raise StoreError(f"{file}: only single-platform OCI image manifests can be loaded", hint=_HINT)
     digest, size = descriptor.get("digest"), descriptor.get("size")
     name = (descriptor.get("annotations") or {}).get(layout.REF_NAME)
     if not isinstance(name, str):
         raise StoreError(f"{file}: manifest {digest} has no {layout.REF_NAME} annotation", hint=_HINT)
-    if not isinstance(digest, str) or not is_digest(digest) or not isinstance(size, int):
+    if not isinstance(digest, str) or not is_sha256(digest) or not isinstance(size, int):
         raise StoreError(f"{file}: manifest of {name!r} has a bad digest or size", hint=_HINT)
     manifest = layout.load_json(_read(file, digest, result, blobs), f"{file}: manifest {digest}")
     try:
@@ -205,7 +207,7 @@ def _entry(file: Path, descriptor: object, result: Staged, blobs: Blobs) -> layo
     except (KeyError, TypeError):
         raise StoreError(f"{file}: manifest {digest} is not an OCI image manifest", hint=_HINT) from None
     for blob in needed:
-        if not (isinstance(blob, str) and is_digest(blob) and (blob in result.blobs or blobs.has(blob))):
+        if not (isinstance(blob, str) and is_sha256(blob) and (blob in result.blobs or blobs.has(blob))):
             raise StoreError(f"{file}: blob {blob} of {name!r} is missing from the archive", hint=_HINT)
     return layout.Entry(name=normalize_name(name), digest=digest, size=size)
 

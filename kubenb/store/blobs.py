@@ -3,94 +3,32 @@
 Every file of the store appears whole: it is written to a temp file in ``ROOT/tmp`` (same
 filesystem, so ``os.replace`` is atomic) and renamed into place, so a crash or a SIGKILL can
 leave a stray temp file but never a half-written blob under a valid name. A blob's name is
-its digest, so writing it twice is harmless and readers need no lock.
+its digest, so writing it twice is harmless and readers need no lock. The hashing, the atomic
+writes and the temp sweep are ``kubenb.oci.digests``'s, shared with the registry folder.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import os
 import shutil
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, BinaryIO, Protocol, cast
+from typing import IO, BinaryIO, cast
 
 from kubenb.errors import StoreError, is_disk_full
-from kubenb.store.image import Layer, is_digest
+from kubenb.oci.digests import CHUNK, HashingWriter, atomic_file, compute_digest, is_sha256, keep_verified, remove_stale
+from kubenb.store.image import Layer
 from kubenb.store.space import no_space
 
-__all__ = ["CHUNK", "Blobs", "HashingWriter", "atomic_file", "hash_file"]
+__all__ = ["Blobs"]
 
-CHUNK = 1024 * 1024
 STALE_SECONDS = 24 * 3600.0
 #: Temp names of what is written only under the store lock: layer blobs, staged archives.
 LAYER_PREFIX = "layer."
 STAGING_PREFIX = "load."
-
-
-class Sink(Protocol):
-    """Anything bytes can be written to: a file, a GzipFile, another HashingWriter."""
-
-    def write(self, data: bytes, /) -> int: ...
-
-
-class HashingWriter:
-    """A write-only file that hashes and counts what passes through it to ``target``."""
-
-    def __init__(self, target: Sink) -> None:
-        self.target = target
-        self.hash = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.hash.update(data)
-        self.size += len(data)
-        return self.target.write(data)
-
-    def flush(self) -> None:
-        flush = getattr(self.target, "flush", None)
-        if flush is not None:
-            flush()
-
-    def tell(self) -> int:
-        """Bytes written so far (tarfile asks, to write straight through without its own buffer)."""
-        return self.size
-
-    @property
-    def digest(self) -> str:
-        return f"sha256:{self.hash.hexdigest()}"
-
-
-def hash_file(path: Path) -> str:
-    """The sha256 digest of a file, read in chunks so a registry layer never fills memory."""
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(CHUNK):
-            digest.update(chunk)
-    return f"sha256:{digest.hexdigest()}"
-
-
-@contextlib.contextmanager
-def atomic_file(path: Path, temp_dir: Path) -> Iterator[IO[bytes]]:
-    """A temp file that becomes ``path`` only when the block ends without an error.
-
-    On any error the temp file is removed, so failures leave nothing behind.
-    """
-    temp_dir.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=temp_dir, prefix=f"{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            yield file
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp_name)
-        raise
 
 
 class Blobs:
@@ -101,7 +39,7 @@ class Blobs:
         self.temp_dir = root / "tmp"
 
     def path(self, digest: str) -> Path:
-        if not is_digest(digest):
+        if not is_sha256(digest):
             raise StoreError(f"{digest!r} is not a sha256 digest", hint="the store may be damaged; run check")
         return self.folder / digest.removeprefix("sha256:")
 
@@ -112,11 +50,11 @@ class Blobs:
         """Every blob name that looks like a digest, sorted (other files are for ``check``)."""
         if not self.folder.is_dir():
             return []
-        return sorted(f"sha256:{p.name}" for p in self.folder.iterdir() if is_digest(f"sha256:{p.name}"))
+        return sorted(f"sha256:{p.name}" for p in self.folder.iterdir() if is_sha256(f"sha256:{p.name}"))
 
     def put_bytes(self, data: bytes) -> str:
         """Store ``data`` (a manifest or config) and return its digest."""
-        digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+        digest = compute_digest(data)
         if not self.has(digest):
             self.folder.mkdir(parents=True, exist_ok=True)
             with atomic_file(self.path(digest), self.temp_dir) as file:
@@ -174,11 +112,7 @@ class Blobs:
                     plain = blob
                     produce(blob)
             layer = Layer(digest=blob.digest, diff_id=plain.digest, size=blob.size)
-            if self.has(layer.digest):
-                os.unlink(temp_name)
-            else:
-                os.chmod(temp_name, 0o644)
-                os.replace(temp_name, self.path(layer.digest))
+            keep_verified(Path(temp_name), self.path(layer.digest), layer.digest, verified=True)
             return layer
         except BaseException as error:
             with contextlib.suppress(FileNotFoundError):
@@ -189,13 +123,9 @@ class Blobs:
             raise
 
     def adopt(self, temp_path: Path, digest: str) -> None:
-        """Move a verified temp file (from a loaded archive) into place under ``digest``."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        if self.has(digest):
-            temp_path.unlink()
-        else:
-            os.chmod(temp_path, 0o644)
-            os.replace(temp_path, self.path(digest))
+        """Move a temp file the caller verified (a loaded archive's, a download's) into place
+        under ``digest``; the temp file is gone afterwards either way."""
+        keep_verified(temp_path, self.path(digest), digest, verified=True)
 
     def delete(self, digest: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -222,13 +152,4 @@ class Blobs:
 
     def clean_temp(self, older_than: float = STALE_SECONDS) -> None:
         """Remove temp files a killed process left behind; recent ones may still be written."""
-        if not self.temp_dir.is_dir():
-            return
-        limit = time.time() - older_than
-        for entry in self.temp_dir.iterdir():
-            with contextlib.suppress(FileNotFoundError):
-                if entry.lstat().st_mtime < limit:
-                    if entry.is_dir() and not entry.is_symlink():
-                        shutil.rmtree(entry, ignore_errors=True)
-                    else:
-                        entry.unlink()
+        remove_stale(self.temp_dir, older_than)

@@ -13,8 +13,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from kubenb.store.blobs import atomic_file
-from kubenb.store.image import Layer, is_digest
+from kubenb.oci.digests import atomic_file, is_sha256
+from kubenb.store.image import Layer
 
 __all__ = ["first_built", "lookup", "referenced", "remember"]
 
@@ -29,7 +29,7 @@ def _layer(data: object) -> Layer | None:
         return None
     digest, diff_id, size = data.get("digest"), data.get("diff_id"), data.get("size")
     if isinstance(digest, str) and isinstance(diff_id, str) and isinstance(size, int) \
-            and is_digest(digest) and is_digest(diff_id):
+            and is_sha256(digest) and is_sha256(diff_id):
         return Layer(digest=digest, diff_id=diff_id, size=size)
     return None
 

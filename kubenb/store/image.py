@@ -8,19 +8,20 @@ them and everything that uses them already depends on the store.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from kubenb.errors import InvalidReferenceError, StoreError
-from kubenb.reference import DEFAULT_TAG, is_content_digest, parse_reference
+from kubenb.reference import DEFAULT_TAG, parse_reference
 
-__all__ = ["ClusterImage", "Layer", "is_digest", "normalize_name"]
+__all__ = ["IMAGES_ANNOTATION", "ClusterImage", "Layer", "normalize_name"]
 
-def is_digest(text: str) -> bool:
-    """Whether ``text`` is a sha256 digest: the only algorithm the store writes and trusts."""
-    return text.startswith("sha256:") and is_content_digest(text)
+#: The manifest annotation listing the images a cluster image carries: JSON ``{reference: digest}``.
+IMAGES_ANNOTATION = "io.kubenb.images"
+
 
 
 def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
@@ -63,6 +64,19 @@ class ClusterImage:
     def short_id(self) -> str:
         """The 12 hex digits ``kubenb images`` shows, enough to name the image again."""
         return self.id.removeprefix("sha256:")[:12]
+
+    @property
+    def carried_images(self) -> dict[str, str]:
+        """The images the cluster image carries (reference -> digest), read from its manifest's
+        annotation here only. An image from elsewhere may hold anything there: what is not a
+        JSON object of strings counts as nothing carried."""
+        try:
+            carried = json.loads(self.annotations.get(IMAGES_ANNOTATION, "{}"))
+        except (ValueError, RecursionError):
+            return {}
+        if not isinstance(carried, dict):
+            return {}
+        return {str(ref): str(digest) for ref, digest in carried.items()}
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``kubenb images -o json`` (a stable contract)."""

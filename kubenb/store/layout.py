@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,14 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from kubenb.errors import StoreError
-from kubenb.store.blobs import atomic_file
-from kubenb.store.image import Layer, is_digest
+from kubenb.oci.digests import atomic_file, is_sha256
+from kubenb.oci.media_types import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_LAYER_GZIP, OCI_MANIFEST
+from kubenb.oci.platforms import host_platform
+from kubenb.store.image import Layer
 
 __all__ = [
-    "CONFIG_TYPE",
-    "INDEX_TYPE",
-    "LAYER_TYPE",
-    "MANIFEST_TYPE",
     "REF_NAME",
     "Entry",
     "encode",
@@ -37,22 +34,10 @@ __all__ = [
     "write_layout_file",
 ]
 
-MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
-INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
-CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
-LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
-PLAIN_LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
-
-
-def layer_type(layer: Layer) -> str:
-    """An uncompressed layer's blob is its tar, so its digest is its diff_id."""
-    return PLAIN_LAYER_TYPE if layer.digest == layer.diff_id else LAYER_TYPE
 REF_NAME = "org.opencontainers.image.ref.name"
 CREATED = "org.opencontainers.image.created"
 LAYOUT = {"imageLayoutVersion": "1.0.0"}
 MAX_DOCUMENT = 4 * 1024 * 1024  # distribution's limit for a manifest: anything bigger is no document
-_ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
-                  "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
 
 
 @dataclass(frozen=True)
@@ -64,7 +49,7 @@ class Entry:
     size: int
 
     def to_descriptor(self) -> dict[str, Any]:
-        return {"mediaType": MANIFEST_TYPE, "digest": self.digest, "size": self.size,
+        return {"mediaType": OCI_MANIFEST, "digest": self.digest, "size": self.size,
                 "annotations": {REF_NAME: self.name}}
 
 
@@ -110,21 +95,9 @@ def _rfc3339(moment: datetime) -> str:
     return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def host_architecture() -> str:
-    """The host's architecture in GOARCH spelling: a lite build caches images for its host."""
-    machine = platform.machine().lower()
-    return _ARCHITECTURES.get(machine, machine)
-
-
-def host_platform() -> str:
-    """``linux/<arch>``: the platform a build is for unless ``FROM --platform`` says otherwise."""
-    return f"linux/{host_architecture()}"
-
-
-def platform_of(config: Mapping[str, Any]) -> str:
-    """The ``os/arch[/variant]`` an image config declares."""
-    parts = [str(config.get("os", "linux")), str(config.get("architecture", "")), str(config.get("variant", ""))]
-    return "/".join(part for part in parts if part)
+def layer_type(layer: Layer) -> str:
+    """An uncompressed layer's blob is its tar, so its digest is its diff_id."""
+    return OCI_LAYER if layer.digest == layer.diff_id else OCI_LAYER_GZIP
 
 
 def make_config(layers: Sequence[Layer], labels: Mapping[str, str], history: Sequence[str],
@@ -147,8 +120,8 @@ def make_manifest(config_digest: str, config_size: int, layers: Sequence[Layer],
     """An OCI image manifest pointing at the config and the gzip layers."""
     return {
         "schemaVersion": 2,
-        "mediaType": MANIFEST_TYPE,
-        "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": config_size},
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size},
         "layers": [{"mediaType": layer_type(layer), "digest": layer.digest, "size": layer.size} for layer in layers],
         "annotations": dict(annotations),
     }
@@ -179,14 +152,14 @@ def _entry(descriptor: Any, root: Path) -> Entry:
     except (KeyError, TypeError):
         raise StoreError(f"{root / 'index.json'} holds a manifest with no name, digest or size",
                          hint="the store may be damaged; run check") from None
-    if not (isinstance(name, str) and isinstance(digest, str) and is_digest(digest) and isinstance(size, int)):
+    if not (isinstance(name, str) and isinstance(digest, str) and is_sha256(digest) and isinstance(size, int)):
         raise StoreError(f"{root / 'index.json'} holds a bad entry for {name!r}", hint="run check")
     return Entry(name=name, digest=digest, size=size)
 
 
 def write_index(root: Path, entries: Sequence[Entry]) -> None:
     """Rewrite ``index.json`` whole, sorted by name (call it under the store lock)."""
-    document = {"schemaVersion": 2, "mediaType": INDEX_TYPE,
+    document = {"schemaVersion": 2, "mediaType": OCI_INDEX,
                 "manifests": [e.to_descriptor() for e in sorted(entries, key=lambda e: e.name)]}
     with atomic_file(root / "index.json", root / "tmp") as file:
         file.write(encode(document))

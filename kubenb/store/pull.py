@@ -10,7 +10,6 @@ id and manifest digest it had where it was pushed.
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -19,16 +18,14 @@ from typing import Any, Protocol
 
 from kubenb.errors import StoreError
 from kubenb.model import ImageRef
-from kubenb.oci.manifests import MAX_INDEX_DEPTH, ManifestLike
-from kubenb.reference import platform_matches
+from kubenb.oci.digests import is_sha256
+from kubenb.oci.manifests import ManifestLike
+from kubenb.oci.media_types import INDEX_TYPES, OCI_MANIFEST
+from kubenb.oci.selection import select
 from kubenb.store import layout
 from kubenb.store.blobs import Blobs
-from kubenb.store.image import is_digest
 
 __all__ = ["RegistrySource", "fetch"]
-
-_INDEX_TYPES = {layout.INDEX_TYPE, "application/vnd.docker.distribution.manifest.list.v2+json"}
-
 
 
 class RegistrySource(Protocol):
@@ -43,45 +40,24 @@ class RegistrySource(Protocol):
 def _platform_manifest(ref: ImageRef, index: ManifestLike, source: RegistrySource, platform: str) -> ManifestLike:
     """The manifest of ``platform`` in an index: a cluster image holds images for one platform.
 
-    ``linux/arm64`` takes any variant of it; ``linux/arm64/v8`` only that one. A child that is
-    itself an index is followed (to ``MAX_INDEX_DEPTH`` levels) when its platform, if it has
-    one, matches.
+    ``linux/arm64`` takes any variant of it; ``linux/arm64/v8`` only that one. Nested indexes
+    are followed by the one walk of ``kubenb.oci.selection``; the first image manifest whose
+    index entry names the platform wins.
     """
-    offered: list[str] = []
-    found = _find_platform(ref, index, source, platform, offered, depth=0)
-    if found is None:
-        raise StoreError(f"{ref} has no {platform} image (it offers {', '.join(offered) or 'none'})",
+    selection = select(index, [platform], lambda child: source.get_manifest(ref.path, child.digest),
+                       root_platform=lambda _: None, where=str(ref))
+    if not selection.matched:
+        raise StoreError(f"{ref} has no {platform} image (it offers {', '.join(selection.offered) or 'none'})",
                          hint="choose one of its platforms with FROM --platform=...")
-    return found
-
-
-def _find_platform(ref: ImageRef, index: ManifestLike, source: RegistrySource, platform: str,
-                   offered: list[str], *, depth: int) -> ManifestLike | None:
-    if depth >= MAX_INDEX_DEPTH:
-        raise StoreError(f"{ref} nests indexes more than {MAX_INDEX_DEPTH} deep", hint="check the image")
-    for descriptor in json.loads(index.data).get("manifests", []):
-        raw = descriptor.get("platform")
-        child = layout.platform_of(raw) if isinstance(raw, dict) and raw else None
-        if descriptor.get("mediaType") in _INDEX_TYPES:
-            if child is None or platform_matches(child, platform):
-                nested = source.get_manifest(ref.path, descriptor["digest"])
-                if nested.media_type not in _INDEX_TYPES:
-                    return nested
-                if (found := _find_platform(ref, nested, source, platform, offered, depth=depth + 1)) is not None:
-                    return found
-            continue
-        if child is not None and platform_matches(child, platform):
-            return source.get_manifest(ref.path, descriptor["digest"])
-        offered.append(child or "unknown")
-    return None
+    return selection.matched[0]
 
 
 def _manifest(ref: ImageRef, source: RegistrySource, platform: str) -> tuple[ManifestLike, dict[str, Any]]:
     reference = ref.digest or ref.tag or "latest"
     manifest = source.get_manifest(ref.path, reference)
-    if manifest.media_type in _INDEX_TYPES:
+    if manifest.media_type in INDEX_TYPES:
         manifest = _platform_manifest(ref, manifest, source, platform)
-    if manifest.media_type != layout.MANIFEST_TYPE:
+    if manifest.media_type != OCI_MANIFEST:
         raise StoreError(f"{ref} is a {manifest.media_type}, not an OCI image manifest",
                          hint="a cluster image is an OCI image; push it with kubenb push")
     document = layout.load_json(manifest.data, f"manifest of {ref}")
@@ -95,7 +71,7 @@ def _needed(ref: ImageRef, document: dict[str, Any]) -> list[tuple[str, int]]:
     except (KeyError, TypeError, ValueError):
         raise StoreError(f"the manifest of {ref} is not an OCI image manifest", hint="check the image") from None
     for digest, _ in needed:
-        if not is_digest(digest):
+        if not is_sha256(digest):
             raise StoreError(f"{ref}: blob {digest!r} is not a sha256 digest", hint="check the image")
     return needed
 

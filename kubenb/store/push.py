@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kubenb.errors import StoreError
-from kubenb.store import layout
+from kubenb.oci.media_types import OCI_MANIFEST
 from kubenb.store.blobs import Blobs
 
 __all__ = ["RegistryTarget", "send"]
@@ -43,5 +43,5 @@ def send(blobs: Blobs, manifest: dict[str, Any], data: bytes, target: RegistryTa
         raise StoreError(f"blob {missing[0]} of the image is missing from the store", hint="run check")
     for digest, size in descriptors:
         target.upload_blob(repository, digest, blobs.path(digest), size=size)
-    media_type = str(manifest.get("mediaType") or layout.MANIFEST_TYPE)
+    media_type = str(manifest.get("mediaType") or OCI_MANIFEST)
     return target.put_manifest(repository, tag, data, media_type)

@@ -18,9 +18,12 @@ from typing import Any, BinaryIO
 
 from kubenb.errors import StoreError
 from kubenb.model import ImageRef
+from kubenb.oci.digests import HashingWriter, file_digest, is_sha256
+from kubenb.oci.media_types import OCI_MANIFEST
+from kubenb.oci.platforms import host_platform, platform_of
 from kubenb.store import archive, build_cache, export, layout, pull, push
-from kubenb.store.blobs import Blobs, HashingWriter, hash_file
-from kubenb.store.image import ClusterImage, Layer, is_digest, normalize_name
+from kubenb.store.blobs import Blobs
+from kubenb.store.image import ClusterImage, Layer, normalize_name
 from kubenb.store.lock import StoreLock
 from kubenb.store.space import translating_disk_full
 
@@ -204,7 +207,7 @@ class Store:
 
     def _manifest(self, entry: layout.Entry) -> dict[str, Any]:
         manifest = layout.load_json(self.blobs.read_bytes(entry.digest), f"manifest of {entry.name}")
-        if manifest.get("mediaType", layout.MANIFEST_TYPE) != layout.MANIFEST_TYPE or "config" not in manifest:
+        if manifest.get("mediaType", OCI_MANIFEST) != OCI_MANIFEST or "config" not in manifest:
             raise StoreError(f"{entry.name} is not an OCI image manifest", hint="run check")
         manifest.setdefault("layers", [])
         return manifest
@@ -226,7 +229,7 @@ class Store:
             size=sum(int(d["size"]) for d in manifest["layers"]),
             labels=dict((config.get("config") or {}).get("Labels") or {}),
             annotations=dict(manifest.get("annotations") or {}),
-            platform=layout.platform_of(config),
+            platform=platform_of(config),
         )
 
     # -- archives, rootfs, cache, check ---------------------------------------------------------
@@ -264,7 +267,7 @@ class Store:
             name = written
         name = normalize_name(name)
         self._ensure_layout()
-        with self.lock(), pull.fetch(ref, source, self.blobs, platform or layout.host_platform()) as (digest, data):
+        with self.lock(), pull.fetch(ref, source, self.blobs, platform or host_platform()) as (digest, data):
             if self.blobs.put_bytes(data) != digest:
                 raise StoreError(f"the manifest of {ref} does not hash to {digest}", hint="pull it again")
             entry = layout.Entry(name=name, digest=digest, size=len(data))
@@ -309,10 +312,10 @@ class Store:
         """Every problem of the store as one line each: bad blobs, missing ones, bad index."""
         problems = [f"blob {digest} does not hash to its name ({actual})"
                     for digest in self.blobs.digests()
-                    if (actual := hash_file(self.blobs.path(digest))) != digest]
+                    if (actual := file_digest(self.blobs.path(digest))) != digest]
         if self.blobs.folder.is_dir():
             problems += [f"{path}: not a blob name" for path in sorted(self.blobs.folder.iterdir())
-                         if not is_digest(f"sha256:{path.name}")]
+                         if not is_sha256(f"sha256:{path.name}")]
         try:
             entries = layout.read_index(self.root)
         except StoreError as error:

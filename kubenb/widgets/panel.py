@@ -10,7 +10,6 @@ the widgets are its view.
 from __future__ import annotations
 
 import html
-import json
 import threading
 import time
 import traceback
@@ -181,8 +180,7 @@ def _summary(image: ClusterImage | None, error: BaseException | None) -> str:
     if error is not None:
         return str(error) if isinstance(error, KubenbError) else f"{type(error).__name__}: {error}"
     assert image is not None
-    count = len(json.loads(image.annotations.get("io.kubenb.images", "{}")))
-    return f"Built {image.name} ({image.short_id}, {human_size(image.size)}, {count} images)"
+    return f"Built {image.name} ({image.short_id}, {human_size(image.size)}, {len(image.carried_images)} images)"
 
 
 def _log_line(event: Event) -> str | None:

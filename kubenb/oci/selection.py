@@ -1,6 +1,7 @@
 """Which manifests of an image a platform request keeps, walking nested indexes.
 
-One walk serves three readers: the saver (children come from the registry), the folder's
+One walk serves four readers: the saver (children come from the registry), a base image's
+pull into the store (the first image manifest of the platform asked for), the folder's
 completeness test and its checks (children come from the folder, and may be absent). It
 answers what to keep (children before their index, so a registry never stores an index before
 what it names), what the image offers, and which requested platforms it lacks: an image that
@@ -16,23 +17,17 @@ it anyway, but a delivery for s390x would then fail at deploy time with "exec fo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from kubenb.errors import StoreError
-from kubenb.oci.manifests import MAX_INDEX_DEPTH, ManifestLike
-from kubenb.reference import platform_matches
-from kubenb.registry_folder.references import Descriptor, References, parse_references
+from kubenb.oci.manifests import MAX_INDEX_DEPTH, Descriptor, ManifestLike, References, parse_references
+from kubenb.oci.platforms import platform_matches
 
-__all__ = ["IMAGE_CONFIG_TYPES", "MAX_MANIFESTS", "Selection", "config_platform", "select"]
+__all__ = ["MAX_MANIFESTS", "Selection", "select"]
 
 #: Real indexes name tens of children; a tree of thousands would only make a build crawl.
 MAX_MANIFESTS = 1000
-IMAGE_CONFIG_TYPES = frozenset({"application/vnd.oci.image.config.v1+json",
-                                "application/vnd.docker.container.image.v1+json"})
-
-
 
 #: A child's manifest, or None when the reader does not have it (the folder; a registry raises).
 ChildReader = Callable[[Descriptor], "ManifestLike | None"]
@@ -51,6 +46,7 @@ class Selection:
     found: tuple[str, ...]  # requested platforms it has
     images: int  # image manifests kept (not indexes)
     empty_indexes: tuple[str, ...]  # digests of indexes reached with no image manifest kept below them
+    matched: tuple[ManifestLike, ...] = ()  # image manifests whose index entry names a platform asked for
 
 
 @dataclass
@@ -63,6 +59,7 @@ class _Walk:
     offered: set[str] = field(default_factory=set)
     found: set[str] = field(default_factory=set)
     empty: list[str] = field(default_factory=list)
+    matched: list[ManifestLike] = field(default_factory=list)
     visited: int = 0
 
     def visit(self, manifest: ManifestLike, references: References, depth: int) -> int:
@@ -93,7 +90,9 @@ class _Walk:
                 continue
             references = parse_references(manifest.data, manifest.media_type)
             if not references.is_index and child.platform is not None:
-                self.found.update(p for p in self.platforms or () if platform_matches(child.platform, p))
+                found = [p for p in self.platforms or () if platform_matches(child.platform, p)]
+                self.found.update(found)
+                self.matched += [manifest] if found else []
             images += self.visit(manifest, references, depth + 1)
         return images
 
@@ -111,18 +110,6 @@ def select(root: ManifestLike, platforms: Collection[str] | None, read: ChildRea
     images = walk.visit(root, references, 0)
     missing = tuple(p for p in platforms or () if p not in walk.found) if walk.offered else ()
     return Selection(tuple(walk.kept.values()), tuple(walk.absent), tuple(sorted(walk.offered)), missing,
-                     tuple(p for p in platforms or () if p in walk.found), images, tuple(walk.empty))
+                     tuple(p for p in platforms or () if p in walk.found), images, tuple(walk.empty),
+                     tuple(walk.matched))
 
-
-def config_platform(data: bytes, media_type: str) -> str | None:
-    """``os/arch[/variant]`` of an image config; None for other configs (charts, artifacts)."""
-    if media_type not in IMAGE_CONFIG_TYPES:
-        return None
-    try:
-        config = json.loads(data)
-    except ValueError:
-        return None
-    if not isinstance(config, dict) or not config.get("os") or not config.get("architecture"):
-        return None
-    parts = (config.get("os"), config.get("architecture"), config.get("variant"))
-    return "/".join(str(part).lower() for part in parts if part)
