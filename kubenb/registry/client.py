@@ -20,7 +20,6 @@ unverified behind the user's back), unverified for an insecure one, the way dock
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import threading
 import time
@@ -34,7 +33,7 @@ import requests
 
 from kubenb.errors import InvalidReferenceError, RegistryError, StoreError, is_disk_full
 from kubenb.events import EventSink, ignore
-from kubenb.oci.digests import is_content_digest
+from kubenb.oci.digests import compute_digest, is_content_digest
 from kubenb.oci.media_types import MANIFEST_ACCEPT
 from kubenb.reference import is_repository_path, is_tag
 from kubenb.registry.auth import Authenticator, pull_scope, push_scope
@@ -164,7 +163,7 @@ class RegistryClient:
         if len(data) > MAX_MANIFEST_BYTES:
             raise RegistryError(f"manifest for {repository} is larger than 4 MiB",
                                 hint="registries refuse manifests that large")
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        digest = compute_digest(data)
         if ":" in reference and reference != digest:
             raise RegistryError(f"manifest for {repository}@{reference} hashes to {digest}",
                                 hint="push it by tag, or by its own digest")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,6 @@ from kubenb.errors import StoreError, is_disk_full
 from kubenb.oci.digests import (
     atomic_file,
     compute_digest,
-    file_digest,
     is_content_digest,
     is_whole,
     keep_verified,
@@ -39,6 +38,8 @@ from kubenb.oci.manifests import MAX_MANIFEST_BYTES, Descriptor, References, par
 from kubenb.oci.platforms import config_platform
 from kubenb.oci.selection import Selection, select
 from kubenb.reference import is_repository_path, is_tag
+from kubenb.registry_folder import problems
+from kubenb.registry_folder.problems import read_link
 
 __all__ = ["RegistryFolder", "validate_repository"]
 
@@ -111,7 +112,7 @@ class RegistryFolder:
         """Let ``repository`` serve blob ``digest``: a layer or config, committed first."""
         if not self.has_blob(digest):
             raise StoreError(f"cannot link {digest} into {repository}: the blob is not in {self.root}")
-        self._write_link(self._link(repository, "_layers", digest), digest)
+        self._write_link(self.link_path(repository, "_layers", digest), digest)
 
     def put_manifest(self, repository: str, data: bytes, digest: str, tag: str | None = None,
                      *, replace: bool = False) -> None:
@@ -132,14 +133,14 @@ class RegistryFolder:
         for blob in blobs:
             self.link_layer(repository, blob.digest)
         self.put_blob_bytes(data, digest)
-        self._write_link(self._link(repository, "_manifests/revisions", digest), digest)
+        self._write_link(self.link_path(repository, "_manifests/revisions", digest), digest)
         if tag is not None:
             self._point_tag(repository, tag, digest, replace)
 
     def tag_digest(self, repository: str, tag: str) -> str | None:
         """The digest ``tag`` points at now, None when there is no such tag."""
         link = self._tag_dir(repository, tag) / "current" / "link"
-        content = _read_link(link)
+        content = read_link(link)
         if content is not None and not is_content_digest(content):
             raise StoreError(f"{link} holds {content[:80]!r}, not a digest")
         return content
@@ -158,7 +159,7 @@ class RegistryFolder:
             return False
         if selection is None or selection.absent or selection.missing or not selection.images:
             return False
-        return not any(self._blob_problem(repository, blob) for blob in _blobs(selection))
+        return not any(self.blob_problem(repository, blob) for blob in problems.manifest_blobs(selection))
 
     def selection(self, repository: str, digest: str, platforms: Collection[str] | None) -> Selection | None:
         """What ``platforms`` keeps of the stored image ``digest``; None when it is not stored.
@@ -172,22 +173,7 @@ class RegistryFolder:
     def image_problems(self, repository: str, reference: str, platforms: Collection[str] | None) -> list[str]:
         """Why the image ``reference`` (a tag or a digest) is not whole here: its manifest, each
         manifest ``platforms`` keeps, and every blob they name. Empty when it is whole."""
-        digest = reference if is_content_digest(reference) else self.tag_digest(repository, reference)
-        if digest is None:
-            return [f"no tag {reference} in {repository}"]
-        try:
-            selection = self.selection(repository, digest, platforms)
-        except StoreError as error:
-            return [str(error)]
-        if selection is None:
-            return [f"its manifest {digest} is missing"]
-        problems = [f"its {child.platform or 'child'} manifest {child.digest} is missing"
-                    for child in selection.absent]
-        problems += [f"{blob.media_type} {blob.digest} is {why}" for blob in _blobs(selection)
-                     if (why := self._blob_problem(repository, blob))]
-        if not problems and not selection.images:
-            problems.append("it is an index with none of its images in the folder")
-        return problems
+        return problems.image_problems(self, repository, reference, platforms)
 
     def repositories(self) -> list[str]:
         """Names of the repositories in the folder, sorted."""
@@ -205,28 +191,51 @@ class RegistryFolder:
         they arrived). Some absent children of an index are no problem (``--platform`` chose
         that), but an index with none of its images here is an image saved empty.
         """
-        problems = self._check_blobs() if hash_blobs else []
-        for repository in self.repositories():
-            try:
-                problems += self._check_links(validate_repository(repository)) + self._check_tags(repository)
-                problems += self._check_indexes(repository)
-            except StoreError as error:
-                problems.append(str(error))
-        return problems
+        return problems.folder_problems(self, hash_blobs=hash_blobs)
 
     def clean_temp(self, max_age: float = STALE_SECONDS) -> int:
         """Delete temp files untouched for ``max_age`` seconds (younger ones may be another
         process's live download); return how many went."""
         return remove_stale(self._temp, max_age)
 
-    def _link(self, repository: str, kind: str, digest: str) -> Path:
+    @property
+    def blobs_dir(self) -> Path:
+        """``docker/registry/v2/blobs``: every blob of every repository, stored once."""
+        return self._v2 / "blobs"
+
+    def repository_dir(self, repository: str) -> Path:
+        """The folder of ``repository`` (its ``_layers`` and ``_manifests``), name checked first."""
+        return self._v2 / "repositories" / validate_repository(repository)
+
+    def link_path(self, repository: str, kind: str, digest: str) -> Path:
+        """The ``link`` file through which ``repository`` serves ``digest`` (``kind``: ``_layers``
+        or ``_manifests/revisions``)."""
         algorithm, hex_ = split_digest(digest)
-        return self._v2 / "repositories" / validate_repository(repository) / kind / algorithm / hex_ / "link"
+        return self.repository_dir(repository) / kind / algorithm / hex_ / "link"
+
+    def blob_problem(self, repository: str, blob: Descriptor) -> str | None:
+        """Why the registry could not serve ``blob`` from ``repository``, None when it can."""
+        path = self.blob_path(blob.digest)
+        if not path.is_file():
+            return "a missing blob"
+        if (size := path.stat().st_size) != blob.size:
+            return f"stored with {size} bytes, not {blob.size}"
+        if read_link(self.link_path(repository, "_layers", blob.digest)) != blob.digest:
+            return f"not linked in {repository}"
+        return None
+
+    def stored_references(self, digest: str) -> References | None:
+        """A stored manifest's references, None unless it is stored whole and parses."""
+        try:
+            data = self._manifest_bytes(digest)
+            return parse_references(data) if data is not None else None
+        except StoreError:
+            return None
 
     def _tag_dir(self, repository: str, tag: str) -> Path:
         if not is_tag(tag):
             raise StoreError(f"{tag!r} is not a tag (letters, digits, _ . -; at most 128)")
-        return self._v2 / "repositories" / validate_repository(repository) / "_manifests/tags" / tag
+        return self.repository_dir(repository) / "_manifests/tags" / tag
 
     def _refuse_conflict(self, repository: str, tag: str, digest: str, replace: bool) -> None:
         current = self.tag_digest(repository, tag)
@@ -272,7 +281,7 @@ class RegistryFolder:
 
     def _write_link(self, path: Path, digest: str) -> None:
         """A link holds the bare digest, no newline; an identical one is left alone."""
-        if _read_link(path) != digest:
+        if read_link(path) != digest:
             self._write(path, digest.encode())
 
     def _manifest_bytes(self, digest: str) -> bytes | None:
@@ -284,17 +293,9 @@ class RegistryFolder:
             return None
         return data if _hash_bytes(data, digest) == digest else None
 
-    def _stored_references(self, digest: str) -> References | None:
-        """A stored manifest's references, None unless it is stored whole and parses."""
-        try:
-            data = self._manifest_bytes(digest)
-            return parse_references(data) if data is not None else None
-        except StoreError:
-            return None
-
     def _stored(self, repository: str, digest: str) -> _Stored | None:
         """The manifest ``digest`` as ``repository`` serves it: linked, present and hashing right."""
-        if _read_link(self._link(repository, "_manifests/revisions", digest)) != digest:
+        if read_link(self.link_path(repository, "_manifests/revisions", digest)) != digest:
             return None
         data = self._manifest_bytes(digest)
         return _Stored(data, "", digest) if data is not None else None
@@ -305,66 +306,6 @@ class RegistryFolder:
             return None
         return config_platform(self.blob_path(config.digest).read_bytes(), config.media_type)
 
-    def _check_indexes(self, repository: str) -> list[str]:
-        """Each index revision with none of its images here (today's --platform cannot do that)."""
-        tags: dict[str, list[str]] = {}
-        for tag_dir in sorted((self._v2 / "repositories" / repository / "_manifests/tags").glob("*")):
-            tags.setdefault(_read_link(tag_dir / "current" / "link") or "", []).append(tag_dir.name)
-        problems = []
-        for digest, _ in _links(self._v2 / "repositories" / repository / "_manifests/revisions"):
-            selection = self.selection(repository, digest, None) if is_content_digest(digest) else None
-            if selection is None or selection.images:  # an image manifest counts itself
-                continue
-            names = ", ".join(f"{repository}:{tag}" for tag in tags.get(digest, [])) or f"{repository}@{digest}"
-            unlinked = [c.digest for c in selection.absent if self.has_blob(c.digest)]
-            problems.append(f"{names} is an index with none of its images in the folder ({len(selection.absent)} "
-                            "manifest(s) missing): an image saved empty"
-                            + (f"; {', '.join(unlinked)} present but not linked" if unlinked else ""))
-        return problems
-
-    def _blob_problem(self, repository: str, blob: Descriptor) -> str | None:
-        """Why the registry could not serve ``blob`` from ``repository``, None when it can."""
-        path = self.blob_path(blob.digest)
-        if not path.is_file():
-            return "a missing blob"
-        if (size := path.stat().st_size) != blob.size:
-            return f"stored with {size} bytes, not {blob.size}"
-        if _read_link(self._link(repository, "_layers", blob.digest)) != blob.digest:
-            return f"not linked in {repository}"
-        return None
-
-    def _check_blobs(self) -> list[str]:
-        problems = []
-        for data in sorted((self._v2 / "blobs").glob("*/*/*/data")):
-            digest, prefix = f"{data.parts[-4]}:{data.parts[-2]}", data.parts[-3]
-            if not is_content_digest(digest) or prefix != data.parts[-2][:2]:
-                problems.append(f"blob file {data} is not where its digest belongs")
-            elif (actual := file_digest(data, split_digest(digest)[0])) != digest:
-                problems.append(f"blob {digest}: data hashes to {actual} ({data})")
-        return problems
-
-    def _check_links(self, repository: str) -> list[str]:
-        problems = []
-        for kind in ("_layers", "_manifests/revisions"):
-            for named, held in _links(self._v2 / "repositories" / repository / kind):
-                if held != named or not is_content_digest(named):
-                    problems.append(f"{repository}: {kind} link {named} holds {held!r}")
-                elif not self.has_blob(named):
-                    problems.append(f"{repository}: {kind} link {named} points at a missing blob")
-                elif kind != "_layers" and (references := self._stored_references(named)) is not None:
-                    problems += [f"{repository}@{named} references {blob.media_type} {blob.digest}, {why}"
-                                 for blob in references.blobs if (why := self._blob_problem(repository, blob))]
-        return problems
-
-    def _check_tags(self, repository: str) -> list[str]:
-        problems = []
-        for tag_dir in sorted((self._v2 / "repositories" / repository / "_manifests/tags").glob("*")):
-            current = _read_link(tag_dir / "current" / "link")
-            valid = current is not None and is_content_digest(current)
-            if not valid or _read_link(self._link(repository, "_manifests/revisions", str(current))) != current:
-                problems.append(f"{repository}:{tag_dir.name} points at {current}, not a revision of {repository}")
-        return problems
-
 
 @dataclass(frozen=True)
 class _Stored:
@@ -373,23 +314,4 @@ class _Stored:
     data: bytes
     media_type: str
     digest: str
-
-
-def _blobs(selection: Selection) -> list[Descriptor]:
-    """Config and layers of every manifest in ``selection``."""
-    return [blob for manifest in selection.manifests for blob in parse_references(manifest.data).blobs]
-
-
-def _read_link(path: Path) -> str | None:
-    """A link's exact content: the registry parses it as is, so a stray newline is a problem."""
-    try:
-        return path.read_text(encoding="ascii", errors="replace")
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
-def _links(folder: Path) -> Iterator[tuple[str, str | None]]:
-    """(digest named by the path, content) of each ``<alg>/<hex>/link`` under ``folder``."""
-    for link in sorted(folder.glob("*/*/link")):
-        yield f"{link.parts[-3]}:{link.parts[-2]}", _read_link(link)
 
