@@ -7,6 +7,8 @@ import ast
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from kubenb.oci import media_types
 from kubenb.oci.digests import atomic_file, compute_digest, file_digest, keep_verified, remove_stale
 from kubenb.oci.manifests import manifest_kind, parse_references
 from kubenb.oci.platforms import config_platform, go_architecture, parse_platform
-from kubenb.store import ClusterImage
+from kubenb.store import ClusterImage, Store
 
 PACKAGE = Path(kubenb.__file__).parent
 MEDIA_TYPE = re.compile(r"application/vnd\.(oci|docker)\.")
@@ -224,3 +226,18 @@ def test_the_images_annotation_is_decoded_in_one_place() -> None:
                for node in ast.walk(ast.parse(path.read_text()))
                if isinstance(node, ast.Constant) and node.value == "io.kubenb.images"]
     assert len(readers) == 1 and readers[0].startswith("store/image.py:"), readers
+
+
+def test_list_images_over_a_base_whose_images_annotation_is_garbage_lists_the_context(tmp_path: Path) -> None:
+    """A base image from elsewhere may carry anything in ``io.kubenb.images``: list-images still
+    answers (the base carries nothing listable), with no Traceback."""
+    root = tmp_path / "store"
+    Store(root).commit("base:1", [], labels={}, annotations={"io.kubenb.images": "{not json"})
+    (tmp_path / "ctx" / "manifests").mkdir(parents=True)
+    (tmp_path / "ctx" / "Kubefile").write_text("FROM base:1\nCOPY imageList manifests\n")
+    (tmp_path / "ctx" / "imageList").write_text("alpine:3.20\n")
+    result = subprocess.run([sys.executable, "-m", "kubenb", "--root", str(root), "list-images",
+                             str(tmp_path / "ctx"), "-o", "json"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert [image["image"] for image in json.loads(result.stdout)["images"]] == ["docker.io/library/alpine:3.20"]
