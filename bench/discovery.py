@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from table import Row, show
 
 from kubenb.discover import clear_memo, context_images
+from kubenb.kubefile import plan_build
 from tests.support.corpus import CORPUS
 
 CHART_VALUES = {"apollo-portal": "apollo-portal.yaml", "apollo-service": "apollo-service.yaml"}
@@ -94,14 +95,14 @@ def main() -> None:
         files = manifest_context(manifests, args.copies)
         chart_context(charts)
         size = sum(f.stat().st_size for f in files) / 1e6
-        kubenb_manifests = best_of(args.rounds, lambda: context_images(manifests), clear_memo)
+        kubenb_manifests = best_of(args.rounds, lambda: context_images(plan_build(manifests)), clear_memo)
         rs = best_of(args.rounds, lambda: yaml_rs_floor(files))
         safe = timed(lambda: pyyaml_floor(files))
-        kubenb_charts = best_of(args.rounds, lambda: context_images(charts), clear_memo)
+        kubenb_charts = best_of(args.rounds, lambda: context_images(plan_build(charts)), clear_memo)
         sdk = best_of(args.rounds, lambda: sdk_floor(charts))
         clear_memo()
-        first = timed(lambda: context_images(manifests))
-        second = timed(lambda: context_images(manifests))
+        first = timed(lambda: context_images(plan_build(manifests)))
+        second = timed(lambda: context_images(plan_build(manifests)))
     title = (f"manifests: {len(files)} files, {size:.1f} MB; charts: {len(CHART_VALUES)} with values, "
              f"{sum(1 for _ in (CORPUS / 'charts').iterdir())} in all; best of {args.rounds}")
     show([

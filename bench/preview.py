@@ -52,8 +52,9 @@ print(json.dumps({{"times": times, "images": len(shell.user_ns["plan"].image_lis
 DISCOVERY = """
 import json, time
 from kubenb.discover import context_images
+from kubenb.kubefile import plan_build
 started = time.perf_counter()
-found = context_images({context!r})
+found = context_images(plan_build({context!r}))
 print(json.dumps({{"seconds": time.perf_counter() - started, "images": len(found.images)}}))
 """
 

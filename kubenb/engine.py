@@ -12,12 +12,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kubenb.discover import context_images
+from kubenb.discover import context_images, discovery_options
 from kubenb.discover.documents import read_input_file
 from kubenb.discover.imagelist import read_image_list
 from kubenb.errors import InvalidReferenceError, KubenbError, StoreError
 from kubenb.events import EventSink, ignore
-from kubenb.kubefile import load
+from kubenb.kubefile import BuildPlan, plan_build
 from kubenb.model import FoundImage, ImageList, ImageRef, Location
 from kubenb.oci.platforms import parse_platform
 from kubenb.reference import parse_reference
@@ -27,8 +27,8 @@ from kubenb.registry_folder import save_images as save_into_folder
 from kubenb.store import ClusterImage, Store
 from kubenb.store.space import translating_disk_full
 
-__all__ = ["CheckResult", "check", "image_refs", "list_images", "pull_image", "push_image", "save_images",
-           "with_base_images"]
+__all__ = ["CheckResult", "check", "image_refs", "list_images", "list_plan_images", "pull_image", "push_image",
+           "save_images", "with_base_images"]
 
 
 def image_refs(images: Sequence[str] = (), list_file: str | Path | None = None) -> list[ImageRef]:
@@ -175,14 +175,20 @@ def list_images(
     build_args: Mapping[str, str] | None = None,
     **options: Any,
 ) -> ImageList:
-    """The image list of a lite build, including the images the FROM base image carries.
+    """The image list of a lite build of ``context`` (see ``list_plan_images``), its Kubefile
+    read once; ``options`` are those of ``discover.discovery_options``."""
+    return list_plan_images(plan_build(context, kubefile, build_args), root=root, **options)
+
+
+def list_plan_images(plan: BuildPlan, *, root: str | Path | None = None, **options: Any) -> ImageList:
+    """The image list of a lite build of ``plan``, including the images the FROM base image carries.
 
     Discovery sees only what the Kubefile adds; a base cluster image from the store brings its
     own registry, whose images a build keeps (source ``base``). A base that is not in the
     store yet is a warning: a build would pull it.
     """
-    found = context_images(context, kubefile=kubefile, build_args=build_args, **options)
-    base = _base_name(Path(context), kubefile, build_args)
+    found = context_images(plan, discovery_options(**options))
+    base = plan.base
     if base is None:
         return found
     try:
@@ -201,14 +207,6 @@ def with_base_images(found: ImageList, base: str, images: Sequence[str]) -> Imag
         locations.setdefault(ref, []).insert(0, Location("base", base, written=written))
     merged = tuple(FoundImage(ref, tuple(locs)) for ref, locs in sorted(locations.items(), key=lambda i: str(i[0])))
     return replace(found, images=merged)
-
-
-def _base_name(context: Path, kubefile: str | Path | None, build_args: Mapping[str, str] | None) -> str | None:
-    path = Path(kubefile) if kubefile is not None else context / "Kubefile"
-    if not path.exists():
-        return None
-    base = load(path, build_args).base
-    return None if base == "scratch" else base
 
 
 def _parse(text: str, where: str) -> ImageRef:

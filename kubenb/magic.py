@@ -45,9 +45,9 @@ from kubenb.display import (
     kubefile_html,
     kubefile_text,
 )
-from kubenb.engine import list_images
+from kubenb.engine import list_plan_images
 from kubenb.errors import Cancelled, KubenbError
-from kubenb.kubefile import load
+from kubenb.kubefile import plan_build
 from kubenb.model import ImageList, Kubefile
 from kubenb.store import ClusterImage, Store
 
@@ -267,18 +267,17 @@ class KubenbMagics(Magics):
             raise UsageError(f"--context {context}: no such folder; create it or name another")
         path = context / options.file
         path.write_text(_fill(cell, namespace, str(path)), encoding="utf-8")
-        kubefile = load(path, dict(options.build_arg))
+        plan = plan_build(context, path, dict(options.build_arg))  # the one read of the Kubefile
         root = Path(options.root or self.root or os.environ.get("KUBENB_ROOT") or Store().root)
         progress = options.progress or self.progress
         tag = options.tag or f"{context.resolve().name or 'cluster'}:latest".lower()
-        requested = build_options(options, context=context, kubefile=path, tag=tag)
+        requested = replace(build_options(options, context=context, kubefile=path, tag=tag), plan=plan)
         if options.build or options.background:
             result = _run_build(requested, root, options.builder, progress, options.background)
         else:
-            result = Plan(kubefile=kubefile, options=requested, root=root, builder=options.builder,
-                          progress=progress, image_list=list_images(
-                              context, kubefile=path, root=root, build_args=dict(options.build_arg),
-                              values={c: list(f) for c, f in requested.values.items()},
+            result = Plan(kubefile=plan.require_kubefile(), options=requested, root=root, builder=options.builder,
+                          progress=progress, image_list=list_plan_images(
+                              plan, root=root, values={c: list(f) for c, f in requested.values.items()},
                               set={c: list(e) for c, e in requested.set_values.items()},
                               kube_version=options.kube_version))
         if options.output:

@@ -109,27 +109,28 @@ STEP_KEY = """
 import sys
 from pathlib import Path
 from kubenb.builders.lite import _step_key
-from kubenb.kubefile import parse
-context, rootfs = Path(sys.argv[1]), Path(sys.argv[2])
-kubefile = parse("FROM scratch\\nCOPY big.bin manifests/\\n", path=str(context / "Kubefile"))
+from kubenb.kubefile import plan_build
+context = Path(sys.argv[1])
+plan = plan_build(context)  # its Kubefile: FROM scratch, COPY big.bin manifests/
+copy = plan.require_kubefile().instructions[1]
 def peak_kib():  # VmHWM starts anew at exec; ru_maxrss would keep the forking parent's peak
     status = Path("/proc/self/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
 before = peak_kib()
-key = _step_key("sha256:parent", kubefile.instructions[1], context, kubefile, rootfs)
+key = _step_key("sha256:parent", copy, plan.copy_step(copy).files(lambda target: True))
 print(key, before, peak_kib())
 """
 
 
 def test_the_copy_cache_key_of_a_huge_file_takes_little_memory(tmp_path: Path) -> None:
     """A 1.5 GB COPY source (sparse: no disk used) is hashed in chunks, not read whole."""
-    context, rootfs = tmp_path / "context", tmp_path / "rootfs"
+    context = tmp_path / "context"
     context.mkdir()
-    (rootfs / "manifests").mkdir(parents=True)
+    (context / "Kubefile").write_text("FROM scratch\nCOPY big.bin manifests/\n")
     size = 1536 * 2**20
     with (context / "big.bin").open("wb") as big:
         big.truncate(size)
-    result = subprocess.run([sys.executable, "-c", STEP_KEY, str(context), str(rootfs)],
+    result = subprocess.run([sys.executable, "-c", STEP_KEY, str(context)],
                             capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     key, before_kib, peak_kib = result.stdout.split()

@@ -1,6 +1,6 @@
-"""COPY into a build's rootfs: the sources the rootfs view resolves, written inside the rootfs.
+"""COPY into a build's rootfs: the files the build plan resolved, written inside the rootfs.
 
-Sources come from the build context (confined to it by ``discover.rootfs``); destinations are
+Sources come from the build context (confined to it by ``kubenb/kubefile/plan.py``); destinations are
 resolved inside the rootfs with chroot semantics, so a base image's symlinks (``etc ->
 /some/where``) lead to the rootfs's own copy of that folder, never the host's.
 """
@@ -13,7 +13,6 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from kubenb.discover.rootfs import copy_files, view_of_folder
 from kubenb.errors import BuildError
 from kubenb.kubefile import words
 from kubenb.model import Instruction, Kubefile
@@ -22,14 +21,15 @@ from kubenb.oci import resolve_in_root
 __all__ = ["copy_into_rootfs", "explain_sources_run_wrote"]
 
 
-def copy_into_rootfs(instruction: Instruction, kubefile: Kubefile, context: Path, rootfs: Path) -> None:
-    """Copy the sources; ``--chmod`` sets their mode. Every file of a cluster image is owned by
-    root (layers are written with owner 0), so ``--chown`` would be a promise not kept."""
+def copy_into_rootfs(instruction: Instruction, files: Mapping[str, Path], kubefile: Kubefile, rootfs: Path) -> None:
+    """Copy ``files`` (rootfs path -> host file: the planned step's); ``--chmod`` sets their mode.
+    Every file of a cluster image is owned by root (layers are written with owner 0), so
+    ``--chown`` would be a promise not kept."""
     if instruction.flag("chown") is not None:
         raise BuildError("COPY --chown is not supported: files in a cluster image are owned by root",
                          file=kubefile.path, line=instruction.line, hint="remove --chown; set modes with --chmod")
     mode = _mode(instruction, kubefile)
-    for target, source in copy_files(instruction, context.resolve(), view_of_folder(rootfs), kubefile.path).items():
+    for target, source in files.items():
         # the folder through the image's symlinks, inside the rootfs; the name itself is replaced, never followed
         destination = resolve_in_root(rootfs, target, follow_last=False)
         destination.parent.mkdir(parents=True, exist_ok=True)

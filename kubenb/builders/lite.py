@@ -27,11 +27,10 @@ from kubenb.builders.layers import InOrder, changes, snapshot, stream_layer, wri
 from kubenb.builders.options import BuildOptions
 from kubenb.builders.run import run_on_host
 from kubenb.builders.steps import needs_cluster
-from kubenb.discover import DiscoveryOptions, apply_review, discover
-from kubenb.discover.rootfs import STANDARD_FOLDERS, copy_files, view_of_folder
+from kubenb.discover import DiscoveryOptions, apply_review, discover, view_of_folder
 from kubenb.errors import BuildError, InvalidReferenceError, StoreError
 from kubenb.events import BlobDone, BlobsPlanned, Event, EventSink, Message
-from kubenb.kubefile import load, pairs
+from kubenb.kubefile import STANDARD_FOLDERS, BuildPlan, pairs, plan_build
 from kubenb.model import ImageRef, Instruction, Kubefile
 from kubenb.oci import apply_layer, resolve_in_root
 from kubenb.oci.platforms import parse_platform, platform_matches
@@ -72,18 +71,21 @@ class LiteBuilder:
     name = "lite"
 
     def build(self, options: BuildOptions, store: Store, events: EventSink) -> ClusterImage:
-        kubefile = load(options.kubefile, options.build_args)
+        """Build ``options.plan``, or the plan of ``options.kubefile`` made here (the one read of it)."""
+        plan = options.plan or plan_build(options.context, options.kubefile, options.build_args)
+        kubefile = plan.require_kubefile()
         with translating_disk_full(store.root, f"the build of {options.tag}"), store.lock(), \
                 _workspace(store.root) as work:
             store.remove_leftovers()  # of a killed build: this one holds the lock now
-            return _Build(kubefile, options, store, events, work).run()
+            return _Build(plan, kubefile, options, store, events, work).run()
 
 
 @dataclass
 class _Build:
     """One build in progress: its inputs, its workspace and what it has so far."""
 
-    kubefile: Kubefile
+    plan: BuildPlan
+    kubefile: Kubefile  # the plan's
     options: BuildOptions
     store: Store
     events: EventSink
@@ -120,7 +122,7 @@ class _Build:
             state.platform_asked = platform is not None
             _from(base, image, self.store, self.rootfs, state)
         elif keyword == "ARG":
-            given = self.options.build_args
+            given = self.plan.build_args
             state.arguments.update({k: v for k, d in pairs(instruction) if (v := given.get(k, d)) is not None})
         elif keyword == "ENV":
             state.environment.update({k: v for k, v in pairs(instruction) if v is not None})
@@ -130,13 +132,12 @@ class _Build:
             state.deploy_commands.append(instruction.to_text())
             self.events(Message(f"  recorded for deploy time: {instruction.to_text()}"))
         else:
-            if keyword == "COPY":
-                explain_sources_run_wrote(instruction, self.kubefile, self.options.context, state.run_wrote)
+            files = self.copy_files(instruction) if keyword == "COPY" else {}
             before = snapshot(self.rootfs) if keyword == "RUN" else None
-            key = _step_key(state.key, instruction, self.options.context, self.kubefile, self.rootfs,
+            key = _step_key(state.key, instruction, files,
                             environment=state.run_environment if keyword == "RUN" else {})
             self.add_layer(key, instruction.to_text(),
-                           lambda: _layer_of(lambda: self.apply(instruction), self.store, self.rootfs,
+                           lambda: _layer_of(lambda: self.apply(instruction, files), self.store, self.rootfs,
                                              f"the layer of line {instruction.line} ({instruction.keyword})"))
             if before is not None:  # remembered for COPY's message: RUN writes the rootfs, not the context
                 state.run_wrote.update(dict.fromkeys(changes(before, snapshot(self.rootfs))[0], instruction.line))
@@ -158,17 +159,27 @@ class _Build:
         self.state.history.append(description)
         return cached is not None
 
-    def apply(self, instruction: Instruction) -> None:
+    def copy_files(self, instruction: Instruction) -> dict[str, Path]:
+        """What the planned COPY writes where, DEST taken as a folder when the rootfs has one
+        there (the base image's or a RUN's); a COPY that cannot be done fails here, with the
+        RUN that wrote a missing source named when there is one."""
+        step = self.plan.copy_step(instruction)
+        if step.problem is not None:
+            explain_sources_run_wrote(instruction, self.kubefile, self.plan.context, self.state.run_wrote)
+        return step.files(lambda target: resolve_in_root(self.rootfs, target).is_dir())
+
+    def apply(self, instruction: Instruction, files: Mapping[str, Path]) -> None:
         if instruction.keyword == "COPY":
-            copy_into_rootfs(instruction, self.kubefile, self.options.context, self.rootfs)
+            copy_into_rootfs(instruction, files, self.kubefile, self.rootfs)
         else:
             run_on_host(instruction, self.kubefile, self.rootfs, self.state.run_environment, self.events)
 
     def cache_images(self) -> dict[str, str]:
         """Discover over the rootfs, then pull every image into ``registry/`` as the last layer."""
         options = self.options
-        found = apply_review(discover(view_of_folder(self.rootfs), DiscoveryOptions(
-            values=options.values, set_values=options.set_values, kube_version=options.kube_version)), options.context)
+        discovery = DiscoveryOptions(values=options.values, set_values=options.set_values,
+                                     kube_version=options.kube_version)
+        found = apply_review(discover(view_of_folder(self.rootfs), discovery), self.plan.context)
         if found.excluded:
             self.events(Message(f"  left out by the review (.kubenb/exclude): {len(found.excluded)} image(s)"))
         if found.invalid and not options.skip_invalid:
@@ -329,22 +340,21 @@ def _size_of(rootfs: Path, paths: list[str]) -> int:
     return sum(info.st_size for path in paths if stat.S_ISREG((info := os.lstat(rootfs / path)).st_mode))
 
 
-def _step_key(parent: str, instruction: Instruction, context: Path, kubefile: Kubefile, rootfs: Path,
+def _step_key(parent: str, instruction: Instruction, files: Mapping[str, Path],
               *, environment: Mapping[str, str] | None = None) -> str:
     """The build-cache key: the parent's key, the instruction, for RUN the ARG/ENV values it
     sees (hashed: another --build-arg runs it again, and a token is written nowhere), and for
-    COPY the sources' bytes, hashed 1 MiB at a time (a 1.5 GB source read whole cost 1.5 GB)."""
+    COPY where each file goes and its bytes, hashed 1 MiB at a time (a 1.5 GB source read whole
+    cost 1.5 GB)."""
     digest = hashlib.sha256(f"{parent}\n{instruction.to_text()}".encode())
     if environment:
         digest.update(json.dumps(sorted(environment.items())).encode())
-    if instruction.keyword == "COPY":
-        for target, source in sorted(copy_files(instruction, context.resolve(), view_of_folder(rootfs),
-                                                kubefile.path).items()):
-            content = hashlib.sha256()
-            with source.open("rb") as stream:
-                for chunk in iter(lambda: stream.read(2**20), b""):
-                    content.update(chunk)
-            digest.update(target.encode() + b"\0" + content.digest())
+    for target, source in sorted(files.items()):
+        content = hashlib.sha256()
+        with source.open("rb") as stream:
+            for chunk in iter(lambda: stream.read(2**20), b""):
+                content.update(chunk)
+        digest.update(target.encode() + b"\0" + content.digest())
     return "sha256:" + digest.hexdigest()
 
 

@@ -6,11 +6,17 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kubenb.kubefile import BuildPlan
+
 __all__ = ["BuildOptions"]
 
 
 @dataclass(frozen=True)
 class BuildOptions:
+    """What to build and how. ``plan``, when given, is what is built (``context``, ``kubefile``
+    and ``build_args`` are then what it was made from): a preview's plan, built as it was shown
+    even if the Kubefile changed on disk since. Without it the builder makes the plan once."""
+
     tag: str
     context: Path = Path(".")
     kubefile: Path = Path("Kubefile")
@@ -25,3 +31,4 @@ class BuildOptions:
     no_cache: bool = False
     skip_invalid: bool = False
     skip_missing_platform: bool = False  # an image lacking a requested platform: warn, not fail
+    plan: BuildPlan | None = field(default=None, repr=False)

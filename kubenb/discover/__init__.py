@@ -1,7 +1,7 @@
 """Image discovery: the image list of a lite build, with where every image was found.
 
-``list_images`` is the one entry point: it resolves the rootfs the Kubefile describes (or
-takes the folder as a rootfs), then reads ``manifests/imageList``, every manifest under
+``context_images`` is the one entry point: it takes the rootfs a ``BuildPlan`` describes (or
+the context folder as a rootfs), then reads ``manifests/imageList``, every manifest under
 ``manifests/`` and every chart under ``charts/``. Results are memoised by a hash of the
 content that went in, so a notebook that previews on every cell run answers at once.
 """
@@ -19,14 +19,14 @@ from kubenb.discover.hits import Hit, collect
 from kubenb.discover.imagelist import IMAGE_LIST, read_image_list
 from kubenb.discover.memo import DiscoveryMemo, content_key
 from kubenb.discover.review import apply_review, save_choice, write_review
-from kubenb.discover.rootfs import RootfsView, view_of_folder, view_of_kubefile
+from kubenb.discover.rootfs import RootfsView, view_of_folder, view_of_plan
 from kubenb.discover.walk import ObjectContext, walk_object
 from kubenb.errors import DiscoveryError
-from kubenb.kubefile import load
+from kubenb.kubefile import BuildPlan
 from kubenb.model import ImageList
 
-__all__ = ["DiscoveryOptions", "apply_review", "clear_memo", "context_images", "discover", "rootfs_view", "save_choice",
-           "write_review"]
+__all__ = ["DiscoveryOptions", "apply_review", "clear_memo", "context_images", "discover", "discovery_options",
+           "rootfs_view", "save_choice", "view_of_folder", "write_review"]
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 #: A CustomResourceDefinition is a schema, never a workload, and often most of a manifest's
@@ -45,43 +45,38 @@ class DiscoveryOptions:
     helm_backend: str = "sdk"
 
 
-def context_images(
-    context: str | Path = ".",
-    *,
-    kubefile: str | Path | None = None,
+def discovery_options(
     values: Mapping[str, str | Path | Sequence[str | Path]] | None = None,
     set: Mapping[str, str | Sequence[str]] | None = None,
     kube_version: str | None = None,
-    build_args: Mapping[str, str] | None = None,
     helm_backend: str = "sdk",
-) -> ImageList:
-    """The image list of a lite build of ``context``.
-
-    ``values`` maps a chart name to one or more values files, ``set`` a chart name to
-    ``key=value`` expressions (Helm's ``--set`` syntax). The context's review files
-    (``.kubenb/include`` and ``.kubenb/exclude``) are applied, as a build applies them.
-    """
-    options = DiscoveryOptions(
+) -> DiscoveryOptions:
+    """The options as callers write them: ``values`` maps a chart name to one or more values
+    files, ``set`` a chart name to ``key=value`` expressions (Helm's ``--set`` syntax)."""
+    return DiscoveryOptions(
         values={chart: tuple(Path(str(p)) for p in _as_tuple(files)) for chart, files in (values or {}).items()},
         set_values={chart: tuple(str(e) for e in _as_tuple(exprs)) for chart, exprs in (set or {}).items()},
         kube_version=kube_version,
         helm_backend=helm_backend,
     )
-    return apply_review(discover(rootfs_view(Path(context), kubefile, build_args), options), Path(context))
 
 
-def rootfs_view(
-    context: Path, kubefile: str | Path | None = None, build_args: Mapping[str, str] | None = None
-) -> RootfsView:
-    """The rootfs a build of ``context`` would produce: its Kubefile's, or the folder itself."""
-    if not context.is_dir():
-        raise DiscoveryError(f"the build context {context} is not a folder", file=str(context),
+def context_images(plan: BuildPlan, options: DiscoveryOptions | None = None) -> ImageList:
+    """The image list of a lite build of ``plan`` (made by ``kubefile.plan_build``).
+
+    The context's review files (``.kubenb/include`` and ``.kubenb/exclude``) are applied, as a
+    build applies them.
+    """
+    return apply_review(discover(rootfs_view(plan), options), plan.context)
+
+
+def rootfs_view(plan: BuildPlan) -> RootfsView:
+    """The rootfs a build of ``plan`` would produce, as far as files can tell before it runs:
+    its Kubefile's COPY steps, or the context folder itself when it has no Kubefile."""
+    if not plan.context.is_dir():
+        raise DiscoveryError(f"the build context {plan.context} is not a folder", file=str(plan.context),
                              hint="give the folder that holds the Kubefile and the files it copies")
-    if kubefile is None:
-        kubefile = context / "Kubefile"
-        if not kubefile.exists():
-            return view_of_folder(context)
-    return view_of_kubefile(load(kubefile, build_args), context)
+    return view_of_plan(plan)
 
 
 def discover(view: RootfsView, options: DiscoveryOptions | None = None) -> ImageList:

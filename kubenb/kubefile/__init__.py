@@ -1,19 +1,23 @@
-"""The Kubefile language: lexer, parser and variable expansion (pure; I/O only in ``read``)."""
+"""The Kubefile language: lexer, parser, variable expansion and the build plan.
+
+Parsing and expansion are pure; the disk is read only by ``read.py`` (the Kubefile itself)
+and ``plan.py`` (the COPY sources in the build context, resolved once per plan).
+"""
 
 from __future__ import annotations
 
-import os
-import stat
-from collections.abc import Mapping
-from pathlib import Path
-
-from kubenb.errors import KubefileError
 from kubenb.kubefile.expand import declared_arguments, expand, substitute
 from kubenb.kubefile.lexer import LogicalLine, lex
 from kubenb.kubefile.parser import pairs, parse, words
-from kubenb.model import Kubefile
+from kubenb.kubefile.plan import STANDARD_FOLDERS, BuildPlan, CopySource, CopyStep, plan_build, refuse_special
+from kubenb.kubefile.read import MAX_BYTES, file_kind, load, read_kubefile
 
 __all__ = [
+    "MAX_BYTES",
+    "STANDARD_FOLDERS",
+    "BuildPlan",
+    "CopySource",
+    "CopyStep",
     "LogicalLine",
     "declared_arguments",
     "expand",
@@ -22,71 +26,9 @@ __all__ = [
     "load",
     "pairs",
     "parse",
+    "plan_build",
     "read_kubefile",
+    "refuse_special",
     "substitute",
     "words",
 ]
-
-#: A Kubefile is a handful of lines; anything far larger is a mistake, not a Kubefile.
-MAX_BYTES = 4 * 1024 * 1024
-
-
-def read_kubefile(path: str | Path) -> str:
-    """The Kubefile's text; unreadable, binary or non-UTF-8 files are a ``KubefileError``.
-
-    Only a regular file is read: a FIFO, socket or device (``-f /dev/zero``) is refused, and it
-    is opened without blocking so that a FIFO with no writer cannot hang kubenb.
-    """
-    path = Path(path)
-    hint = "give its path with -f, or run in the folder that holds it"
-    try:
-        data = _read_regular(path)
-    except OSError as error:
-        raise KubefileError(f"cannot read the Kubefile: {error.strerror}", file=path, hint=hint) from None
-    if isinstance(data, str):
-        raise KubefileError(f"the Kubefile is {data}, not a regular file", file=path, hint=hint)
-    if data is None:
-        raise KubefileError(f"the Kubefile is larger than {MAX_BYTES // 2**20} MiB", file=path)
-    if b"\0" in data:
-        line = data[: data.index(b"\0")].count(b"\n") + 1
-        raise KubefileError("the Kubefile holds a NUL character", file=path, line=line,
-                            hint="a Kubefile is text; remove the NUL byte")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise KubefileError(
-            "the Kubefile is not UTF-8 text", file=path, line=line, hint="save it as UTF-8"
-        ) from None
-
-
-def _read_regular(path: Path) -> bytes | str | None:
-    """The bytes of a regular file of at most MAX_BYTES; else None (too large) or what it is.
-
-    Checked before opening (opening a socket fails, a FIFO may block) and again after.
-    """
-    kind = file_kind(os.stat(path).st_mode)
-    if kind != "a regular file":
-        return kind
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as file:
-        kind = file_kind(os.fstat(fd).st_mode)
-        if kind != "a regular file":
-            return kind
-        data = file.read(MAX_BYTES + 1)
-    return data if len(data) <= MAX_BYTES else None
-
-
-def file_kind(mode: int) -> str:
-    """What ``st_mode`` describes, in words (for messages refusing anything but regular files)."""
-    for test, name in ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
-def load(path: str | Path, build_args: Mapping[str, str] | None = None) -> Kubefile:
-    """Read, parse and expand the Kubefile at ``path``: what a build or preview starts from."""
-    return expand(parse(read_kubefile(path), path=str(path)), build_args)
