@@ -4,7 +4,9 @@ FROM gives the base rootfs (the standard empty folders, or a cluster image from 
 each COPY and each build-host RUN adds a layer; cluster commands and CMD are recorded; then
 discovery lists every image the rootfs needs and the cache pulls them into ``registry/``,
 which becomes the last layer. The rootfs is built in a temporary folder inside the store and
-removed afterwards, whatever happens, so a failed or killed build leaves the store as it was.
+removed afterwards, whatever happens, so a failed, cancelled or killed build leaves the store
+as it was. A cancel token is checked between steps and passed to what takes time (a RUN, the
+pulls), which stop at once and raise ``Cancelled``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from kubenb.builders.steps import needs_cluster
 from kubenb.discover import DiscoveryOptions, apply_review, discover
 from kubenb.discover.rootfs import STANDARD_FOLDERS, copy_files, view_of_folder
 from kubenb.errors import BuildError, InvalidReferenceError, StoreError
-from kubenb.events import BlobDone, BlobsPlanned, Event, EventSink, Message
+from kubenb.events import BlobDone, BlobsPlanned, CancelToken, Event, EventSink, Message
 from kubenb.kubefile import load, pairs
 from kubenb.model import ImageRef, Instruction, Kubefile
 from kubenb.oci import apply_layer, resolve_in_root
@@ -70,12 +72,13 @@ class LiteBuilder:
 
     name = "lite"
 
-    def build(self, options: BuildOptions, store: Store, events: EventSink) -> ClusterImage:
+    def build(self, options: BuildOptions, store: Store, events: EventSink,
+              cancel: CancelToken | None = None) -> ClusterImage:
         kubefile = load(options.kubefile, options.build_args)
         with translating_disk_full(store.root, f"the build of {options.tag}"), store.lock(), \
                 _workspace(store.root) as work:
             store.remove_leftovers()  # of a killed build: this one holds the lock now
-            return _Build(kubefile, options, store, events, work).run()
+            return _Build(kubefile, options, store, events, work, cancel or CancelToken()).run()
 
 
 @dataclass
@@ -87,6 +90,7 @@ class _Build:
     store: Store
     events: EventSink
     work: Path
+    cancel: CancelToken
     state: _State = field(default_factory=_State)
 
     @property
@@ -96,9 +100,12 @@ class _Build:
     def run(self) -> ClusterImage:
         total = len(self.kubefile.instructions)
         for number, instruction in enumerate(self.kubefile.instructions, 1):
+            self.cancel.check()
             self.events(Message(f"Step {number}/{total}: {instruction.to_text()}"))
             self.step(instruction)
+        self.cancel.check()
         images = self.cache_images()
+        self.cancel.check()  # the last moment: once committed, the image is built
         return self.store.commit(
             self.options.tag, self.state.layers, labels=self.state.labels,
             annotations=_annotations(self.kubefile, self.state, images), history=self.state.history,
@@ -110,7 +117,7 @@ class _Build:
         if keyword == "FROM":
             base = str(instruction.args)
             platform = _from_platform(instruction, self.kubefile)
-            image = _base_image(base, platform, self.options, self.store, self.events)
+            image = _base_image(base, platform, self.options, self.store, self.events, cancel=self.cancel)
             if image is not None and platform is not None and not platform_matches(image.platform, platform):
                 raise BuildError(f"the base image {base} in the store is for {image.platform}, not {platform}",
                                  file=self.kubefile.path, line=instruction.line,
@@ -161,7 +168,8 @@ class _Build:
         if instruction.keyword == "COPY":
             copy_into_rootfs(instruction, self.kubefile, self.options.context, self.rootfs)
         else:
-            run_on_host(instruction, self.kubefile, self.rootfs, self.state.run_environment, self.events)
+            run_on_host(instruction, self.kubefile, self.rootfs, self.state.run_environment, self.events,
+                        cancel=self.cancel)
 
     def cache_images(self) -> dict[str, str]:
         """Discover over the rootfs, then pull every image into ``registry/`` as the last layer."""
@@ -239,9 +247,11 @@ class _Build:
     def pull(self, refs: list[ImageRef], events: EventSink) -> None:
         options = self.options
         with Registries(mirrors=options.mirrors, insecure=options.insecure, ca_files=options.ca_files,
-                        events=events) as registries, translating_disk_full(self.registry, "the images into registry/"):
+                        events=events, cancel=self.cancel) as registries, \
+                translating_disk_full(self.registry, "the images into registry/"):
             result = save_images(refs, self.registry, registries=registries, platforms=self.platforms,
-                                 skip_missing_platform=options.skip_missing_platform, verb="build", events=events)
+                                 skip_missing_platform=options.skip_missing_platform, verb="build", events=events,
+                                 cancel=self.cancel)
         self.check_registry(refs, {saved.image for saved in result.images if saved.left_out})
 
     def check_registry(self, refs: list[ImageRef], left_out: set[ImageRef] | None) -> None:
@@ -284,7 +294,7 @@ def _from_platform(instruction: Instruction, kubefile: Kubefile) -> str | None:
 
 
 def _base_image(base: str, platform: str | None, options: BuildOptions, store: Store,
-                events: EventSink) -> ClusterImage | None:
+                events: EventSink, *, cancel: CancelToken) -> ClusterImage | None:
     """The FROM image: None for scratch, else from the store, else pulled from its registry."""
     if base == "scratch":
         return None
@@ -294,8 +304,8 @@ def _base_image(base: str, platform: str | None, options: BuildOptions, store: S
         events(Message(f"  {base} is not in the store: pulling it"))
     ref = parse_reference(base)
     with Registries(mirrors=options.mirrors, insecure=options.insecure, ca_files=options.ca_files,
-                    events=events) as registries:
-        return store.pull(ref, registries.client_for(ref), name=base, platform=platform)
+                    events=events, cancel=cancel) as registries:
+        return store.pull(ref, registries.client_for(ref), name=base, platform=platform, cancel=cancel)
 
 
 def _from(base: str, image: ClusterImage | None, store: Store, rootfs: Path, state: _State) -> None:
