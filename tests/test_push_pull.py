@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -12,8 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from kubenb.engine import pull_image
+from kubenb.errors import Cancelled
 from kubenb.registry import RegistryClient
 from kubenb.store import ClusterImage, Store
+from tests.support.cancelling import cancelled_when
+from tests.support.faulty import Fault, FaultyProxy, Hold
 from tests.support.oci import tar_bytes
 from tests.support.registry import Registry
 from tests.support.skopeo import Skopeo
@@ -73,6 +78,30 @@ def test_push_then_pull_keeps_the_image_id(registry: Registry, skopeo: Skopeo, t
     assert inspect_id(fresh, destination) == image.id == inspect_id(tmp_path / "root", image.name)
     listed = json.loads(kubenb("--root", str(fresh), "images", "-o", "json").stdout)
     assert [(i["name"], i["id"]) for i in listed] == [(destination, image.id)]
+
+
+def test_cancelling_a_pull_raises_cancelled_and_names_nothing(registry: Registry, tmp_path: Path,
+                                                             repo_name: str) -> None:
+    """The image's last layer is held by the proxy on every try, so only the cancel, cutting
+    the held request, ends the pull; the config and first layer are in by then."""
+    image = commit_image(tmp_path / "root", tmp_path)
+    pushed = kubenb("--root", str(tmp_path / "root"), "push", image.name, f"{registry.host}/{repo_name}:v1")
+    assert pushed.returncode == 0, pushed.stderr
+    last = Store(tmp_path / "root").layers(image.name)[-1].digest
+    fresh = tmp_path / "fresh"
+    hold = Hold()
+    with FaultyProxy(registry.url) as proxy:
+        proxy.add(Fault(re.escape(f"/blobs/{last}"), hold, times=10_000))
+        outcome = cancelled_when([hold.held], lambda cancel: pull_image(f"{proxy.host}/{repo_name}:v1",
+                                                                        root=fresh, cancel=cancel))
+        hold.release.set()
+    assert type(outcome) is Cancelled, outcome
+    assert Store(fresh).images() == []
+    assert not list((fresh / "tmp").glob("pull.*")), "the staging folder was left behind"
+    checked = kubenb("--root", str(fresh), "check")
+    assert checked.returncode == 0, checked.stderr
+    again = pull_image(f"{registry.host}/{repo_name}:v1", root=fresh)
+    assert again.id == image.id
 
 
 def test_a_second_push_sends_no_blob(registry: Registry, tmp_path: Path, repo_name: str) -> None:
