@@ -194,19 +194,39 @@ class _WatchedHTTPConnection(HTTPConnection):
         _attach(self)
         super().request(*args, **kwargs)
 
+    def connect(self) -> None:
+        super().connect()
+        _connected(self)
+
 
 class _WatchedHTTPSConnection(HTTPSConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
         _attach(self)
         super().request(*args, **kwargs)
 
+    def connect(self) -> None:
+        super().connect()
+        _connected(self)
+
 
 def _attach(connection: HTTPConnection) -> None:
-    """Tie the connection to this thread's current request (called in the sending thread)."""
+    """Tie the connection to this thread's current request (called in the sending thread); a
+    request cancelled before it had a connection to shut down is not sent."""
     watch = current_watch()
     connection.kubenb_watch = watch  # type: ignore[attr-defined]
     if watch is not None:
         watch.connection = connection
+        if watch.cancel is not None:
+            watch.cancel.check()
+
+
+def _connected(connection: HTTPConnection) -> None:
+    """A socket opened while the request was being cancelled (``abort`` found none): shut it now."""
+    watch = current_watch()
+    sock = getattr(connection, "sock", None)
+    if watch is not None and watch.cancelled and sock is not None:
+        with suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
