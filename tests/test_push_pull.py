@@ -12,14 +12,15 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+import requests
 
-from kubenb.engine import pull_image
+from kubenb.engine import pull_image, push_image
 from kubenb.errors import Cancelled
 from kubenb.registry import RegistryClient
 from kubenb.store import ClusterImage, Store
 from tests.support.cancelling import cancelled_when
 from tests.support.faulty import Fault, FaultyProxy, Hold
-from tests.support.oci import tar_bytes
+from tests.support.oci import blob_exists, tar_bytes
 from tests.support.registry import Registry
 from tests.support.skopeo import Skopeo
 
@@ -102,6 +103,24 @@ def test_cancelling_a_pull_raises_cancelled_and_names_nothing(registry: Registry
     assert checked.returncode == 0, checked.stderr
     again = pull_image(f"{registry.host}/{repo_name}:v1", root=fresh)
     assert again.id == image.id
+
+
+def test_cancelling_a_push_raises_cancelled_and_tags_nothing(registry: Registry, tmp_path: Path,
+                                                            repo_name: str) -> None:
+    """The check of the last layer (the HEAD before its upload) is held on every try, so only
+    the cancel ends the push; the manifest, sent last, never is, so the tag names nothing."""
+    image = commit_image(tmp_path / "root", tmp_path)
+    last = Store(tmp_path / "root").layers(image.name)[-1].digest
+    hold = Hold()
+    with FaultyProxy(registry.url) as proxy:
+        proxy.add(Fault(re.escape(f"/blobs/{last}"), hold, times=10_000, method="HEAD"))
+        outcome = cancelled_when([hold.held], lambda cancel: push_image(
+            image.name, f"{proxy.host}/{repo_name}:v1", root=tmp_path / "root", cancel=cancel))
+        hold.release.set()
+    assert type(outcome) is Cancelled, outcome
+    assert not blob_exists(registry, repo_name, last)
+    answer = requests.get(f"{registry.url}/v2/{repo_name}/tags/list", timeout=30)
+    assert answer.status_code == 404 or not answer.json().get("tags"), answer.text
 
 
 def test_a_second_push_sends_no_blob(registry: Registry, tmp_path: Path, repo_name: str) -> None:
