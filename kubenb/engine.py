@@ -16,7 +16,7 @@ from kubenb.discover import context_images, discovery_options
 from kubenb.discover.documents import read_input_file
 from kubenb.discover.imagelist import read_image_list
 from kubenb.errors import InvalidReferenceError, KubenbError, StoreError
-from kubenb.events import EventSink, ignore
+from kubenb.events import CancelToken, EventSink, ignore
 from kubenb.kubefile import BuildPlan, plan_build
 from kubenb.model import FoundImage, ImageList, ImageRef, Location
 from kubenb.oci.platforms import parse_platform
@@ -58,18 +58,20 @@ def save_images(
     insecure: Collection[str] = (),
     ca_files: Sequence[str | Path] = (),
     events: EventSink = ignore,
+    cancel: CancelToken | None = None,
 ) -> SaveResult:
     """Pull ``images`` (and those of ``list_file``) into the registry folder ``output``.
 
     An image lacking a requested platform is an error, unless ``skip_missing_platform``:
     then it is a warning event, and an image lacking them all is left out (``left_out``).
+    Setting ``cancel`` stops it with ``Cancelled``; the folder keeps what was saved whole.
     """
     refs = image_refs(images, list_file)
     wanted = [parse_platform(p) for p in platforms] if platforms is not None else None
-    with Registries(mirrors=mirrors, insecure=insecure, ca_files=ca_files, events=events) as registries, \
-            translating_disk_full(Path(output), f"the images into {output}"):
+    with Registries(mirrors=mirrors, insecure=insecure, ca_files=ca_files, events=events,
+                    cancel=cancel) as registries, translating_disk_full(Path(output), f"the images into {output}"):
         return save_into_folder(refs, Path(output), registries=registries, platforms=wanted,
-                                skip_missing_platform=skip_missing_platform, events=events)
+                                skip_missing_platform=skip_missing_platform, events=events, cancel=cancel)
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ def push_image(
     insecure: Collection[str] = (),
     ca_files: Sequence[str | Path] = (),
     events: EventSink = ignore,
+    cancel: CancelToken | None = None,
 ) -> str:
     """Push the stored image ``name`` to ``destination`` (default: ``name``); return the manifest digest.
 
@@ -144,8 +147,9 @@ def push_image(
         raise InvalidReferenceError(f"{ref.written}: a push destination takes a tag, not a digest",
                                     hint="the registry computes the digest; use NAME:TAG")
     store = Store(Path(root) if root is not None else None)
-    with Registries(mirrors=mirrors, insecure=insecure, ca_files=ca_files, events=events) as registries:
-        return store.push(name, registries.client_for(ref), ref.path, ref.tag or "latest")
+    with Registries(mirrors=mirrors, insecure=insecure, ca_files=ca_files, events=events,
+                    cancel=cancel) as registries:
+        return store.push(name, registries.client_for(ref), ref.path, ref.tag or "latest", cancel=cancel)
 
 
 def pull_image(
@@ -158,13 +162,15 @@ def pull_image(
     insecure: Collection[str] = (),
     ca_files: Sequence[str | Path] = (),
     events: EventSink = ignore,
+    cancel: CancelToken | None = None,
 ) -> ClusterImage:
     """Pull the cluster image ``reference`` into the store, named ``name`` (default: as written);
     from a multi-platform index, the child of ``platform`` (default: this host's)."""
     ref = _parse(reference, "the pull reference")
     store = Store(Path(root) if root is not None else None)
-    with Registries(mirrors=mirrors, insecure=insecure, ca_files=ca_files, events=events) as registries:
-        return store.pull(ref, registries.client_for(ref), name=name, platform=platform)
+    with Registries(mirrors=mirrors, insecure=insecure, ca_files=ca_files, events=events,
+                    cancel=cancel) as registries:
+        return store.pull(ref, registries.client_for(ref), name=name, platform=platform, cancel=cancel)
 
 
 def list_images(

@@ -119,15 +119,27 @@ class CancelToken:
 
     It is passed down to the loops that take time (downloads, build steps, RUN commands) so
     that a cancelled build stops where it is and raises :class:`Cancelled` itself, unwrapped,
-    instead of a front end throwing from its event sink into a worker thread.
+    instead of a front end throwing from its event sink into a worker thread. Work that waits
+    on something else than the token (a RUN's output, a socket) registers ``on_cancel`` to be
+    woken: the callback kills the command or shuts the socket down.
     """
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: dict[int, Callable[[], None]] = {}
+        self._next = 0
 
     def cancel(self) -> None:
-        """Ask the work to stop; safe from any thread, and more than once."""
-        self._event.set()
+        """Ask the work to stop; safe from any thread, and more than once.
+
+        The callbacks run here, in the cancelling thread, under the token's lock: one whose
+        block has ended (``on_cancel``'s remover returned) is never called afterwards.
+        """
+        with self._lock:
+            self._event.set()
+            for callback in list(self._callbacks.values()):
+                callback()
 
     @property
     def cancelled(self) -> bool:
@@ -136,8 +148,28 @@ class CancelToken:
     def check(self) -> None:
         """Raise :class:`Cancelled` once the token is set; the work undoes what it started."""
         if self._event.is_set():
-            raise Cancelled("the work was cancelled", hint="nothing was named; the store is as it was")
+            raise Cancelled("the work was cancelled", hint="nothing half-written was kept; run it again to go on")
 
     def wait(self, seconds: float) -> bool:
         """Sleep up to ``seconds`` (a retry's back-off), waking at once when cancelled."""
         return self._event.wait(seconds)
+
+    def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` when the token is cancelled (at once if it is already); return the
+        function that forgets it. The callback must be quick, not raise, and not use the token."""
+        with self._lock:
+            if self._event.is_set():
+                callback()
+                return _nothing
+            key, self._next = self._next, self._next + 1
+            self._callbacks[key] = callback
+
+        def forget() -> None:
+            with self._lock:
+                self._callbacks.pop(key, None)
+
+        return forget
+
+
+def _nothing() -> None:
+    """The remover of a callback that was called at once."""

@@ -47,6 +47,7 @@ from kubenb.display import (
 )
 from kubenb.engine import list_plan_images
 from kubenb.errors import Cancelled, KubenbError
+from kubenb.events import CancelToken
 from kubenb.kubefile import plan_build
 from kubenb.model import ImageList, Kubefile
 from kubenb.store import ClusterImage, Store
@@ -177,14 +178,42 @@ def _run_build(options: BuildOptions, root: Path | None, builder: str, progress:
         if panel.error is not None:
             raise panel.error
         return image
-    cancel = threading.Event()
+    if progress == "none":
+        return _until_interrupted(lambda cancel: build(options, builder=builder, store=store, cancel=cancel))
+    with EventPrinter(sys.stdout) as printer:
+        return _until_interrupted(
+            lambda cancel: build(options, builder=builder, store=store, events=printer, cancel=cancel))
+
+
+def _until_interrupted(work: Callable[[CancelToken], ClusterImage]) -> ClusterImage:
+    """Run ``work`` in a thread while this one waits for it; Ctrl-C (KeyboardInterrupt, which
+    reaches only this thread) sets the token, and the work stops where it is and undoes itself.
+
+    The wait is on an event, not ``Thread.join``: a join that KeyboardInterrupt breaks marks the
+    thread as ended while it still runs (Python 3.11), and the build's clean-up would be missed.
+    """
+    cancel, done = CancelToken(), threading.Event()
+    outcome: list[ClusterImage | BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work(cancel))
+        except BaseException as error:  # handed to the waiting thread, which raises it
+            outcome.append(error)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="kubenb build", daemon=True).start()
     try:
-        if progress == "none":
-            return build(options, builder=builder, store=store, cancel=cancel)
-        with EventPrinter(sys.stdout) as printer:
-            return build(options, builder=builder, store=store, events=printer, cancel=cancel)
+        while not done.wait(0.1):  # short waits: a simulated Ctrl-C (interrupt_main) is seen between them
+            pass
     except KeyboardInterrupt:
+        cancel.cancel()
+        done.wait()
         raise Cancelled("the build was interrupted", hint="nothing was named; the store is as it was") from None
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
 
 
 def _widget_progress(progress: str) -> bool:

@@ -5,16 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+import requests
 
+from kubenb.engine import pull_image, push_image
+from kubenb.errors import Cancelled
 from kubenb.registry import RegistryClient
 from kubenb.store import ClusterImage, Store
-from tests.support.oci import tar_bytes
+from tests.support.cancelling import cancelled_when
+from tests.support.faulty import Fault, FaultyProxy, Hold
+from tests.support.oci import blob_exists, tar_bytes
 from tests.support.registry import Registry
 from tests.support.skopeo import Skopeo
 
@@ -73,6 +79,48 @@ def test_push_then_pull_keeps_the_image_id(registry: Registry, skopeo: Skopeo, t
     assert inspect_id(fresh, destination) == image.id == inspect_id(tmp_path / "root", image.name)
     listed = json.loads(kubenb("--root", str(fresh), "images", "-o", "json").stdout)
     assert [(i["name"], i["id"]) for i in listed] == [(destination, image.id)]
+
+
+def test_cancelling_a_pull_raises_cancelled_and_names_nothing(registry: Registry, tmp_path: Path,
+                                                             repo_name: str) -> None:
+    """The image's last layer is held by the proxy on every try, so only the cancel, cutting
+    the held request, ends the pull; the config and first layer are in by then."""
+    image = commit_image(tmp_path / "root", tmp_path)
+    pushed = kubenb("--root", str(tmp_path / "root"), "push", image.name, f"{registry.host}/{repo_name}:v1")
+    assert pushed.returncode == 0, pushed.stderr
+    last = Store(tmp_path / "root").layers(image.name)[-1].digest
+    fresh = tmp_path / "fresh"
+    hold = Hold()
+    with FaultyProxy(registry.url) as proxy:
+        proxy.add(Fault(re.escape(f"/blobs/{last}"), hold, times=10_000))
+        outcome = cancelled_when([hold.held], lambda cancel: pull_image(f"{proxy.host}/{repo_name}:v1",
+                                                                        root=fresh, cancel=cancel))
+        hold.release.set()
+    assert type(outcome) is Cancelled, outcome
+    assert Store(fresh).images() == []
+    assert not list((fresh / "tmp").glob("pull.*")), "the staging folder was left behind"
+    checked = kubenb("--root", str(fresh), "check")
+    assert checked.returncode == 0, checked.stderr
+    again = pull_image(f"{registry.host}/{repo_name}:v1", root=fresh)
+    assert again.id == image.id
+
+
+def test_cancelling_a_push_raises_cancelled_and_tags_nothing(registry: Registry, tmp_path: Path,
+                                                            repo_name: str) -> None:
+    """The check of the last layer (the HEAD before its upload) is held on every try, so only
+    the cancel ends the push; the manifest, sent last, never is, so the tag names nothing."""
+    image = commit_image(tmp_path / "root", tmp_path)
+    last = Store(tmp_path / "root").layers(image.name)[-1].digest
+    hold = Hold()
+    with FaultyProxy(registry.url) as proxy:
+        proxy.add(Fault(re.escape(f"/blobs/{last}"), hold, times=10_000, method="HEAD"))
+        outcome = cancelled_when([hold.held], lambda cancel: push_image(
+            image.name, f"{proxy.host}/{repo_name}:v1", root=tmp_path / "root", cancel=cancel))
+        hold.release.set()
+    assert type(outcome) is Cancelled, outcome
+    assert not blob_exists(registry, repo_name, last)
+    answer = requests.get(f"{registry.url}/v2/{repo_name}/tags/list", timeout=30)
+    assert answer.status_code == 404 or not answer.json().get("tags"), answer.text
 
 
 def test_a_second_push_sends_no_blob(registry: Registry, tmp_path: Path, repo_name: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from kubenb.errors import AuthenticationError, InvalidReferenceError, RegistryError
+from kubenb.errors import AuthenticationError, Cancelled, InvalidReferenceError, RegistryError
+from kubenb.events import CancelToken, Event, Retrying
 from kubenb.reference import parse_reference
 from kubenb.registry import (
     OCI_INDEX,
@@ -28,12 +30,14 @@ from kubenb.registry import (
     Credentials,
     Registries,
     RegistryClient,
+    SpeedLimit,
     login,
     logout,
     lookup,
 )
 from kubenb.registry.credentials import store
 from kubenb.registry.transport import retry_after
+from tests.support.cancelling import cancelled_when
 from tests.support.events import Recorder
 from tests.support.faulty import Corrupt, Fault, FaultyProxy, Hold, Redirect, Respond, TokenService, Truncate
 from tests.support.oci import Image, images_sharing_base, make_image, make_layer, multi_arch_index, push, single_image
@@ -276,6 +280,36 @@ def test_plain_http_only_for_loopback_or_insecure(host: str, insecure: bool, url
 def front(registry: Registry) -> Iterator[FaultyProxy]:
     with FaultyProxy(registry.url) as proxy:
         yield proxy
+
+
+def test_a_cancel_ends_a_retry_backoff_and_a_held_request_at_once(
+        front: FaultyProxy, registry: Registry, repo_name: str, tmp_path: Path) -> None:
+    """Every try of the manifest gets 429 with a Retry-After of an hour (cut to two minutes), then
+    the blob is held for ever: only the cancel can end either wait, so the ends prove it."""
+    image = single_image("cancel")
+    push(registry, repo_name, "v1", image)
+    front.add(Fault("/manifests/", Respond(429, {"Retry-After": "3600"}), times=10_000))
+    backing_off = threading.Event()
+
+    def sink(event: Event) -> None:
+        if isinstance(event, Retrying):
+            backing_off.set()
+
+    def manifest(cancel: CancelToken) -> object:
+        with RegistryClient(front.host, events=sink, cancel=cancel) as client:
+            return client.get_manifest(repo_name, "v1")
+
+    assert type(cancelled_when([backing_off], manifest)) is Cancelled
+    hold = Hold()
+    front.add(Fault(f"/blobs/{image.layers[0].digest}", hold, times=10_000))
+
+    def blob(cancel: CancelToken) -> object:
+        with RegistryClient(front.host, cancel=cancel, speed_limit=SpeedLimit(min_speed=0), timeout=3600) as client:
+            return client.download_blob(repo_name, image.layers[0].digest, tmp_path / "blob")
+
+    assert type(cancelled_when([hold.held], blob)) is Cancelled
+    hold.release.set()
+    assert not (tmp_path / "blob").exists()
 
 
 def test_503_then_success(front: FaultyProxy, registry: Registry, repo_name: str, events: Recorder) -> None:

@@ -24,12 +24,13 @@ import pytest
 
 from kubenb.builders import BuildOptions, build
 from kubenb.demo import DemoRegistry
-from kubenb.errors import KubenbError
+from kubenb.errors import Cancelled, KubenbError
 from kubenb.events import Event, Retrying
 from kubenb.registry import transport
 from kubenb.registry_folder import RegistryFolder
 from kubenb.store import Store
-from tests.support.faulty import Chaos, Corrupt, Fault, FaultyProxy
+from tests.support.cancelling import cancelled_when
+from tests.support.faulty import Chaos, Corrupt, Fault, FaultyProxy, Hold
 from tests.support.oci import Image, make_image, make_layer, push, single_image
 from tests.support.registry import Registry
 
@@ -266,6 +267,29 @@ def test_a_blob_corrupt_on_every_try_fails_the_build_naming_image_and_blob(
     assert check(root).returncode == 0
     assert not list((root / "tmp").glob("build-*"))
     assert not [p for p in (root / "blobs" / "sha256").iterdir() if p.name == bad[7:]]
+
+
+def test_cancelling_a_build_while_it_pulls_raises_cancelled_itself_and_names_nothing(
+    registry: Registry, pushed: tuple[str, list[Image]], tmp_path: Path,
+) -> None:
+    """Issue 14: a cancel came back as "StoreError: N of M images could not be saved: ...
+    cancelled". One layer is held on every try, so only the cancel can end this build."""
+    namespace, images = pushed
+    held = images[4].layers[-1].digest
+    root = tmp_path / "store"
+    hold = Hold()
+    with FaultyProxy(registry.url) as proxy:
+        proxy.add(Fault(re.escape(f"/blobs/{held}"), hold, times=10_000))
+        context = context_with(tmp_path, "".join(f"{proxy.host}/{namespace}/app-{n:02d}:1.0\n"
+                                                 for n in range(IMAGE_COUNT)))
+        outcome = cancelled_when([hold.held], lambda cancel: build(
+            BuildOptions(tag="cancelled:1", context=context, kubefile=context / "Kubefile"),
+            store=Store(root), cancel=cancel))
+        hold.release.set()
+    assert type(outcome) is Cancelled, outcome
+    assert Store(root).images() == []
+    assert check(root).returncode == 0
+    assert not list((root / "tmp").glob("build-*"))
 
 
 def test_two_save_images_into_one_folder_at_once_both_succeed_and_the_folder_checks(

@@ -23,6 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from kubenb.builders import BuildOptions, build
+from kubenb.errors import Cancelled
+from kubenb.events import CancelToken
 from kubenb.store import Store
 from tests.test_hostile import assert_nothing_written, assert_one_clear_line, kubenb
 
@@ -263,6 +266,57 @@ def test_a_killed_build_takes_its_run_child_with_it(tmp_path: Path, confinement:
             os.kill(pid, signal.SIGKILL)
         if build.poll() is None:
             build.kill()
+    checked = kubenb("--root", str(root), "check")
+    assert checked.returncode == 0, checked.stderr
+
+
+def _store_files(root: Path) -> dict[str, int]:
+    """Every file of the store but its lock and temp folder, with its size: what a build may change."""
+    return {str(path.relative_to(root)): path.stat().st_size for path in root.rglob("*")
+            if path.is_file() and path.name != "lock" and "tmp" not in path.relative_to(root).parts}
+
+
+@pytest.mark.parametrize("confinement", [
+    pytest.param({}, marks=needs_bwrap, id="bubblewrap"),
+    pytest.param(NONE, id="unconfined"),
+])
+def test_cancelling_a_build_during_a_long_run_kills_it_and_leaves_the_store_unchanged(
+        tmp_path: Path, confinement: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The RUN sleeps far longer than the test may take, so the build ending at all, with the
+    sleep gone, proves the cancel killed it (no guess at how fast the machine is)."""
+    for name, value in confinement.items():
+        monkeypatch.setenv(name, value)
+    seconds = str(800_000 + os.getpid())  # a unique argument to find the sleep by
+    root = tmp_path / "store"
+    (tmp_path / "Kubefile").write_text("FROM scratch\nLABEL first=1\n")
+    build(BuildOptions(tag="first:1", context=tmp_path, kubefile=tmp_path / "Kubefile"), store=Store(root))
+    before = _store_files(root)
+    (tmp_path / "Kubefile").write_text(f"FROM first:1\nRUN sleep {seconds}\n")
+    cancel = CancelToken()
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(build(BuildOptions(tag="slow:1", context=tmp_path, kubefile=tmp_path / "Kubefile"),
+                                 store=Store(root), cancel=cancel))
+        except BaseException as error:  # the assertion below names what it was
+            outcome.append(error)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    try:
+        _wait_for(lambda: bool(_pids_running(seconds)), 60, "the RUN to start")
+        cancel.cancel()
+        worker.join(120)
+        assert not worker.is_alive(), "the cancelled build did not end"
+        assert not _pids_running(seconds), "the RUN outlived its cancelled build"
+    finally:
+        for pid in _pids_running(seconds):  # never leave one behind, even when the test fails
+            os.kill(pid, signal.SIGKILL)
+    assert len(outcome) == 1 and type(outcome[0]) is Cancelled, outcome
+    assert [image.name for image in Store(root).images()] == ["first:1"]
+    assert _store_files(root) == before  # no blob, no cache entry, the same index
+    assert not list((root / "tmp").glob("build-*"))
     checked = kubenb("--root", str(root), "check")
     assert checked.returncode == 0, checked.stderr
 

@@ -5,14 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from kubenb.engine import save_images
-from kubenb.errors import StoreError
+from kubenb.errors import Cancelled, StoreError
+from kubenb.events import Event, ImageDone
+from kubenb.registry_folder import RegistryFolder
+from tests.support.cancelling import cancelled_when
+from tests.support.faulty import Fault, FaultyProxy, Hold
 from tests.support.oci import Image, Index, images_sharing_base, multi_arch_index, push, single_image
 
 
@@ -105,6 +111,41 @@ def test_blobs_are_fetched_once_and_a_second_run_fetches_nothing(registry, repo_
     second = save_images(output, list(pushed))
     assert second.fetched_bytes == 0
     assert all(saved.skipped for saved in second.images)
+
+
+def test_cancelling_a_save_raises_cancelled_leaves_a_sound_folder_and_a_rerun_completes(
+        registry, repo_name, tmp_path) -> None:
+    """One layer is held by the proxy for as long as the test may take (every try of it), so
+    only the cancel, cutting the held request, can end the save."""
+    pushed = seed(registry, repo_name)
+    held = next(item for name, (_, item) in pushed.items() if "/single:" in name)
+    assert isinstance(held, Image)
+    output = tmp_path / "registry"
+    hold = Hold()
+    with FaultyProxy(registry.url) as proxy:
+        proxy.add(Fault(re.escape(f"/blobs/{held.layers[-1].digest}"), hold, times=10_000))
+        names = [name.replace(registry.host, proxy.host) for name in pushed]
+        saved_one = threading.Event()  # an image saved whole before the cancel: the rerun skips it
+
+        def sink(event: Event) -> None:
+            if isinstance(event, ImageDone):
+                saved_one.set()
+
+        outcome = cancelled_when([hold.held, saved_one],
+                                 lambda cancel: save_images(output, names, events=sink, cancel=cancel))
+        hold.release.set()
+    assert type(outcome) is Cancelled, outcome  # itself, never inside "N of M images could not be saved"
+    assert not list((output / ".kubenb-tmp").glob("*")), "a partial blob was left behind"
+    (tmp_path / "store").mkdir()
+    checked = kubenb_cli("--root", str(tmp_path / "store"), "check", "--registry-folder", str(output), env={})
+    assert checked.returncode == 0, checked.stderr
+    assert not (RegistryFolder(output).blob_path(held.layers[-1].digest)).exists()
+    rerun = save_images(output, list(pushed))
+    assert {saved.digest for saved in rerun.images} == {digest for digest, _ in pushed.values()}
+    assert any(saved.skipped for saved in rerun.images)
+    assert 0 < rerun.fetched_bytes < unique_blob_bytes(*(item for _, item in pushed.values()))
+    checked = kubenb_cli("--root", str(tmp_path / "store"), "check", "--registry-folder", str(output), env={})
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_platform_limits_the_children_pulled(registry, registry_factory, skopeo, repo_name, tmp_path) -> None:

@@ -7,14 +7,13 @@ would need rather than pretending to build.
 
 from __future__ import annotations
 
-import threading
 from typing import Protocol
 
 from kubenb.builders.lite import LiteBuilder
 from kubenb.builders.options import BuildOptions
 from kubenb.builders.steps import CLUSTER_COMMANDS, needs_cluster
-from kubenb.errors import Cancelled, UnsupportedError
-from kubenb.events import Event, EventSink, ignore
+from kubenb.errors import UnsupportedError
+from kubenb.events import CancelToken, EventSink, ignore
 from kubenb.store import ClusterImage, Store, normalize_name
 
 __all__ = ["BUILDERS", "CLUSTER_COMMANDS", "BuildOptions", "Builder", "build", "needs_cluster"]
@@ -23,7 +22,8 @@ __all__ = ["BUILDERS", "CLUSTER_COMMANDS", "BuildOptions", "Builder", "build", "
 class Builder(Protocol):
     name: str
 
-    def build(self, options: BuildOptions, store: Store, events: EventSink) -> ClusterImage: ...
+    def build(self, options: BuildOptions, store: Store, events: EventSink,
+              cancel: CancelToken | None = None) -> ClusterImage: ...
 
 
 class _NotHere:
@@ -33,7 +33,8 @@ class _NotHere:
         self.name = name
         self.needs = needs
 
-    def build(self, options: BuildOptions, store: Store, events: EventSink) -> ClusterImage:
+    def build(self, options: BuildOptions, store: Store, events: EventSink,
+              cancel: CancelToken | None = None) -> ClusterImage:
         raise UnsupportedError(
             f"the {self.name} builder is not available: it needs {self.needs}",
             hint="build with -b lite, which starts no cluster",
@@ -49,24 +50,14 @@ BUILDERS: dict[str, Builder] = {
 
 
 def build(options: BuildOptions, *, builder: str = "lite", store: Store | None = None,
-          events: EventSink = ignore, cancel: threading.Event | None = None) -> ClusterImage:
+          events: EventSink = ignore, cancel: CancelToken | None = None) -> ClusterImage:
     """Build ``options.kubefile`` into the image ``options.tag`` with the named builder.
 
-    Setting ``cancel`` (from another thread: a Cancel button) stops the build at its next
-    event with :class:`Cancelled`; like any failure it leaves the store as it was.
+    Setting ``cancel`` (from another thread: a Cancel button, Ctrl-C) stops the build where it
+    is (between steps, a RUN killed, downloads at their next chunk) with :class:`Cancelled`;
+    like any failure it leaves the store as it was.
     """
     if builder not in BUILDERS:
         raise UnsupportedError(f"unknown builder {builder!r}", hint=f"use one of {', '.join(BUILDERS)}")
     normalize_name(options.tag)  # a bad name fails now, not after every image is pulled
-    return BUILDERS[builder].build(options, store or Store(), events if cancel is None else _guarded(events, cancel))
-
-
-def _guarded(events: EventSink, cancel: threading.Event) -> EventSink:
-    """Every long step of a build reports events, so checking there stops it promptly."""
-
-    def sink(event: Event) -> None:
-        if cancel.is_set():
-            raise Cancelled("the build was cancelled", hint="nothing was named; the store is as it was")
-        events(event)
-
-    return sink
+    return BUILDERS[builder].build(options, store or Store(), events, cancel)

@@ -4,7 +4,9 @@ FROM gives the base rootfs (the standard empty folders, or a cluster image from 
 each COPY and each build-host RUN adds a layer; cluster commands and CMD are recorded; then
 discovery lists every image the rootfs needs and the cache pulls them into ``registry/``,
 which becomes the last layer. The rootfs is built in a temporary folder inside the store and
-removed afterwards, whatever happens, so a failed or killed build leaves the store as it was.
+removed afterwards, whatever happens, so a failed, cancelled or killed build leaves the store
+as it was. A cancel token is checked between steps and passed to what takes time (a RUN, the
+pulls), which stop at once and raise ``Cancelled``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from kubenb.builders.run import run_on_host
 from kubenb.builders.steps import needs_cluster
 from kubenb.discover import DiscoveryOptions, apply_review, discover, view_of_folder
 from kubenb.errors import BuildError, InvalidReferenceError, StoreError
-from kubenb.events import BlobDone, BlobsPlanned, Event, EventSink, Message
+from kubenb.events import BlobDone, BlobsPlanned, CancelToken, Event, EventSink, Message
 from kubenb.kubefile import STANDARD_FOLDERS, BuildPlan, pairs, plan_build
 from kubenb.model import ImageRef, Instruction, Kubefile
 from kubenb.oci import apply_layer, resolve_in_root
@@ -70,14 +72,15 @@ class LiteBuilder:
 
     name = "lite"
 
-    def build(self, options: BuildOptions, store: Store, events: EventSink) -> ClusterImage:
+    def build(self, options: BuildOptions, store: Store, events: EventSink,
+              cancel: CancelToken | None = None) -> ClusterImage:
         """Build ``options.plan``, or the plan of ``options.kubefile`` made here (the one read of it)."""
         plan = options.plan or plan_build(options.context, options.kubefile, options.build_args)
         kubefile = plan.require_kubefile()
         with translating_disk_full(store.root, f"the build of {options.tag}"), store.lock(), \
                 _workspace(store.root) as work:
             store.remove_leftovers()  # of a killed build: this one holds the lock now
-            return _Build(plan, kubefile, options, store, events, work).run()
+            return _Build(plan, kubefile, options, store, events, work, cancel or CancelToken()).run()
 
 
 @dataclass
@@ -90,6 +93,7 @@ class _Build:
     store: Store
     events: EventSink
     work: Path
+    cancel: CancelToken
     state: _State = field(default_factory=_State)
 
     @property
@@ -99,9 +103,12 @@ class _Build:
     def run(self) -> ClusterImage:
         total = len(self.kubefile.instructions)
         for number, instruction in enumerate(self.kubefile.instructions, 1):
+            self.cancel.check()
             self.events(Message(f"Step {number}/{total}: {instruction.to_text()}"))
             self.step(instruction)
+        self.cancel.check()
         images = self.cache_images()
+        self.cancel.check()  # the last moment: once committed, the image is built
         return self.store.commit(
             self.options.tag, self.state.layers, labels=self.state.labels,
             annotations=_annotations(self.kubefile, self.state, images), history=self.state.history,
@@ -113,7 +120,7 @@ class _Build:
         if keyword == "FROM":
             base = str(instruction.args)
             platform = _from_platform(instruction, self.kubefile)
-            image = _base_image(base, platform, self.options, self.store, self.events)
+            image = _base_image(base, platform, self.options, self.store, self.events, cancel=self.cancel)
             if image is not None and platform is not None and not platform_matches(image.platform, platform):
                 raise BuildError(f"the base image {base} in the store is for {image.platform}, not {platform}",
                                  file=self.kubefile.path, line=instruction.line,
@@ -172,7 +179,8 @@ class _Build:
         if instruction.keyword == "COPY":
             copy_into_rootfs(instruction, files, self.kubefile, self.rootfs)
         else:
-            run_on_host(instruction, self.kubefile, self.rootfs, self.state.run_environment, self.events)
+            run_on_host(instruction, self.kubefile, self.rootfs, self.state.run_environment, self.events,
+                        cancel=self.cancel)
 
     def cache_images(self) -> dict[str, str]:
         """Discover over the rootfs, then pull every image into ``registry/`` as the last layer."""
@@ -251,9 +259,11 @@ class _Build:
     def pull(self, refs: list[ImageRef], events: EventSink) -> None:
         options = self.options
         with Registries(mirrors=options.mirrors, insecure=options.insecure, ca_files=options.ca_files,
-                        events=events) as registries, translating_disk_full(self.registry, "the images into registry/"):
+                        events=events, cancel=self.cancel) as registries, \
+                translating_disk_full(self.registry, "the images into registry/"):
             result = save_images(refs, self.registry, registries=registries, platforms=self.platforms,
-                                 skip_missing_platform=options.skip_missing_platform, verb="build", events=events)
+                                 skip_missing_platform=options.skip_missing_platform, verb="build", events=events,
+                                 cancel=self.cancel)
         self.check_registry(refs, {saved.image for saved in result.images if saved.left_out})
 
     def check_registry(self, refs: list[ImageRef], left_out: set[ImageRef] | None) -> None:
@@ -296,7 +306,7 @@ def _from_platform(instruction: Instruction, kubefile: Kubefile) -> str | None:
 
 
 def _base_image(base: str, platform: str | None, options: BuildOptions, store: Store,
-                events: EventSink) -> ClusterImage | None:
+                events: EventSink, *, cancel: CancelToken) -> ClusterImage | None:
     """The FROM image: None for scratch, else from the store, else pulled from its registry."""
     if base == "scratch":
         return None
@@ -306,8 +316,8 @@ def _base_image(base: str, platform: str | None, options: BuildOptions, store: S
         events(Message(f"  {base} is not in the store: pulling it"))
     ref = parse_reference(base)
     with Registries(mirrors=options.mirrors, insecure=options.insecure, ca_files=options.ca_files,
-                    events=events) as registries:
-        return store.pull(ref, registries.client_for(ref), name=base, platform=platform)
+                    events=events, cancel=cancel) as registries:
+        return store.pull(ref, registries.client_for(ref), name=base, platform=platform, cancel=cancel)
 
 
 def _from(base: str, image: ClusterImage | None, store: Store, rootfs: Path, state: _State) -> None:

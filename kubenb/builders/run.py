@@ -12,7 +12,8 @@ and is refused as soon as the rootfs holds a symlink that leads out of it.
 ``KUBENB_RUN_CONFINEMENT=none`` forces that path (for tests and hosts without namespaces).
 
 Either way the child gets its own process group and a parent-death signal, so a SIGKILLed
-kubenb never leaves a RUN behind.
+kubenb never leaves a RUN behind; a cancel kills that group at once, from the cancelling
+thread, and the RUN raises ``Cancelled`` rather than failing with the status of the kill.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from kubenb.errors import BuildError
-from kubenb.events import EventSink, Message
+from kubenb.events import CancelToken, EventSink, Message
 from kubenb.model import Instruction, Kubefile
 
 __all__ = ["CONFINEMENT_ENV", "confinement_available", "links_leaving", "run_on_host"]
@@ -129,18 +130,21 @@ def _start(command: list[str], cwd: Path, env: dict[str, str], *, confined: bool
 
 
 @contextlib.contextmanager
-def _supervised(process: subprocess.Popen[bytes], *, confined: bool) -> Iterator[None]:
+def _supervised(process: subprocess.Popen[bytes], *, confined: bool, cancel: CancelToken) -> Iterator[None]:
     """While the block reads the child's output: however it ends, the child and everything it
-    left in its process group are gone afterwards, and so they are if kubenb is killed meanwhile."""
+    left in its process group are gone afterwards, and so they are if kubenb is killed meanwhile;
+    a cancel kills the group meanwhile, which ends the output the block waits on."""
     watchdog = None if confined else subprocess.Popen(
         [sys.executable, "-c", _WATCHDOG, str(process.pid)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True)
+    forget = cancel.on_cancel(lambda: _kill_group(process))
     try:
         yield
     except BaseException:  # cancelled or interrupted: the command must not outlive the build
         _kill_group(process)
         raise
     finally:
+        forget()  # before the child is reaped: a late cancel never kills a reused group id
         with contextlib.suppress(ChildProcessError):  # exited, not reaped: its group id stays reserved
             os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
         _kill_group(process)  # what it left running in the background
@@ -157,10 +161,12 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
 
 
 def run_on_host(instruction: Instruction, kubefile: Kubefile, rootfs: Path, environment: Mapping[str, str],
-                events: EventSink) -> None:
+                events: EventSink, *, cancel: CancelToken | None = None) -> None:
     """Run on the build host, confined to the rootfs (its working folder), streaming lines; a
     failure names status and last lines. Unconfined only where no confinement works, and then
-    never over a rootfs whose symlinks lead out of it."""
+    never over a rootfs whose symlinks lead out of it. ``cancel`` kills it: ``Cancelled``."""
+    token = cancel or CancelToken()
+    token.check()
     command = _command(instruction, kubefile, rootfs, environment)
     confined = confinement_available()
     if confined:
@@ -178,12 +184,13 @@ def run_on_host(instruction: Instruction, kubefile: Kubefile, rootfs: Path, envi
                                                          "from there") from None
         raise BuildError(f"RUN cannot start {command[0]}: {error.strerror}", file=kubefile.path,
                          line=instruction.line, hint=_RUN_HINTS[confined]) from None
-    with _supervised(process, confined=confined):
+    with _supervised(process, confined=confined, cancel=token):
         assert process.stdout is not None
         for raw in process.stdout:
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
             tail.append(line)
             events(Message(f"  {line}", level="output"))
+    token.check()  # killed by the cancel: not a failure of the command
     if process.returncode != 0:
         last = " | ".join(tail) or "(no output)"
         raise BuildError(f"RUN failed with exit status {process.returncode}: {last}", file=kubefile.path,

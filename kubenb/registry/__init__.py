@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from kubenb.errors import AuthenticationError, RegistryError
-from kubenb.events import EventSink, ignore
+from kubenb.events import CancelToken, EventSink, ignore
 from kubenb.model import ImageRef
 from kubenb.oci.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST
 from kubenb.registry.client import RegistryClient
@@ -52,19 +52,21 @@ class Registries:
     to the system's. Each request must end within ``deadline_floor`` seconds plus its size at
     ``min_speed`` bytes/s, else it is retried as too slow (``registry/deadline.py``; the
     defaults come from ``KUBENB_MIN_SPEED`` and ``KUBENB_DEADLINE_FLOOR``; ``min_speed=0``: no limit).
+    Every client shares ``cancel``: setting it stops their requests, downloads and backoffs.
     """
 
     def __init__(
         self, *, mirrors: Mapping[str, str] | None = None, insecure: Collection[str] = (),
         ca_files: Sequence[str | Path] = (), events: EventSink = ignore, retries: int = 5, timeout: float = 30,
         credentials: Callable[[str], Credentials | None] = lookup, min_speed: float | None = None,
-        deadline_floor: float | None = None,
+        deadline_floor: float | None = None, cancel: CancelToken | None = None,
     ) -> None:
         self.mirrors = {mirror_host(source, option="--registry-mirror"): mirror_host(target, option="--registry-mirror")
                         for source, target in (mirrors or {}).items()}
         self.insecure = frozenset(mirror_host(host, option="--insecure-registry") for host in insecure)
         self.ca_files = tuple(Path(path) for path in ca_files)
         self._events = events
+        self.cancel = cancel
         self._retries = retries
         self._timeout = timeout
         self._credentials = credentials
@@ -96,7 +98,7 @@ class Registries:
                 client = RegistryClient(
                     host, credentials=self._credentials(host), insecure=host in self.insecure,
                     ca_files=self.ca_files, events=self._events, retries=self._retries, timeout=self._timeout,
-                    speed_limit=self.speed_limit,
+                    speed_limit=self.speed_limit, cancel=self.cancel,
                 )
                 self._clients[host] = client
             return client

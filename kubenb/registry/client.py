@@ -32,7 +32,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import requests
 
 from kubenb.errors import InvalidReferenceError, RegistryError, StoreError, is_disk_full
-from kubenb.events import EventSink, ignore
+from kubenb.events import CancelToken, EventSink, ignore
 from kubenb.oci.digests import compute_digest, is_content_digest
 from kubenb.oci.media_types import MANIFEST_ACCEPT
 from kubenb.reference import is_repository_path, is_tag
@@ -66,14 +66,20 @@ _ERROR_CODE = re.compile(r"[A-Z_]{1,40}")
 
 
 class RegistryClient:
-    """Reads images from one registry (``host[:port]``, or ``docker.io``); thread-safe."""
+    """Reads images from one registry (``host[:port]``, or ``docker.io``); thread-safe.
+
+    Setting ``cancel`` stops whatever the client is doing: a request in flight has its socket
+    shut down, a download stops at its next chunk, a backoff ends, and ``Cancelled`` is raised.
+    """
 
     def __init__(
         self, registry: str, *, credentials: Credentials | None = None, insecure: bool = False,
         ca_files: Sequence[str | Path] = (), events: EventSink = ignore, retries: int = 5, timeout: float = 30,
         speed_limit: SpeedLimit | None = None, clock: Callable[[], float] = time.monotonic,
+        cancel: CancelToken | None = None,
     ) -> None:
         self.registry = registry_host(registry)
+        self.cancel = cancel
         self.credentials = credentials
         self.insecure = insecure
         self.ca_files = tuple(Path(path) for path in ca_files)
@@ -87,7 +93,7 @@ class RegistryClient:
         unverified = host_port(self.endpoint) if insecure else None
         self._transport = Transport(self.registry, timeout=timeout, context=tls_context(self.ca_files),
                                     unverified=unverified, speed_limit=speed_limit or SpeedLimit.from_environment(),
-                                    home=self.endpoint)
+                                    home=self.endpoint, cancel=cancel)
         self._auth = Authenticator(self.registry, credentials, self._fetch, plain_http_ok=self._plain_http_ok,
                                    clock=clock)
 
@@ -197,7 +203,7 @@ class RegistryClient:
         try:
             with destination.open("wb") as file:
                 download = BlobDownload(file, digest, registry=self.registry, what=what,
-                                        expected_size=expected_size, on_bytes=on_bytes)
+                                        expected_size=expected_size, on_bytes=on_bytes, cancel=self.cancel)
                 self._retrying(path, lambda: download.attempt(get))
         except BaseException as error:
             destination.unlink(missing_ok=True)
@@ -360,7 +366,8 @@ class RegistryClient:
         return is_loopback(host) or (self.insecure and host == urlsplit(self.base_url).netloc)
 
     def _retrying(self, path: str, operation: Callable[[], T]) -> T:
-        return retrying(operation, url=self.base_url + path, retries=self.retries, events=self.events)
+        return retrying(operation, url=self.base_url + path, retries=self.retries, events=self.events,
+                        cancel=self.cancel)
 
     def _ping_once(self) -> None:
         what = "the API check (GET /v2/)"

@@ -13,6 +13,10 @@ its ``request`` in the thread that sends, so the connection is tied to that thre
 ``Watch``. A watch ends when its response is closed, so a connection back in the pool, maybe
 serving another thread, is never shut down by a stale timer.
 
+The same shutdown serves a cancel: a request sent with a ``CancelToken`` registers its watch on
+it, and cancelling shuts the socket down at once, so a build waiting on a silent registry stops
+without waiting for the deadline (``cancelled`` then tells why the read failed).
+
 The limits come from the caller (``Registries(min_speed=..., deadline_floor=...)``) or, by
 default, from ``KUBENB_MIN_SPEED`` (bytes per second; 0 turns the deadline off) and
 ``KUBENB_DEADLINE_FLOOR`` (seconds).
@@ -33,6 +37,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from kubenb.errors import RegistryError
+from kubenb.events import CancelToken
 
 __all__ = [
     "DEFAULT_FLOOR", "DEFAULT_MIN_SPEED", "SpeedLimit", "Watch", "current_watch", "note_progress", "watch_pools",
@@ -86,19 +91,24 @@ def _number(variable: str, default: float) -> float:
 
 
 class Watch:
-    """The deadline of one request; ``expired`` once its timer shut the connection down."""
+    """The deadline of one request; ``expired`` once its timer shut the connection down,
+    ``cancelled`` once its cancel token did (an inactive ``limit`` sets no deadline)."""
 
-    def __init__(self, limit: SpeedLimit, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limit: SpeedLimit, clock: Callable[[], float] = time.monotonic,
+                 cancel: CancelToken | None = None) -> None:
         self.limit = limit
+        self.cancel = cancel
         self.clock = clock
         self.started = clock()
         self.expected = 0
         self.received = 0
         self.expired = False
+        self.cancelled = False
         self.connection: HTTPConnection | None = None
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._done = False
+        self._forget: Callable[[], None] | None = None
 
     def deadline(self) -> float:
         """When the request must be over: the floor plus its size at the minimum speed."""
@@ -106,7 +116,10 @@ class Watch:
 
     def start(self) -> None:
         _local.watch = self
-        self._arm()
+        if self.limit.active:
+            self._arm()
+        if self.cancel is not None:
+            self._forget = self.cancel.on_cancel(self.abort)
 
     def expect(self, length: int) -> None:
         """The body's announced size (``Content-Length``): the deadline grows to let it arrive."""
@@ -118,6 +131,8 @@ class Watch:
             self._done = True
             if self._timer is not None:
                 self._timer.cancel()
+        if self._forget is not None:
+            self._forget()
         if getattr(_local, "watch", None) is self:
             _local.watch = None
 
@@ -138,6 +153,16 @@ class Watch:
             if self._done:
                 return
             self.expired = True
+            connection = self.connection
+        _abort(connection, self)
+
+
+    def abort(self) -> None:
+        """Cancelled: shut the connection down now (called from the cancelling thread)."""
+        with self._lock:
+            if self._done:
+                return
+            self.cancelled = True
             connection = self.connection
         _abort(connection, self)
 
@@ -169,19 +194,39 @@ class _WatchedHTTPConnection(HTTPConnection):
         _attach(self)
         super().request(*args, **kwargs)
 
+    def connect(self) -> None:
+        super().connect()
+        _connected(self)
+
 
 class _WatchedHTTPSConnection(HTTPSConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
         _attach(self)
         super().request(*args, **kwargs)
 
+    def connect(self) -> None:
+        super().connect()
+        _connected(self)
+
 
 def _attach(connection: HTTPConnection) -> None:
-    """Tie the connection to this thread's current request (called in the sending thread)."""
+    """Tie the connection to this thread's current request (called in the sending thread); a
+    request cancelled before it had a connection to shut down is not sent."""
     watch = current_watch()
     connection.kubenb_watch = watch  # type: ignore[attr-defined]
     if watch is not None:
         watch.connection = connection
+        if watch.cancel is not None:
+            watch.cancel.check()
+
+
+def _connected(connection: HTTPConnection) -> None:
+    """A socket opened while the request was being cancelled (``abort`` found none): shut it now."""
+    watch = current_watch()
+    sock = getattr(connection, "sock", None)
+    if watch is not None and watch.cancelled and sock is not None:
+        with suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):

@@ -5,8 +5,10 @@ to the file and into the hash together, chunk by chunk, so the digest is known t
 last byte lands. When a transfer breaks and the server has said it serves ranges
 (``Accept-Ranges: bytes`` or a 206), the next attempt asks for ``Range: bytes=N-`` and the hash
 simply goes on over the new bytes, since it already covers exactly the N bytes on disk;
-otherwise the file and the hash start over. The retry loop around ``attempt`` belongs to the
-client, so these failures share its budget and its ``Retrying`` events.
+otherwise the file and the hash start over. A cancel token is checked at every chunk, so a
+cancelled download stops within one chunk (its socket shut down if nothing arrives). The retry
+loop around ``attempt`` belongs to the client, so these failures share its budget and its
+``Retrying`` events.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, BinaryIO
 import requests
 
 from kubenb.errors import RegistryError
+from kubenb.events import CancelToken
 from kubenb.registry.deadline import note_progress
 from kubenb.registry.failures import cut_short
 from kubenb.registry.manifest import CorruptContent, hasher_for
@@ -41,6 +44,7 @@ class BlobDownload:
     def __init__(
         self, file: BinaryIO, digest: str, *, registry: str, what: str,
         expected_size: int | None = None, on_bytes: Callable[[int], None] | None = None,
+        cancel: CancelToken | None = None,
     ) -> None:
         self.file = file
         self.digest = digest
@@ -48,6 +52,7 @@ class BlobDownload:
         self.what = what
         self.expected_size = expected_size
         self.on_bytes = on_bytes
+        self.cancel = cancel or CancelToken()
         self.hasher: Any = hasher_for(digest)
         self.written = 0
         self.fetched = 0
@@ -62,6 +67,7 @@ class BlobDownload:
             self._accept(response)
             with requests_errors(self.registry, self.what):
                 for chunk in response.iter_content(CHUNK_SIZE):
+                    self.cancel.check()
                     self._take(chunk)
             if (slow := cut_short(self.registry, self.what)) is not None:
                 raise slow  # a short or odd body after the deadline cut it: too slow, not corrupt

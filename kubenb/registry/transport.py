@@ -30,7 +30,6 @@ import random
 import re
 import socket
 import ssl
-import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
@@ -45,7 +44,7 @@ from requests.auth import AuthBase
 from urllib3.exceptions import InsecureRequestWarning
 
 from kubenb.errors import RegistryError
-from kubenb.events import EventSink, Retrying
+from kubenb.events import CancelToken, EventSink, Retrying
 from kubenb.registry.deadline import SpeedLimit, Watch, watch_pools
 from kubenb.registry.failures import Retryable, requests_errors, translate
 
@@ -71,19 +70,30 @@ RETRY_AFTER_CAP = 120.0
 USER_AGENT = "kubenb"
 
 
-def retrying(operation: Callable[[], T], *, url: str, retries: int, events: EventSink) -> T:
-    """Run ``operation``, again after a backoff each time it raises ``Retryable`` (``retries`` times)."""
+def retrying(operation: Callable[[], T], *, url: str, retries: int, events: EventSink,
+             cancel: CancelToken | None = None) -> T:
+    """Run ``operation``, again after a backoff each time it raises ``Retryable`` (``retries`` times).
+
+    Once ``cancel`` is set, whatever the operation raised (a cancel shuts its socket down, which
+    reads as a broken answer) leaves as ``Cancelled``, and a backoff ends at once.
+    """
+    token = cancel or CancelToken()
     attempt = 0
     while True:
+        token.check()
         try:
             return operation()
         except Retryable as failure:
+            token.check()
             attempt += 1
             if attempt > retries:
                 raise failure.error from failure.__cause__
             delay = backoff(attempt, failure.retry_after)
             events(Retrying(url=display_url(url), reason=failure.reason, attempt=attempt, delay=delay))
-            time.sleep(delay)
+            token.wait(delay)
+        except Exception:
+            token.check()
+            raise
 
 
 def backoff(attempt: int, retry_after: float | None = None) -> float:
@@ -209,8 +219,10 @@ class Transport:
     """Sends requests for one registry through one session; thread-safe like the session."""
 
     def __init__(self, registry: str, *, timeout: float, context: ssl.SSLContext | None = None,
-                 unverified: str | None = None, speed_limit: SpeedLimit | None = None, home: str | None = None) -> None:
+                 unverified: str | None = None, speed_limit: SpeedLimit | None = None, home: str | None = None,
+                 cancel: CancelToken | None = None) -> None:
         self.registry = registry
+        self.cancel = cancel
         #: The registry's own ``host[:port]`` on the wire; errors at any other host name that host.
         self.home = (home or registry).lower()
         self.timeout = timeout
@@ -227,9 +239,10 @@ class Transport:
         """One request with redirects followed; 429/5xx and network failures raise ``Retryable``.
 
         The request (all its hops, and reading the body) must end before its deadline
-        (``deadline.Watch``); the watch ends when the response is closed.
+        (``deadline.Watch``); the watch ends when the response is closed. A cancel shuts the
+        request's socket down through the same watch.
         """
-        watch = Watch(self.speed_limit) if self.speed_limit.active else None
+        watch = Watch(self.speed_limit, cancel=self.cancel) if self.speed_limit.active or self.cancel else None
         if watch is None:
             return self._send(method, url, what=what, headers=headers, stream=stream, data=data)
         watch.start()

@@ -4,6 +4,11 @@ The registry client (layer 3) knows HTTP; the folder (``folder``) knows the stor
 this module only decides what to fetch. A blob already in the folder is never fetched again,
 a blob several images share is fetched once even when they are pulled at the same time, and
 an image already complete in the folder is skipped without a request.
+
+A cancel (``cancel``, the token the registry clients share) starts no new download, stops
+those running at their next chunk, and raises ``Cancelled`` as it is, never inside the error
+that names the images that failed: what was saved before stays saved (every blob and manifest
+lands whole or not at all), and a rerun fetches only the rest.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from kubenb.errors import KubenbError, StoreError
+from kubenb.errors import Cancelled, KubenbError, StoreError
 from kubenb.events import (
     BlobDone,
     BlobProgress,
     BlobsPlanned,
     BlobStarted,
+    CancelToken,
     EventSink,
     ImageDone,
     ImageSkipped,
@@ -86,6 +92,7 @@ def save_images(
     verb: str = "save",
     workers: int = 8,
     events: EventSink = ignore,
+    cancel: CancelToken | None = None,
 ) -> SaveResult:
     """Every image of ``images`` complete in the registry folder at ``folder``.
 
@@ -94,10 +101,17 @@ def save_images(
     user's command, words its hint), unless ``skip_missing_platform``: then each is a warning
     and an image lacking every requested platform is left out. Images that fail are reported
     together at the end, each named, after the others are saved: what was saved stays saved,
-    and a rerun fetches only what is missing.
+    and a rerun fetches only what is missing. Setting ``cancel`` stops the save with
+    ``Cancelled``; ``registries``, when given, must be made with the same token (its own, when
+    ``cancel`` is not given), so that the downloads it runs stop too.
     """
     _refuse_name_clashes(images)
-    saver = _Saver(RegistryFolder(folder), registries or Registries(), platforms, workers, events)
+    if registries is None:
+        registries = Registries(cancel=cancel)
+    elif cancel is not None and registries.cancel is not cancel:
+        raise ValueError("save_images: make the registries with the same cancel token")
+    token = registries.cancel or CancelToken()
+    saver = _Saver(RegistryFolder(folder), registries, platforms, workers, events, cancel=token)
     try:
         return saver.run(images, skip_missing_platform, verb)
     finally:
@@ -131,8 +145,9 @@ def _refuse_name_clashes(images: Sequence[ImageRef]) -> None:
 
 class _Saver:
     def __init__(self, folder: RegistryFolder, registries: Registries, platforms: Collection[str] | None,
-                 workers: int, events: EventSink) -> None:
+                 workers: int, events: EventSink, *, cancel: CancelToken) -> None:
         self.folder = folder
+        self.cancel = cancel
         self.registries = registries
         self.platforms = platforms
         self.events = events
@@ -156,6 +171,7 @@ class _Saver:
         self.events(BlobsPlanned(self.to_fetch(plans)))
         numbered = {plan.ref: n for n, plan in enumerate(plans, 1)}
         saved, more = self.each(plans, lambda plan: self.save(plan, numbered[plan.ref], len(plans)))
+        self.cancel.check()  # an image cut short by the cancel is not one that failed
         if failures := failures + more:
             raise StoreError(
                 f"{len(failures)} of {len(unique)} images could not be saved: " + "; ".join(failures),
@@ -173,19 +189,24 @@ class _Saver:
         return tuple(digest for digest in needed if not self.folder.has_blob(digest))
 
     def each(self, items: Sequence[T], work: Callable[[T], R]) -> tuple[list[R], list[str]]:
-        """``work`` on every item in the image pool: the results, and each failure named."""
+        """``work`` on every item in the image pool: the results, and each failure named; a
+        cancel leaves at once, as itself (``close`` waits for the work still running)."""
         futures = [self.image_pool.submit(work, item) for item in items]
         results: list[R] = []
         failures: list[str] = []
         for item, future in zip(items, futures, strict=True):
             try:
                 results.append(future.result())
+            except Cancelled:
+                raise
             except KubenbError as error:
+                self.cancel.check()
                 failures.append(f"{getattr(item, 'ref', item)}: {error}")
         return results, failures
 
     def plan(self, ref: ImageRef) -> _Plan:
         """Skip a complete image; else read its manifests and select what the platforms keep."""
+        self.cancel.check()
         known = ref.digest or self.folder.tag_digest(ref.repository, ref.tag or "latest")
         if known and self.folder.is_complete(ref.repository, known, self.platforms):
             return _Plan(ref, complete=known)
@@ -217,6 +238,7 @@ class _Saver:
 
     def save(self, plan: _Plan, index: int, total: int) -> SavedImage:
         ref, image = plan.ref, str(plan.ref)
+        self.cancel.check()
         self.events(ImageStarted(image, index, total))
         if plan.complete is not None:
             known = plan.complete
@@ -259,6 +281,7 @@ class _Saver:
 
     def download(self, client: RegistryClient, ref: ImageRef, blob: Descriptor) -> int:
         image = str(ref)
+        self.cancel.check()  # cancelled while it waited for a worker: no new download starts
         if self.folder.has_blob(blob.digest):
             self.events(BlobDone(image, blob.digest, blob.size, fetched=False))
             return 0

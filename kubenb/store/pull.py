@@ -4,7 +4,8 @@ The store sits in the same layer as ``registry`` and may not import it, so the c
 engine or the CLI) hands in the registry client; anything with ``get_manifest`` and
 ``download_blob`` like ``kubenb.registry.RegistryClient`` will do. The manifest is stored as
 the exact bytes served and every blob is verified by the client, so a pulled image keeps the
-id and manifest digest it had where it was pushed.
+id and manifest digest it had where it was pushed. A cancel (the token the caller made the
+client with, checked here between blobs too) leaves the store as it was: staged blobs go.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kubenb.errors import StoreError
+from kubenb.events import CancelToken
 from kubenb.model import ImageRef
 from kubenb.oci.digests import is_sha256
 from kubenb.oci.manifests import ManifestLike
@@ -77,7 +79,8 @@ def _needed(ref: ImageRef, document: dict[str, Any]) -> list[tuple[str, int]]:
 
 
 @contextlib.contextmanager
-def fetch(ref: ImageRef, source: RegistrySource, blobs: Blobs, platform: str) -> Iterator[tuple[str, bytes]]:
+def fetch(ref: ImageRef, source: RegistrySource, blobs: Blobs, platform: str,
+          cancel: CancelToken) -> Iterator[tuple[str, bytes]]:
     """Download what the store lacks into staging; yield (manifest digest, manifest bytes).
 
     The caller adopts the staged blobs and names the image inside the block, under the lock;
@@ -88,10 +91,12 @@ def fetch(ref: ImageRef, source: RegistrySource, blobs: Blobs, platform: str) ->
     folder = Path(tempfile.mkdtemp(dir=blobs.temp_dir, prefix="pull."))
     try:
         for digest, size in _needed(ref, document):
+            cancel.check()
             if not blobs.has(digest):
                 staged = folder / digest.removeprefix("sha256:")
                 source.download_blob(ref.path, digest, staged, expected_size=size)
                 blobs.adopt(staged, digest)
+        cancel.check()
         yield manifest.digest, manifest.data
     finally:
         shutil.rmtree(folder, ignore_errors=True)

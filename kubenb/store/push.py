@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kubenb.errors import StoreError
+from kubenb.events import CancelToken
 from kubenb.oci.media_types import OCI_MANIFEST
 from kubenb.store.blobs import Blobs
 
@@ -32,16 +33,19 @@ def _descriptors(manifest: dict[str, Any]) -> list[tuple[str, int]]:
 
 
 def send(blobs: Blobs, manifest: dict[str, Any], data: bytes, target: RegistryTarget, *, repository: str,
-         tag: str) -> str:
+         tag: str, cancel: CancelToken) -> str:
     """Upload the blobs ``manifest`` names (those missing there), then ``data`` under ``tag``.
 
-    Every blob is checked first, so an incomplete image fails before anything is sent.
+    Every blob is checked first, so an incomplete image fails before anything is sent. A cancel
+    between blobs sends no manifest: the tag never names a partly pushed image.
     """
     descriptors = _descriptors(manifest)
     missing = [digest for digest, _ in descriptors if not blobs.has(digest)]
     if missing:
         raise StoreError(f"blob {missing[0]} of the image is missing from the store", hint="run check")
     for digest, size in descriptors:
+        cancel.check()
         target.upload_blob(repository, digest, blobs.path(digest), size=size)
+    cancel.check()
     media_type = str(manifest.get("mediaType") or OCI_MANIFEST)
     return target.put_manifest(repository, tag, data, media_type)

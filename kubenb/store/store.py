@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from kubenb.errors import StoreError
+from kubenb.events import CancelToken
 from kubenb.model import ImageRef
 from kubenb.oci.digests import HashingWriter, file_digest, is_sha256
 from kubenb.oci.media_types import OCI_MANIFEST
@@ -255,9 +256,10 @@ class Store:
         return [self._image(entry) for entry in staged.entries]
 
     def pull(self, ref: ImageRef, source: pull.RegistrySource, *, name: str | None = None,
-             platform: str | None = None) -> ClusterImage:
+             platform: str | None = None, cancel: CancelToken | None = None) -> ClusterImage:
         """Pull ``ref`` through ``source`` (its registry's client) and name it ``name``; from a
-        multi-platform index, the child of ``platform`` (the host's by default).
+        multi-platform index, the child of ``platform`` (the host's by default). ``cancel`` (the
+        token ``source`` was made with) stops it with ``Cancelled``, nothing named.
 
         The default name is the reference as written (its tag, never its digest). The lock is
         held throughout: fetched blobs are unnamed until the end, and a collector must wait.
@@ -267,22 +269,26 @@ class Store:
             name = written
         name = normalize_name(name)
         self._ensure_layout()
-        with self.lock(), pull.fetch(ref, source, self.blobs, platform or host_platform()) as (digest, data):
+        with self.lock(), pull.fetch(ref, source, self.blobs, platform or host_platform(),
+                                     cancel or CancelToken()) as (digest, data):
             if self.blobs.put_bytes(data) != digest:
                 raise StoreError(f"the manifest of {ref} does not hash to {digest}", hint="pull it again")
             entry = layout.Entry(name=name, digest=digest, size=len(data))
             self._point(entry)
         return self._image(entry)
 
-    def push(self, name: str, client: push.RegistryTarget, repository: str, tag: str) -> str:
+    def push(self, name: str, client: push.RegistryTarget, repository: str, tag: str, *,
+             cancel: CancelToken | None = None) -> str:
         """Push the image ``name`` to ``repository:tag`` through ``client``; return the manifest digest.
+        ``cancel`` (the token ``client`` was made with) stops it before the manifest is sent.
 
         The stored manifest bytes are sent unchanged, so the digest returned is the image's
         ``manifest_digest`` and a pull elsewhere gives the same image ID.
         """
         entry = self._entry(name)
         data = self.blobs.read_bytes(entry.digest)
-        return push.send(self.blobs, self._manifest(entry), data, client, repository=repository, tag=tag)
+        return push.send(self.blobs, self._manifest(entry), data, client, repository=repository, tag=tag,
+                         cancel=cancel or CancelToken())
 
     def export(self, name: str, destination: Path) -> None:
         """Write the merged rootfs of ``name`` into ``destination`` (new or empty)."""

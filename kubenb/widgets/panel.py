@@ -24,6 +24,7 @@ from kubenb.errors import Cancelled, KubenbError
 from kubenb.events import (
     BlobProgress,
     BlobStarted,
+    CancelToken,
     Event,
     ImageDone,
     ImageSkipped,
@@ -54,8 +55,9 @@ class BuildPanel:
         self.before_build = before_build
         self.result: ClusterImage | None = None
         self.error: BaseException | None = None
-        self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._cancel = CancelToken()
+        self._ended = threading.Event()  # not Thread.join: a Ctrl-C during a join breaks the thread's state
+        self._ended.set()
         self._lock = threading.Lock()
         self._image = ""
         self._received = 0
@@ -79,7 +81,7 @@ class BuildPanel:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return not self._ended.is_set()
 
     def start(self) -> None:
         """Start the build in a daemon thread; does nothing while a build is running."""
@@ -92,25 +94,24 @@ class BuildPanel:
         except Exception as error:  # the review could not be saved: show it, build nothing
             self._finish(None, error)
             return
-        self._thread = threading.Thread(target=self._work, name=f"kubenb build {self.options.tag}", daemon=True)
-        self._thread.start()
+        self._ended.clear()
+        threading.Thread(target=self._work, name=f"kubenb build {self.options.tag}", daemon=True).start()
 
     def cancel(self) -> None:
-        """Ask the build to stop at its next event; the store is left as it was."""
+        """Ask the build to stop where it is (a RUN killed, downloads cut); the store is left as it was."""
         if self.running:
-            self._cancel.set()
+            self._cancel.cancel()
             self.cancel_button.disabled = True
             self.summary.value = "Cancelling&hellip;"
 
     def wait(self, timeout: float | None = None) -> ClusterImage | None:
         """The built image once the build has ended (None on failure, cancel or timeout)."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._ended.wait(timeout)
         return self.result
 
     def _reset(self) -> None:
         self.result, self.error = None, None
-        self._cancel.clear()
+        self._cancel = CancelToken()  # a token is set once: each build gets its own
         self._image, self._received, self._expected = "", 0, 0
         self.progress.value, self.progress.max = 0, 1
         self.progress.bar_style = ""
@@ -130,7 +131,10 @@ class BuildPanel:
             error = caught
             if not isinstance(caught, KubenbError):  # a bug: keep the traceback where it can be read
                 self.log.append_stderr(traceback.format_exc())
-        self._finish(image, error)
+        try:
+            self._finish(image, error)
+        finally:
+            self._ended.set()
 
     def _finish(self, image: ClusterImage | None, error: BaseException | None) -> None:
         self.result, self.error = image, error
