@@ -5,7 +5,7 @@ The public Python API is what ``__all__`` names; everything else may change betw
 
 from __future__ import annotations
 
-from kubenb.engine import list_images
+from kubenb.engine import Engine, list_images
 from kubenb.errors import (
     AuthenticationError,
     BuildError,
@@ -35,6 +35,7 @@ __all__ = [
     "AuthenticationError",
     "BuildError",
     "DiscoveryError",
+    "Engine",
     "FoundImage",
     "ImageList",
     "ImageRef",

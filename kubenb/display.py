@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import html
 import io
-import json
 import threading
 from collections.abc import Sequence
 from types import TracebackType
@@ -23,10 +22,9 @@ from kubenb.events import (
     Message,
     Retrying,
 )
-from kubenb.model import FoundImage, ImageList, Kubefile, Location
-from kubenb.store import ClusterImage
+from kubenb.model import ClusterImage, FoundImage, ImageList, Kubefile, Location
 
-__all__ = ["EventPrinter", "cluster_image_html", "cluster_image_text", "human_size", "image_list_csv",
+__all__ = ["EventPrinter", "cluster_image_html", "cluster_image_text", "event_line", "human_size", "image_list_csv",
            "image_list_html", "image_list_plain", "image_list_table", "kubefile_html", "kubefile_text",
            "locations_text"]
 
@@ -103,7 +101,7 @@ class EventPrinter:
 
     def __call__(self, event: Event) -> None:
         with self.lock:
-            line = _event_line(event)
+            line = event_line(event)
             if self.bar is not None:
                 self._update_bar(event)
                 if line:
@@ -120,7 +118,9 @@ class EventPrinter:
             self.bar.update(event.received)
 
 
-def _event_line(event: Event) -> str | None:
+def event_line(event: Event) -> str | None:
+    """The line an event shows as, in a terminal and in a build panel's log alike; None for
+    byte-level events, which only move a bar or a counter."""
     if isinstance(event, ImageStarted):
         return f"[{event.index}/{event.total}] {event.image}"
     if isinstance(event, ImageDone):
@@ -184,14 +184,13 @@ def kubefile_text(kubefile: Kubefile) -> str:
 
 
 def cluster_image_text(image: ClusterImage) -> str:
-    carried = len(json.loads(image.annotations.get("io.kubenb.images", "{}")))
-    return f"{image.name} ({image.short_id}, {human_size(image.size)}, {carried} image(s), {image.platform or '?'})"
+    return (f"{image.name} ({image.short_id}, {human_size(image.size)}, {len(image.carried)} image(s), "
+            f"{image.platform or '?'})")
 
 
 def cluster_image_html(image: ClusterImage) -> str:
-    carried = json.loads(image.annotations.get("io.kubenb.images", "{}"))
     rows = "".join(f"<tr><td><code>{_e(ref)}</code></td><td><code>{_e(digest[:19])}</code></td></tr>"
-                   for ref, digest in carried.items())
+                   for ref, digest in image.carried.items())
     return (f"<div class='kubenb-cluster-image'><p><b>{_e(image.name)}</b> <code>{image.short_id}</code> "
             f"{human_size(image.size)}, {_e(image.platform)}, created {_e(image.created)}</p>"
             f"<table><thead><tr><th>image</th><th>digest</th></tr></thead><tbody>{rows}</tbody></table></div>")

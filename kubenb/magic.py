@@ -18,11 +18,9 @@ import contextlib
 import functools
 import getpass
 import io
-import os
 import re
 import shlex
 import sys
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,7 +32,6 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.display import display
 from traitlets import Bool, Enum, Unicode
 
-from kubenb.builders import BuildOptions, build
 from kubenb.cli import add_build_options, build_options, build_parser
 from kubenb.display import (
     EventPrinter,
@@ -45,11 +42,9 @@ from kubenb.display import (
     kubefile_html,
     kubefile_text,
 )
-from kubenb.engine import list_images
+from kubenb.engine import BuildOptions, Engine, load_kubefile
 from kubenb.errors import Cancelled, KubenbError
-from kubenb.kubefile import load
-from kubenb.model import ImageList, Kubefile
-from kubenb.store import ClusterImage, Store
+from kubenb.model import ClusterImage, ImageList, Kubefile
 
 __all__ = ["KubenbMagics", "Plan", "load_ipython_extension"]
 
@@ -122,7 +117,7 @@ class Plan:
         if self._review is None:
             from kubenb.widgets import ImageListReview  # noqa: PLC0415  (ipywidgets only when asked)
 
-            self._review = ImageListReview(self.image_list, self.options.context)
+            self._review = ImageListReview(self.image_list, self.options.context, engine=Engine(self.root))
         return self._review
 
     def panel(self) -> Any:
@@ -130,7 +125,7 @@ class Plan:
         from kubenb.widgets import BuildPanel  # noqa: PLC0415
 
         review = self.review()
-        return BuildPanel(self.options, store=Store(self.root), builder=self.builder, before_build=review.save)
+        return BuildPanel(self.options, engine=Engine(self.root), builder=self.builder, before_build=review.save)
 
     def build(self, *, tag: str | None = None, background: bool = False, progress: str | None = None) -> Any:
         """Build now; returns the ClusterImage, or the running BuildPanel with ``background``."""
@@ -158,11 +153,10 @@ class Plan:
 
 def _run_build(options: BuildOptions, root: Path | None, builder: str, progress: str, background: bool) -> Any:
     """A build with the progress asked for; Ctrl-C cancels it and leaves the store as it was."""
-    store = Store(root)
     if background or _widget_progress(progress):
         from kubenb.widgets import BuildPanel  # noqa: PLC0415
 
-        panel = BuildPanel(options, store=store, builder=builder)
+        panel = BuildPanel(options, engine=Engine(root), builder=builder)
         if progress != "none":
             display(panel)  # type: ignore[no-untyped-call]
         panel.start()
@@ -177,12 +171,11 @@ def _run_build(options: BuildOptions, root: Path | None, builder: str, progress:
         if panel.error is not None:
             raise panel.error
         return image
-    cancel = threading.Event()
     try:
         if progress == "none":
-            return build(options, builder=builder, store=store, cancel=cancel)
+            return Engine(root).build(options, builder=builder)
         with EventPrinter(sys.stdout) as printer:
-            return build(options, builder=builder, store=store, events=printer, cancel=cancel)
+            return Engine(root, events=printer).build(options, builder=builder)
     except KeyboardInterrupt:
         raise Cancelled("the build was interrupted", hint="nothing was named; the store is as it was") from None
 
@@ -267,8 +260,8 @@ class KubenbMagics(Magics):
             raise UsageError(f"--context {context}: no such folder; create it or name another")
         path = context / options.file
         path.write_text(_fill(cell, namespace, str(path)), encoding="utf-8")
-        kubefile = load(path, dict(options.build_arg))
-        root = Path(options.root or self.root or os.environ.get("KUBENB_ROOT") or Store().root)
+        kubefile = load_kubefile(path, dict(options.build_arg))
+        root = Engine(options.root or self.root or None).root
         progress = options.progress or self.progress
         tag = options.tag or f"{context.resolve().name or 'cluster'}:latest".lower()
         requested = build_options(options, context=context, kubefile=path, tag=tag)
@@ -276,8 +269,8 @@ class KubenbMagics(Magics):
             result = _run_build(requested, root, options.builder, progress, options.background)
         else:
             result = Plan(kubefile=kubefile, options=requested, root=root, builder=options.builder,
-                          progress=progress, image_list=list_images(
-                              context, kubefile=path, root=root, build_args=dict(options.build_arg),
+                          progress=progress, image_list=Engine(root).list_images(
+                              context, kubefile=path, build_args=dict(options.build_arg),
                               values={c: list(f) for c, f in requested.values.items()},
                               set={c: list(e) for c, e in requested.set_values.items()},
                               kube_version=options.kube_version))
@@ -330,13 +323,12 @@ def _names_password(arg: str) -> bool:
 
 def _login(options: argparse.Namespace) -> Any:
     """getpass when the user is named; the login form otherwise (in a kernel that draws it)."""
-    from kubenb.registry import login  # noqa: PLC0415
-
     if options.username != "-":
         password = getpass.getpass(f"Password for {options.username} at {options.registry}: ")
+        insecure = [options.registry] if options.insecure_registry else []
         try:
-            path = login(options.registry, options.username, password, insecure=options.insecure_registry,
-                         ca_files=options.registry_ca)
+            path = Engine(insecure=insecure, ca_files=options.registry_ca).login(
+                options.registry, options.username, password)
         finally:
             del password
         print(f"Login succeeded: credentials for {options.registry} saved in {path}")

@@ -17,8 +17,8 @@ import ipywidgets
 import pytest
 
 from kubenb import list_images
-from kubenb.builders import BuildOptions
 from kubenb.demo import DemoRegistry
+from kubenb.engine import BuildOptions, Engine
 from kubenb.errors import DiscoveryError
 from kubenb.store import Store
 from kubenb.widgets import BuildPanel, ImageListReview, LoginForm
@@ -164,7 +164,7 @@ def test_build_panel_builds_what_the_review_chose(tmp_path: Path) -> None:
     with DemoRegistry(["busybox:1.36", "alpine:3.20"]) as source:
         options = BuildOptions(tag="widgets:v1", context=context, kubefile=context / "Kubefile",
                                mirrors=source.mirrors())
-        panel = BuildPanel(options, store=Store(root), before_build=review.save)
+        panel = BuildPanel(options, engine=Engine(root), before_build=review.save)
         assert panel.build_button.description == "Build" and "kubenb-build" in panel.build_button._dom_classes
         assert panel.cancel_button.disabled
         panel.build_button.click()
@@ -189,7 +189,7 @@ def test_cancel_stops_the_build_and_leaves_the_store_as_it_was(tmp_path: Path) -
     context = make_context(tmp_path, kubefile)
     root = tmp_path / "store"
     panel = BuildPanel(BuildOptions(tag="slow:v1", context=context, kubefile=context / "Kubefile"),
-                       store=Store(root))
+                       engine=Engine(root))
     panel.build_button.click()
     assert panel.running and not panel.cancel_button.disabled and panel.build_button.disabled
     wait_for(lambda: "line-1" in log_text(panel))
@@ -204,7 +204,7 @@ def test_cancel_stops_the_build_and_leaves_the_store_as_it_was(tmp_path: Path) -
 def test_a_failing_build_shows_its_one_line_error(tmp_path: Path) -> None:
     context = make_context(tmp_path, "FROM scratch\nRUN echo about to fail; exit 3\n")
     panel = BuildPanel(BuildOptions(tag="bad:v1", context=context, kubefile=context / "Kubefile"),
-                       store=Store(tmp_path / "store"))
+                       engine=Engine(tmp_path / "store"))
     panel.start()
     assert panel.wait(timeout=60) is None
     assert panel.error is not None
@@ -220,7 +220,7 @@ def test_an_error_before_the_build_is_shown_and_nothing_runs(tmp_path: Path) -> 
 
     context = make_context(tmp_path, "FROM scratch\n")
     panel = BuildPanel(BuildOptions(tag="x:1", context=context, kubefile=context / "Kubefile"),
-                       store=Store(tmp_path / "store"), before_build=broken)
+                       engine=Engine(tmp_path / "store"), before_build=broken)
     panel.build_button.click()
     assert panel.wait(timeout=60) is None and not panel.running
     assert panel.summary.value == "cannot write the review"
