@@ -1,6 +1,7 @@
 """kubenb: build offline Kubernetes cluster images from a Kubefile, from Jupyter or the shell.
 
 The public Python API is what ``__all__`` names; everything else may change between releases.
+``Engine`` does what every command does (``Engine(root).build(...)``, ``.push(...)``...).
 """
 
 from __future__ import annotations
