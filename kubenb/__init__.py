@@ -1,11 +1,12 @@
 """kubenb: build offline Kubernetes cluster images from a Kubefile, from Jupyter or the shell.
 
 The public Python API is what ``__all__`` names; everything else may change between releases.
+``Engine`` does what every command does (``Engine(root).build(...)``, ``.push(...)``...).
 """
 
 from __future__ import annotations
 
-from kubenb.engine import list_images
+from kubenb.engine import Engine, list_images
 from kubenb.errors import (
     AuthenticationError,
     BuildError,
@@ -35,6 +36,7 @@ __all__ = [
     "AuthenticationError",
     "BuildError",
     "DiscoveryError",
+    "Engine",
     "FoundImage",
     "ImageList",
     "ImageRef",

@@ -19,18 +19,22 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from kubenb.builders import BuildOptions, build
 from kubenb.display import EventPrinter, human_size, image_list_csv, image_list_plain, image_list_table, locations_text
-from kubenb.engine import check, list_images, pull_image, push_image, save_images
+from kubenb.engine import (
+    BuildOptions,
+    Engine,
+    expand_kubefile,
+    mirror_host,
+    parse_kubefile,
+    parse_platform,
+    undeclared_arguments,
+    why,
+)
 from kubenb.errors import InvalidReferenceError, KubenbError
-from kubenb.kubefile import declared_arguments, expand, parse, read_kubefile
-from kubenb.model import ImageList, ImageRef, Kubefile
-from kubenb.oci.platforms import parse_platform
-from kubenb.reference import is_valid_reference, parse_reference
-from kubenb.registry import login, logout, mirror_host
-from kubenb.store import Store
+from kubenb.events import EventSink, ignore
+from kubenb.model import ImageList, Kubefile
 
-__all__ = ["add_build_options", "build_options", "build_parser", "main"]
+__all__ = ["add_build_options", "build_options", "build_parser", "engine_for", "main"]
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -132,10 +136,9 @@ def _grouped(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
 
 
 def _run_list_images(options: argparse.Namespace) -> int:
-    images = list_images(
+    images = engine_for(options).list_images(
         options.context, kubefile=options.file, values=_grouped(options.values), set=_grouped(options.set),
-        kube_version=options.kube_version, build_args=dict(options.build_arg),
-        helm_backend=options.helm_backend, root=getattr(options, "root", None),
+        kube_version=options.kube_version, build_args=dict(options.build_arg), helm_backend=options.helm_backend,
     )
     for warning in images.warnings:
         print(f"kubenb: warning: {warning}", file=sys.stderr)
@@ -149,8 +152,7 @@ def _run_list_images(options: argparse.Namespace) -> int:
 
 
 def _print_why(images: ImageList, image: str) -> int:
-    wanted: str | ImageRef = parse_reference(image) if is_valid_reference(image) else image
-    locations = images.why(wanted)
+    locations = why(images, image)
     if not locations:
         raise KubenbError(f"{image} is not in the image list", hint="run kubenb list-images to see the list")
     print(locations_text(locations), end="")
@@ -190,13 +192,10 @@ def _add_save_images(commands: argparse._SubParsersAction[_Parser], common: _Par
 
 
 def _run_save_images(options: argparse.Namespace) -> int:
-    platforms = options.platform
     with EventPrinter(sys.stderr) as printer:
-        result = save_images(
-            options.output, options.images, list_file=options.file, platforms=platforms,
+        result = engine_for(options, printer).save_images(
+            options.output, options.images, list_file=options.file, platforms=options.platform,
             skip_missing_platform=options.skip_missing_platform,
-            mirrors=dict(options.registry_mirror), insecure=options.insecure_registry,
-            ca_files=options.registry_ca, events=printer,
         )
     skipped = sum(image.skipped for image in result.images)
     left_out = sum(image.left_out for image in result.images)
@@ -232,22 +231,26 @@ def _run_login(options: argparse.Namespace) -> int:
         password = getpass.getpass(f"Password for {options.username} at {options.registry}: ")
     else:
         raise KubenbError("no password given", hint="use --password-stdin and pipe the password in")
-    path = login(options.registry, options.username, password, insecure=options.insecure_registry,
-                 ca_files=options.registry_ca)
+    insecure = [options.registry] if options.insecure_registry else []
+    path = Engine(insecure=insecure, ca_files=options.registry_ca).login(options.registry, options.username, password)
     print(f"Login succeeded: credentials for {options.registry} saved in {path}")
     return 0
 
 
 def _run_logout(options: argparse.Namespace) -> int:
-    if logout(options.registry):
+    if Engine().logout(options.registry):
         print(f"Removed the credentials for {options.registry}")
         return 0
     raise KubenbError(f"no credentials saved for {options.registry}")
 
 
-def _store(options: argparse.Namespace) -> Store:
-    root = getattr(options, "root", None)
-    return Store(Path(root) if root else None)
+def engine_for(options: argparse.Namespace, events: EventSink = ignore) -> Engine:
+    """The engine parsed options ask for: ``--root`` and the registry options a command has."""
+    return Engine(
+        getattr(options, "root", None), mirrors=dict(getattr(options, "registry_mirror", [])),
+        insecure=getattr(options, "insecure_registry", None) or [], ca_files=getattr(options, "registry_ca", []),
+        events=events,
+    )
 
 
 def _add_build(commands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
@@ -295,7 +298,7 @@ def _run_build(options: argparse.Namespace) -> int:
     kubefile = Path(options.file) if options.file else context / "Kubefile"
     requested = build_options(options, context=context, kubefile=kubefile, tag=options.tag)
     with EventPrinter(sys.stderr) as printer:
-        image = build(requested, builder=options.builder, store=_store(options), events=printer)
+        image = engine_for(options, printer).build(requested, builder=options.builder)
     print(f"built {image.name} ({image.short_id}, {human_size(image.size)})")
     return 0
 
@@ -306,11 +309,11 @@ def _add_store_commands(commands: argparse._SubParsersAction[_Parser], common: _
     images.set_defaults(run=_run_images)
     inspect = commands.add_parser("inspect", parents=[common], help="show a cluster image as JSON")
     inspect.add_argument("name", metavar="NAME")
-    inspect.set_defaults(run=lambda o: _print_json(_store(o).inspect(o.name)))
+    inspect.set_defaults(run=lambda o: _print_json(engine_for(o).inspect(o.name)))
     tag = commands.add_parser("tag", parents=[common], help="give an image another name")
     tag.add_argument("source", metavar="SRC")
     tag.add_argument("target", metavar="DST")
-    tag.set_defaults(run=lambda o: _done(f"tagged {_store(o).tag(o.source, o.target).name}"))
+    tag.set_defaults(run=lambda o: _done(f"tagged {engine_for(o).tag(o.source, o.target).name}"))
     rmi = commands.add_parser("rmi", parents=[common], help="remove an image name (and unused blobs)")
     rmi.add_argument("name", metavar="NAME")
     rmi.set_defaults(run=_run_rmi)
@@ -320,7 +323,7 @@ def _add_store_commands(commands: argparse._SubParsersAction[_Parser], common: _
     save.set_defaults(run=_run_save)
     load = commands.add_parser("load", parents=[common], help="read images from an OCI archive")
     load.add_argument("-i", "--input", required=True, metavar="FILE")
-    load.set_defaults(run=lambda o: _done("loaded " + ", ".join(i.name for i in _store(o).load(Path(o.input)))))
+    load.set_defaults(run=lambda o: _done("loaded " + ", ".join(i.name for i in engine_for(o).load(o.input))))
     export = commands.add_parser("export", parents=[common], help="write an image's merged rootfs to a folder")
     export.add_argument("name", metavar="NAME")
     export.add_argument("-o", "--output", required=True, metavar="DIR")
@@ -345,21 +348,13 @@ def _add_push_pull(commands: argparse._SubParsersAction[_Parser], common: _Parse
 def _run_push(options: argparse.Namespace) -> int:
     destination = options.destination or options.name
     with EventPrinter(sys.stderr) as printer:
-        digest = push_image(
-            options.name, destination, root=getattr(options, "root", None),
-            mirrors=dict(options.registry_mirror), insecure=options.insecure_registry,
-            ca_files=options.registry_ca, events=printer,
-        )
+        digest = engine_for(options, printer).push(options.name, destination)
     return _done(f"pushed {options.name} to {destination} ({digest})")
 
 
 def _run_pull(options: argparse.Namespace) -> int:
     with EventPrinter(sys.stderr) as printer:
-        image = pull_image(
-            options.reference, root=getattr(options, "root", None), platform=options.platform,
-            mirrors=dict(options.registry_mirror), insecure=options.insecure_registry,
-            ca_files=options.registry_ca, events=printer,
-        )
+        image = engine_for(options, printer).pull(options.reference, platform=options.platform)
     return _done(f"pulled {image.name} ({image.short_id})")
 
 
@@ -371,7 +366,7 @@ def _add_check(commands: argparse._SubParsersAction[_Parser], common: _Parser) -
 
 
 def _run_check(options: argparse.Namespace) -> int:
-    result = check(getattr(options, "root", None), options.registry_folder)
+    result = engine_for(options).check(options.registry_folder)
     for problem in result.problems:
         print(f"kubenb: {problem}", file=sys.stderr)
     if not result.ok:
@@ -392,7 +387,7 @@ def _platform_list(text: str) -> list[str]:
 
 
 def _run_images(options: argparse.Namespace) -> int:
-    images = _store(options).images()
+    images = engine_for(options).images()
     if options.output == "json":
         return _print_json([image.to_dict() for image in images])
     rows = [("NAME", "ID", "CREATED", "SIZE")] + [
@@ -415,34 +410,34 @@ def _done(message: str) -> int:
 
 
 def _run_rmi(options: argparse.Namespace) -> int:
-    _store(options).remove(options.name)
+    engine_for(options).rmi(options.name)
     return _done(f"removed {options.name}")
 
 
 def _run_save(options: argparse.Namespace) -> int:
-    _store(options).save(options.name, Path(options.output))
+    engine_for(options).save(options.name, options.output)
     return _done(f"saved {options.name} to {options.output}")
 
 
 def _run_export(options: argparse.Namespace) -> int:
-    _store(options).export(options.name, Path(options.output))
+    engine_for(options).export(options.name, options.output)
     return _done(f"exported {options.name} to {options.output}")
 
 
 def _read_kubefile(path: str, stdin: TextIO) -> Kubefile:
     if path == "-":
-        return parse(stdin.read(), path="<stdin>")
-    return parse(read_kubefile(path), path=path)
+        return parse_kubefile("<stdin>", text=stdin.read())
+    return parse_kubefile(path)
 
 
 def _run_parse(options: argparse.Namespace) -> int:
     kubefile = _read_kubefile(options.file, sys.stdin)
     build_args = dict(options.build_arg)
-    unknown = sorted(set(build_args) - declared_arguments(kubefile))
+    unknown = undeclared_arguments(kubefile, build_args)
     if unknown:
         print(f"kubenb: warning: {kubefile.path}: --build-arg {', '.join(unknown)} "
               "is not declared by any ARG and has no effect", file=sys.stderr)
-    expanded = expand(kubefile, build_args)
+    expanded = expand_kubefile(kubefile, build_args)
     if options.output == "json":
         print(json.dumps([i.to_dict() for i in expanded.instructions], indent=2))
     else:

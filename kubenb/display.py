@@ -22,10 +22,9 @@ from kubenb.events import (
     Message,
     Retrying,
 )
-from kubenb.model import FoundImage, ImageList, Kubefile, Location
-from kubenb.store import ClusterImage
+from kubenb.model import ClusterImage, FoundImage, ImageList, Kubefile, Location
 
-__all__ = ["EventPrinter", "cluster_image_html", "cluster_image_text", "human_size", "image_list_csv",
+__all__ = ["EventPrinter", "cluster_image_html", "cluster_image_text", "event_line", "human_size", "image_list_csv",
            "image_list_html", "image_list_plain", "image_list_table", "kubefile_html", "kubefile_text",
            "locations_text"]
 
@@ -102,7 +101,7 @@ class EventPrinter:
 
     def __call__(self, event: Event) -> None:
         with self.lock:
-            line = _event_line(event)
+            line = event_line(event)
             if self.bar is not None:
                 self._update_bar(event)
                 if line:
@@ -119,7 +118,9 @@ class EventPrinter:
             self.bar.update(event.received)
 
 
-def _event_line(event: Event) -> str | None:
+def event_line(event: Event) -> str | None:
+    """The line an event shows as, in a terminal and in a build panel's log alike; None for
+    byte-level events, which only move a bar or a counter."""
     if isinstance(event, ImageStarted):
         return f"[{event.index}/{event.total}] {event.image}"
     if isinstance(event, ImageDone):

@@ -18,7 +18,6 @@ import contextlib
 import functools
 import getpass
 import io
-import os
 import re
 import shlex
 import sys
@@ -34,7 +33,6 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.display import display
 from traitlets import Bool, Enum, Unicode
 
-from kubenb.builders import BuildOptions, build
 from kubenb.cli import add_build_options, build_options, build_parser
 from kubenb.display import (
     EventPrinter,
@@ -45,12 +43,9 @@ from kubenb.display import (
     kubefile_html,
     kubefile_text,
 )
-from kubenb.engine import list_plan_images
+from kubenb.engine import BuildOptions, Engine
 from kubenb.errors import Cancelled, KubenbError
-from kubenb.events import CancelToken
-from kubenb.kubefile import plan_build
-from kubenb.model import ImageList, Kubefile
-from kubenb.store import ClusterImage, Store
+from kubenb.model import ClusterImage, ImageList, Kubefile
 
 __all__ = ["KubenbMagics", "Plan", "load_ipython_extension"]
 
@@ -123,7 +118,7 @@ class Plan:
         if self._review is None:
             from kubenb.widgets import ImageListReview  # noqa: PLC0415  (ipywidgets only when asked)
 
-            self._review = ImageListReview(self.image_list, self.options.context)
+            self._review = ImageListReview(self.image_list, self.options.context, engine=Engine(self.root))
         return self._review
 
     def panel(self) -> Any:
@@ -131,7 +126,7 @@ class Plan:
         from kubenb.widgets import BuildPanel  # noqa: PLC0415
 
         review = self.review()
-        return BuildPanel(self.options, store=Store(self.root), builder=self.builder, before_build=review.save)
+        return BuildPanel(self.options, engine=Engine(self.root), builder=self.builder, before_build=review.save)
 
     def build(self, *, tag: str | None = None, background: bool = False, progress: str | None = None) -> Any:
         """Build now; returns the ClusterImage, or the running BuildPanel with ``background``."""
@@ -159,11 +154,10 @@ class Plan:
 
 def _run_build(options: BuildOptions, root: Path | None, builder: str, progress: str, background: bool) -> Any:
     """A build with the progress asked for; Ctrl-C cancels it and leaves the store as it was."""
-    store = Store(root)
     if background or _widget_progress(progress):
         from kubenb.widgets import BuildPanel  # noqa: PLC0415
 
-        panel = BuildPanel(options, store=store, builder=builder)
+        panel = BuildPanel(options, engine=Engine(root), builder=builder)
         if progress != "none":
             display(panel)  # type: ignore[no-untyped-call]
         panel.start()
@@ -179,25 +173,24 @@ def _run_build(options: BuildOptions, root: Path | None, builder: str, progress:
             raise panel.error
         return image
     if progress == "none":
-        return _until_interrupted(lambda cancel: build(options, builder=builder, store=store, cancel=cancel))
+        return _until_interrupted(Engine(root), options, builder)
     with EventPrinter(sys.stdout) as printer:
-        return _until_interrupted(
-            lambda cancel: build(options, builder=builder, store=store, events=printer, cancel=cancel))
+        return _until_interrupted(Engine(root, events=printer), options, builder)
 
 
-def _until_interrupted(work: Callable[[CancelToken], ClusterImage]) -> ClusterImage:
-    """Run ``work`` in a thread while this one waits for it; Ctrl-C (KeyboardInterrupt, which
-    reaches only this thread) sets the token, and the work stops where it is and undoes itself.
+def _until_interrupted(engine: Engine, options: BuildOptions, builder: str) -> ClusterImage:
+    """Build in a thread while this one waits for it; Ctrl-C (KeyboardInterrupt, which reaches
+    only this thread) cancels the engine, and the build stops where it is and undoes itself.
 
     The wait is on an event, not ``Thread.join``: a join that KeyboardInterrupt breaks marks the
     thread as ended while it still runs (Python 3.11), and the build's clean-up would be missed.
     """
-    cancel, done = CancelToken(), threading.Event()
+    done = threading.Event()
     outcome: list[ClusterImage | BaseException] = []
 
     def run() -> None:
         try:
-            outcome.append(work(cancel))
+            outcome.append(engine.build(options, builder=builder))
         except BaseException as error:  # handed to the waiting thread, which raises it
             outcome.append(error)
         finally:
@@ -208,7 +201,7 @@ def _until_interrupted(work: Callable[[CancelToken], ClusterImage]) -> ClusterIm
         while not done.wait(0.1):  # short waits: a simulated Ctrl-C (interrupt_main) is seen between them
             pass
     except KeyboardInterrupt:
-        cancel.cancel()
+        engine.cancel()
         done.wait()
         raise Cancelled("the build was interrupted", hint="nothing was named; the store is as it was") from None
     if isinstance(outcome[0], BaseException):
@@ -296,8 +289,9 @@ class KubenbMagics(Magics):
             raise UsageError(f"--context {context}: no such folder; create it or name another")
         path = context / options.file
         path.write_text(_fill(cell, namespace, str(path)), encoding="utf-8")
-        plan = plan_build(context, path, dict(options.build_arg))  # the one read of the Kubefile
-        root = Path(options.root or self.root or os.environ.get("KUBENB_ROOT") or Store().root)
+        engine = Engine(options.root or self.root or None)
+        plan = engine.plan(context, kubefile=path, build_args=dict(options.build_arg))  # the one read of it
+        root = engine.root
         progress = options.progress or self.progress
         tag = options.tag or f"{context.resolve().name or 'cluster'}:latest".lower()
         requested = replace(build_options(options, context=context, kubefile=path, tag=tag), plan=plan)
@@ -305,8 +299,8 @@ class KubenbMagics(Magics):
             result = _run_build(requested, root, options.builder, progress, options.background)
         else:
             result = Plan(kubefile=plan.require_kubefile(), options=requested, root=root, builder=options.builder,
-                          progress=progress, image_list=list_plan_images(
-                              plan, root=root, values={c: list(f) for c, f in requested.values.items()},
+                          progress=progress, image_list=engine.list_plan_images(
+                              plan, values={c: list(f) for c, f in requested.values.items()},
                               set={c: list(e) for c, e in requested.set_values.items()},
                               kube_version=options.kube_version))
         if options.output:
@@ -358,13 +352,12 @@ def _names_password(arg: str) -> bool:
 
 def _login(options: argparse.Namespace) -> Any:
     """getpass when the user is named; the login form otherwise (in a kernel that draws it)."""
-    from kubenb.registry import login  # noqa: PLC0415
-
     if options.username != "-":
         password = getpass.getpass(f"Password for {options.username} at {options.registry}: ")
+        insecure = [options.registry] if options.insecure_registry else []
         try:
-            path = login(options.registry, options.username, password, insecure=options.insecure_registry,
-                         ca_files=options.registry_ca)
+            path = Engine(insecure=insecure, ca_files=options.registry_ca).login(
+                options.registry, options.username, password)
         finally:
             del password
         print(f"Login succeeded: credentials for {options.registry} saved in {path}")

@@ -7,14 +7,15 @@ values the layers hand to each other, so they must be cheap to build, compare an
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["KEYWORDS", "Flag", "ImageRef", "Instruction", "Kubefile"]
+__all__ = ["IMAGES_ANNOTATION", "KEYWORDS", "ClusterImage", "Flag", "ImageRef", "Instruction", "Kubefile", "Layer"]
 
 #: The instructions a Kubefile may hold, in the order users meet them in the docs.
 KEYWORDS: tuple[str, ...] = ("FROM", "COPY", "RUN", "CMD", "ARG", "ENV", "LABEL")
@@ -284,3 +285,82 @@ def _matches(found: FoundImage, image: str | ImageRef) -> bool:
     if isinstance(image, ImageRef):
         return found.image == image
     return image == str(found.image) or any(image == location.written for location in found.locations)
+
+
+# -- the local store's records: what the front ends show of a cluster image -------------------
+
+#: The annotation of a cluster image's manifest that maps each image it carries to its digest.
+IMAGES_ANNOTATION = "io.kubenb.images"
+
+
+def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
+    """A read-only copy, so a frozen record cannot be changed through its mappings."""
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer blob: ``digest`` of the gzip blob, ``diff_id`` of the plain tar, ``size`` of
+    the blob. The two digests differ because registries move the compressed form while the
+    config (and so the image id) records the uncompressed one."""
+
+    digest: str
+    diff_id: str
+    size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"digest": self.digest, "diff_id": self.diff_id, "size": self.size}
+
+
+@dataclass(frozen=True)
+class ClusterImage:
+    """A named image in the store; ``id`` is the config digest, as docker's image ID is.
+
+    A cluster image is an ordinary single-platform OCI image; this record names only the parts
+    the rest of kubenb needs (id, digests, labels, annotations), so nobody parses OCI JSON to
+    show one. The store makes them; every front end shows them.
+    """
+
+    name: str
+    id: str
+    manifest_digest: str
+    created: str
+    size: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    platform: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", _frozen(self.labels))
+        object.__setattr__(self, "annotations", _frozen(self.annotations))
+
+    @property
+    def short_id(self) -> str:
+        """The 12 hex digits ``kubenb images`` shows, enough to name the image again."""
+        return self.id.removeprefix("sha256:")[:12]
+
+    @property
+    def carried_images(self) -> dict[str, str]:
+        """The images the cluster image carries in its registry folder (reference -> digest),
+        read from its manifest's annotation here only. An image from elsewhere may hold
+        anything there: what is not a JSON object counts as nothing carried."""
+        try:
+            carried = json.loads(self.annotations.get(IMAGES_ANNOTATION, "{}"))
+        except (ValueError, RecursionError):
+            return {}
+        if not isinstance(carried, dict):
+            return {}
+        return {str(ref): str(digest) for ref, digest in carried.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``kubenb images -o json`` (a stable contract)."""
+        return {
+            "name": self.name,
+            "id": self.id,
+            "manifest_digest": self.manifest_digest,
+            "created": self.created,
+            "size": self.size,
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "platform": self.platform,
+        }

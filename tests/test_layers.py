@@ -17,9 +17,11 @@ LAYERS = {
     "reference": 2, "kubefile": 2, "oci": 2,
     "discover": 3, "registry": 3, "store": 3,
     "registry_folder": 4,
-    "engine": 5, "builders": 5,
-    "cli": 6, "magic": 6, "display": 6, "widgets": 6, "demo": 6,
+    "builders": 5,
+    "engine": 6,
+    "cli": 7, "magic": 7, "display": 7, "widgets": 7, "demo": 7,
 }
+FRONT_END_LAYER = 7
 #: The package facade and ``python -m`` entry point sit above every layer.
 FACADES = {"__init__", "__main__"}
 FRONT_END_ONLY = {"IPython", "ipywidgets", "argparse"}
@@ -27,6 +29,10 @@ FRONT_END_ONLY = {"IPython", "ipywidgets", "argparse"}
 #: ``display`` renders the same events for all; the magic shares the CLI's parser
 #: (the issue asks for it) and shows the widgets; the widgets use display's sizes and tables.
 SHARED_FRONT_END = ("display", "cli", "widgets")
+#: The front ends go through one door: they import only these kubenb modules (and the front ends
+#: SHARED_FRONT_END lets them share). ``demo`` is no front end: it seeds a registry folder.
+FRONT_ENDS = {"cli", "magic", "display", "widgets"}
+FRONT_END_IMPORTS = {"engine", "model", "events", "errors", "display"}
 
 
 def _top(module: str) -> str:
@@ -86,7 +92,7 @@ def test_only_front_ends_import_front_end_libraries() -> None:
     violations = [
         f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}"
         for top, path in _modules()
-        if top not in FACADES and LAYERS.get(top, 6) < 6
+        if top not in FACADES and LAYERS.get(top, FRONT_END_LAYER) < FRONT_END_LAYER
         for module, line in _imports(path)
         if module.split(".")[0] in FRONT_END_ONLY
     ]
@@ -101,6 +107,37 @@ def test_the_layer_check_catches_upward_and_same_layer_imports(tmp_path: Path) -
         "reference.py:1 imports kubenb.cli", "reference.py:2 imports kubenb.kubefile",
         "reference.py:3 imports kubenb",  # the facade; kubenb.errors itself is a lower layer and fine
     ]
+
+
+def _front_end_violations(modules: list[tuple[str, Path]]) -> list[str]:
+    """Front-end imports of anything below the door: a front end needs the engine, the records,
+    the events, the errors and the renderings, nothing else of kubenb."""
+    return [
+        f"{path.name}:{line} imports {module}"
+        for top, path in modules
+        if top in FRONT_ENDS
+        for module, line in _imports(path)
+        if module.startswith("kubenb") and _top(module) != top
+        and _top(module) not in FRONT_END_IMPORTS | set(SHARED_FRONT_END)
+    ]
+
+
+def test_front_ends_import_only_the_engine_model_events_errors_and_display() -> None:
+    violations = _front_end_violations(_modules())
+    assert not violations, "\n".join(violations)
+
+
+def test_the_front_end_check_catches_imports_below_the_engine(tmp_path: Path) -> None:
+    bad = tmp_path / "magic.py"
+    bad.write_text("from kubenb.store import Store\nimport kubenb.registry\nfrom kubenb.engine import Engine\n"
+                   "from kubenb.model import ImageList\nfrom kubenb import events\nfrom kubenb.cli import main\n"
+                   "def later() -> None:\n    from kubenb.builders import build\n")
+    assert _front_end_violations([("magic", bad)]) == [
+        "magic.py:1 imports kubenb.store", "magic.py:2 imports kubenb.registry",
+        "magic.py:5 imports kubenb",  # the facade; kubenb.events itself is allowed
+        "magic.py:8 imports kubenb.builders",  # an import inside a function counts too
+    ]
+    assert _front_end_violations([("demo", bad)]) == []  # demo seeds a registry folder: no front end
 
 
 def test_public_api_is_explicit() -> None:

@@ -7,6 +7,7 @@ lands on disk (review files, the store, the credentials file); builds use a real
 from __future__ import annotations
 
 import html
+import io
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -17,9 +18,11 @@ import ipywidgets
 import pytest
 
 from kubenb import list_images
-from kubenb.builders import BuildOptions
 from kubenb.demo import DemoRegistry
+from kubenb.display import EventPrinter
+from kubenb.engine import BuildOptions, Engine
 from kubenb.errors import DiscoveryError
+from kubenb.events import BlobProgress, BlobStarted, ImageDone, ImageSkipped, ImageStarted, Message, Retrying
 from kubenb.store import Store
 from kubenb.widgets import BuildPanel, ImageListReview, LoginForm
 from tests.support.registry import Registry
@@ -164,7 +167,7 @@ def test_build_panel_builds_what_the_review_chose(tmp_path: Path) -> None:
     with DemoRegistry(["busybox:1.36", "alpine:3.20"]) as source:
         options = BuildOptions(tag="widgets:v1", context=context, kubefile=context / "Kubefile",
                                mirrors=source.mirrors())
-        panel = BuildPanel(options, store=Store(root), before_build=review.save)
+        panel = BuildPanel(options, engine=Engine(root), before_build=review.save)
         assert panel.build_button.description == "Build" and "kubenb-build" in panel.build_button._dom_classes
         assert panel.cancel_button.disabled
         panel.build_button.click()
@@ -189,7 +192,7 @@ def test_cancel_stops_the_build_and_leaves_the_store_as_it_was(tmp_path: Path) -
     context = make_context(tmp_path, kubefile)
     root = tmp_path / "store"
     panel = BuildPanel(BuildOptions(tag="slow:v1", context=context, kubefile=context / "Kubefile"),
-                       store=Store(root))
+                       engine=Engine(root))
     panel.build_button.click()
     assert panel.running and not panel.cancel_button.disabled and panel.build_button.disabled
     wait_for(lambda: "line-1" in log_text(panel))
@@ -199,12 +202,31 @@ def test_cancel_stops_the_build_and_leaves_the_store_as_it_was(tmp_path: Path) -
     assert Store(root).images() == []
     assert Store(root).check() == []
     assert not panel.build_button.disabled and panel.cancel_button.disabled
+    (context / "Kubefile").write_text("FROM scratch\nRUN echo second-build\n")  # Build again: a fresh token
+    panel.build_button.click()
+    assert panel.wait(timeout=120) is not None and panel.summary.value.startswith("Built slow:v1")
+    assert "second-build" in log_text(panel) and "line-1" not in log_text(panel)
+
+
+def test_the_panel_logs_each_event_as_the_terminal_prints_it(tmp_path: Path) -> None:
+    """One renderer of events (display.event_line) for the CLI and the panel: the two cannot drift."""
+    events = [Message("Step 1/2: FROM scratch"), ImageStarted(BUSYBOX, 1, 2), BlobStarted(BUSYBOX, "sha256:a", 2048),
+              BlobProgress(BUSYBOX, "sha256:a", 2048), ImageDone(BUSYBOX, "sha256:b", 2048),
+              ImageSkipped(ALPINE, "sha256:c"), Retrying("http://x/v2/", "503 Service Unavailable", 1, 0.5)]
+    panel = BuildPanel(BuildOptions(tag="x:1"), engine=Engine(tmp_path / "store"))
+    terminal = io.StringIO()
+    with EventPrinter(terminal) as printer:
+        for event in events:
+            panel._on_event(event)
+            printer(event)
+    assert log_text(panel) == terminal.getvalue()
+    assert terminal.getvalue().count("\n") == 5  # the two byte-level events only move counters
 
 
 def test_a_failing_build_shows_its_one_line_error(tmp_path: Path) -> None:
     context = make_context(tmp_path, "FROM scratch\nRUN echo about to fail; exit 3\n")
     panel = BuildPanel(BuildOptions(tag="bad:v1", context=context, kubefile=context / "Kubefile"),
-                       store=Store(tmp_path / "store"))
+                       engine=Engine(tmp_path / "store"))
     panel.start()
     assert panel.wait(timeout=60) is None
     assert panel.error is not None
@@ -220,7 +242,7 @@ def test_an_error_before_the_build_is_shown_and_nothing_runs(tmp_path: Path) -> 
 
     context = make_context(tmp_path, "FROM scratch\n")
     panel = BuildPanel(BuildOptions(tag="x:1", context=context, kubefile=context / "Kubefile"),
-                       store=Store(tmp_path / "store"), before_build=broken)
+                       engine=Engine(tmp_path / "store"), before_build=broken)
     panel.build_button.click()
     assert panel.wait(timeout=60) is None and not panel.running
     assert panel.summary.value == "cannot write the review"

@@ -14,8 +14,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from kubenb.engine import Engine
 from kubenb.errors import KubenbError
-from kubenb.registry import login
 
 __all__ = ["LoginForm"]
 
@@ -26,8 +26,7 @@ class LoginForm:
     def __init__(self, registry: str, *, username: str = "", insecure: bool = False,
                  ca_files: Sequence[str | Path] = ()) -> None:
         self.registry = registry
-        self.insecure = insecure
-        self.ca_files = tuple(ca_files)
+        self.engine = Engine(insecure=[registry] if insecure else [], ca_files=ca_files)
         self.user = widgets.Text(value=username, description="User", placeholder="user name")
         self.password = widgets.Password(value="", description="Password")
         self.button = widgets.Button(description="Log in", icon="sign-in", button_style="primary")
@@ -42,7 +41,7 @@ class LoginForm:
         """Check and save the credentials; the credentials file, or None when the login failed."""
         user, password = self.user.value, self.password.value
         try:
-            path = login(self.registry, user, password, insecure=self.insecure, ca_files=self.ca_files)
+            path = self.engine.login(self.registry, user, password)
         except KubenbError as error:
             self.status.value = html.escape(_redact(str(error), password))
             return None

@@ -18,21 +18,11 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from kubenb.builders import BuildOptions, build
-from kubenb.display import human_size
+from kubenb.display import event_line, human_size
+from kubenb.engine import BuildOptions, Engine
 from kubenb.errors import Cancelled, KubenbError
-from kubenb.events import (
-    BlobProgress,
-    BlobStarted,
-    CancelToken,
-    Event,
-    ImageDone,
-    ImageSkipped,
-    ImageStarted,
-    Message,
-    Retrying,
-)
-from kubenb.store import ClusterImage, Store
+from kubenb.events import BlobProgress, BlobStarted, Event, ImageDone, ImageSkipped, ImageStarted
+from kubenb.model import ClusterImage
 
 __all__ = ["BuildPanel"]
 
@@ -43,19 +33,21 @@ REFRESH = 0.1
 class BuildPanel:
     """One build of ``options``, started with the Build button (or :meth:`start`).
 
-    ``before_build`` runs first, in the caller's thread (e.g. an image-list review's ``save``), so
-    the build sees the choice made when Build was clicked.
+    ``engine`` names the store and registry options (default: ``Engine()``); each build runs on a
+    copy of it that reports to this panel and has its own cancel token, so Cancel stops only
+    the build it was clicked for. ``before_build`` runs first, in the caller's thread (e.g. an
+    image-list review's ``save``), so the build sees the choice made when Build was clicked.
     """
 
-    def __init__(self, options: BuildOptions, *, store: Store | None = None, builder: str = "lite",
+    def __init__(self, options: BuildOptions, *, engine: Engine | None = None, builder: str = "lite",
                  before_build: Callable[[], object] | None = None) -> None:
         self.options = options
-        self.store = store
+        self.engine = engine or Engine()
         self.builder = builder
         self.before_build = before_build
         self.result: ClusterImage | None = None
         self.error: BaseException | None = None
-        self._cancel = CancelToken()
+        self._run = self.engine.with_events(self._on_event)
         self._ended = threading.Event()  # not Thread.join: a Ctrl-C during a join breaks the thread's state
         self._ended.set()
         self._lock = threading.Lock()
@@ -100,7 +92,7 @@ class BuildPanel:
     def cancel(self) -> None:
         """Ask the build to stop where it is (a RUN killed, downloads cut); the store is left as it was."""
         if self.running:
-            self._cancel.cancel()
+            self._run.cancel()
             self.cancel_button.disabled = True
             self.summary.value = "Cancelling&hellip;"
 
@@ -111,7 +103,7 @@ class BuildPanel:
 
     def _reset(self) -> None:
         self.result, self.error = None, None
-        self._cancel = CancelToken()  # a token is set once: each build gets its own
+        self._run = self.engine.with_events(self._on_event)
         self._image, self._received, self._expected = "", 0, 0
         self.progress.value, self.progress.max = 0, 1
         self.progress.bar_style = ""
@@ -125,8 +117,7 @@ class BuildPanel:
         image: ClusterImage | None = None
         error: BaseException | None = None
         try:
-            image = build(self.options, builder=self.builder, store=self.store, events=self._on_event,
-                          cancel=self._cancel)
+            image = self._run.build(self.options, builder=self.builder)
         except Exception as caught:
             error = caught
             if not isinstance(caught, KubenbError):  # a bug: keep the traceback where it can be read
@@ -158,7 +149,7 @@ class BuildPanel:
                 self._received += event.received
                 if time.monotonic() - self._drawn >= REFRESH:
                     self._draw_current()
-            line = _log_line(event)
+            line = event_line(event)
             if line is not None:
                 self.log.append_stdout(line + "\n")
 
@@ -186,17 +177,3 @@ def _summary(image: ClusterImage | None, error: BaseException | None) -> str:
     assert image is not None
     return f"Built {image.name} ({image.short_id}, {human_size(image.size)}, {len(image.carried_images)} images)"
 
-
-def _log_line(event: Event) -> str | None:
-    """The log's line for an event; byte-level events only move the counter."""
-    if isinstance(event, Message):
-        return event.text
-    if isinstance(event, ImageStarted):
-        return f"[{event.index}/{event.total}] {event.image}"
-    if isinstance(event, ImageDone):
-        return f"  saved {event.image} ({human_size(event.fetched_bytes)} fetched)"
-    if isinstance(event, ImageSkipped):
-        return f"  {event.image} is complete already"
-    if isinstance(event, Retrying):
-        return f"  retrying in {event.delay:.1f}s: {event.reason}"
-    return None

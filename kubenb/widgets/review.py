@@ -2,7 +2,7 @@
 
 Discovery guesses from what the files say; the person reviewing knows better. The choice lives
 in Python (the ``Checkbox`` values are read back, never mirrored elsewhere) and is saved as the
-context's review files (``kubenb.discover.save_choice``), so the CLI, the magic and every later
+context's review files (``Engine.save_choice``), so the CLI, the magic and every later
 build honour it. Filters only hide rows: a hidden image keeps its tick, so narrowing the view
 can never silently change what a build carries.
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
-from kubenb.discover import save_choice
+from kubenb.engine import Engine
 from kubenb.model import FoundImage, ImageList, Location
 
 if TYPE_CHECKING:
@@ -61,9 +61,10 @@ class ImageListReview:
     saving compares the ticks with what discovery itself found.
     """
 
-    def __init__(self, found: ImageList, context: Path) -> None:
+    def __init__(self, found: ImageList, context: Path, *, engine: Engine | None = None) -> None:
         self.found = found
         self.context = Path(context)
+        self.engine = engine or Engine()
         self.rows = _rows(found)
         self.checkboxes: dict[str, Any] = {row.image: row.checkbox for row in self.rows}
         self.source_filter = widgets.Dropdown(description="Source", options=[ALL, *_sources(self.rows)], value=ALL)
@@ -99,7 +100,7 @@ class ImageListReview:
 
     def save(self) -> list[Path]:
         """Write the review files; the status names them so the person knows what changed."""
-        written = save_choice(self.context, self.found, self.chosen())
+        written = self.engine.save_choice(self.context, self.found, self.chosen())
         names = ", ".join(str(path.relative_to(self.context)) for path in written)
         text = f"Saved {names}" if written else "Saved: every discovered image is carried (no review files)"
         self.status.value = f"{html.escape(text)} &mdash; {self._counts()}"
