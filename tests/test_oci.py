@@ -225,7 +225,7 @@ def test_the_images_annotation_is_decoded_in_one_place() -> None:
     readers = [f"{path.relative_to(PACKAGE)}:{node.lineno}" for path in sorted(PACKAGE.rglob("*.py"))
                for node in ast.walk(ast.parse(path.read_text()))
                if isinstance(node, ast.Constant) and node.value == "io.kubenb.images"]
-    assert len(readers) == 1 and readers[0].startswith("store/image.py:"), readers
+    assert len(readers) == 1 and readers[0].startswith("model.py:"), readers
 
 
 def test_list_images_over_a_base_whose_images_annotation_is_garbage_lists_the_context(tmp_path: Path) -> None:

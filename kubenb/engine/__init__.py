@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from kubenb.builders import BuildOptions
 from kubenb.engine.facade import Engine
-from kubenb.engine.images import list_images, with_base_images
+from kubenb.engine.images import list_images, list_plan_images, with_base_images
 from kubenb.engine.queries import (
     expand_kubefile,
     load_kubefile,
@@ -34,6 +34,7 @@ __all__ = [
     "expand_kubefile",
     "image_refs",
     "list_images",
+    "list_plan_images",
     "load_kubefile",
     "mirror_host",
     "parse_kubefile",
