@@ -140,6 +140,31 @@ def test_a_list_kind_locates_each_item(tmp_path: Path) -> None:
     ]
 
 
+CONFIG_MAP = """\
+kind: ConfigMap
+metadata: {name: settings, annotations: {note: "runs ghcr.io/team/app:1.4"}}
+data:
+  images.txt: |
+    # the sidecar: quay.io/team/agent:2.0 (see below)
+    sidecar=quay.io/team/agent:2.0
+    main=ghcr.io/team/app:1.4
+  other: ghcr.io/team/app:1.4
+"""
+
+
+def test_a_token_in_a_config_map_value_is_on_the_line_inside_that_value(tmp_path: Path) -> None:
+    """A potential image inside a block scalar: the value's first line that holds it, not the
+    key's line, nor an annotation above that merely mentions it."""
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "cm.yaml").write_text(CONFIG_MAP)
+    found = context_images(tmp_path)
+    lines = {str(f.image): [(loc.line, loc.path) for loc in f.locations] for f in found.potential}
+    assert lines == {
+        "quay.io/team/agent:2.0": [(5, "data.images.txt")],
+        "ghcr.io/team/app:1.4": [(7, "data.images.txt"), (8, "data.other")],
+    }
+
+
 def test_discovery_never_turns_the_garbage_collector_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In a notebook, gc belongs to the user's kernel: parsing neither disables nor freezes it,
     and collections run while the corpus manifests are parsed."""

@@ -41,6 +41,8 @@ class NodeLines:
         if node is None:
             return None
         first, last = node.start_mark.line, node.end_mark.line
+        if node.end_mark.column == 0:
+            last -= 1  # a block scalar ends at the start of the line after it
         if last > first and isinstance(node, yaml.ScalarNode) and written:
             lines = self._text_lines()
             first = next((n for n in range(first, min(last, len(lines) - 1) + 1) if written in lines[n]), first)
