@@ -87,8 +87,8 @@ def each(docs: list[Document], parse: Callable[[str], object]) -> Callable[[], N
 def each_document(docs: list[Document]) -> Callable[[], None]:
     """kubenb's values, document by document (as ``each``)."""
     def run() -> None:
-        for doc in docs:
-            parse_documents([doc])
+        for _ in parse_documents(docs):
+            pass
     return run
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import marshal
 import re
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AnyStr, NoReturn
@@ -187,12 +187,13 @@ def load_documents(docs: Sequence[Document]) -> list[tuple[Document, object]]:
     return [(parsed.document, parsed.value) for parsed in parse_documents(docs)]
 
 
-def parse_documents(docs: Sequence[Document]) -> list[Parsed]:
-    """As ``load_documents``, keeping PyYAML's node tree where PyYAML read the document.
+def parse_documents(docs: Iterable[Document]) -> Iterator[Parsed]:
+    """As ``load_documents``, one document at a time, with PyYAML's node tree where PyYAML read
+    the document (a tree weighs several times its value: the caller drops it when done).
 
     The process-wide garbage collector is left alone: in a notebook it is the user's kernel's.
     """
-    return [parsed for doc in docs if (parsed := _load(doc)).value is not None]
+    return (parsed for doc in docs if (parsed := _load(doc)).value is not None)
 
 
 def _load(doc: Document) -> Parsed:
