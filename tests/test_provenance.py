@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import gc
 import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubenb.discover import clear_memo, context_images
 from kubenb.discover.charts import charts_in, render_chart
@@ -163,6 +166,51 @@ def test_a_token_in_a_config_map_value_is_on_the_line_inside_that_value(tmp_path
         "quay.io/team/agent:2.0": [(5, "data.images.txt")],
         "ghcr.io/team/app:1.4": [(7, "data.images.txt"), (8, "data.other")],
     }
+
+
+IMAGES = ["nginx", "nginx:1.27", "redis:7", "quay.io/a/b:1"]
+#: How an image value may be written: (lines after "image:", written on the key's line or the next).
+STYLES = ["plain", "double", "single", "next line", "flow"]
+
+
+@st.composite
+def pod_specs(draw: st.DrawFn) -> tuple[str, list[tuple[int, str]]]:
+    """A Deployment whose containers are named like images, with comments and env values that
+    repeat the images above each one; returns the text and each container's (line, image)."""
+    lines = ["apiVersion: apps/v1", "kind: Deployment", f"metadata: {{name: {draw(st.sampled_from(IMAGES))}}}",
+             "spec:", "  template:", "    spec:", "      containers:"]
+    expected = []
+    for _ in range(draw(st.integers(1, 4))):
+        name, image, style = draw(st.sampled_from(IMAGES)), draw(st.sampled_from(IMAGES)), draw(st.sampled_from(STYLES))
+        if draw(st.booleans()):
+            lines.append(f"      # {image} comes next")
+        if style == "flow":
+            lines.append(f"      - {{name: '{name}', env: [{{name: X, value: '{image}'}}], image: {image}}}")
+            expected.append((len(lines), image))
+            continue
+        lines.append(f"      - name: {name}")
+        if draw(st.booleans()):
+            lines += ["        env:", "        - name: IMAGE", f"          value: {image}"]
+        quoted = {"double": f'"{image}"', "single": f"'{image}'"}.get(style, image)
+        if style == "next line":
+            lines += ["        image:", f"          {image}"]
+        else:
+            lines.append(f"        image: {quoted}")
+        expected.append((len(lines), image))
+    return "\n".join(lines) + "\n", expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(pod_specs())
+def test_each_container_image_is_at_its_own_line_whatever_surrounds_it(case: tuple[str, list[tuple[int, str]]]) -> None:
+    text, expected = case
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "manifests").mkdir()
+        (Path(folder) / "manifests" / "d.yaml").write_text(text)
+        found = context_images(Path(folder))
+    located = sorted((loc.line, loc.written) for f in found.images for loc in f.locations
+                     if loc.path and loc.path.endswith("].image"))
+    assert located == sorted(expected), text
 
 
 def test_discovery_never_turns_the_garbage_collector_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
