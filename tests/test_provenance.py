@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from kubenb.discover import clear_memo, context_images
 from kubenb.discover.charts import charts_in, render_chart
 from kubenb.model import ImageList, Location
-from tests.support.corpus import CORPUS, context_for, expected_cases, load_expected
+from tests.support.corpus import CORPUS, context_for, expected_cases, load_expected, peer_cases
 
 
 def all_locations(found: ImageList) -> Iterator[Location]:
@@ -32,10 +32,19 @@ def all_locations(found: ImageList) -> Iterator[Location]:
     yield from (invalid.location for invalid in found.invalid)
 
 
-def rendered_templates(context: Path) -> dict[str, str]:
-    """Each rendered template's text, by the name discovery gives it in a location."""
+def rendered_templates(context: Path) -> dict[tuple[str | None, str], str]:
+    """Each rendered template's text, by the chart and the template a location names (two
+    charts may be one chart with two values files: same template names)."""
     files = {p.relative_to(context / "charts").as_posix(): p for p in (context / "charts").rglob("*") if p.is_file()}
-    return {r.template: r.text for source in charts_in(files) for r in render_chart(source)}
+    return {(r.chart, r.template): r.text for source in charts_in(files) for r in render_chart(source)}
+
+
+def text_of(location: Location, folder: Path, templates: dict[tuple[str | None, str], str]) -> str:
+    """The text a location's line counts in: the manifest, or the rendered template."""
+    if location.source == "manifest":
+        return (folder / location.file).read_text()
+    assert location.source == "chart" and (location.chart, location.file) in templates, location
+    return templates[location.chart, location.file]
 
 
 def last_key(path: str) -> str | None:
@@ -68,14 +77,20 @@ def test_every_corpus_location_is_the_line_of_its_value(case: Path, tmp_path: Pa
     templates = rendered_templates(context) if expected["source"].startswith("charts/") else {}
     located = 0
     for location in all_locations(found):
-        if location.source == "manifest":
-            text = (CORPUS / expected["source"]).read_text()
-        else:
-            assert location.source == "chart" and location.file in templates, location
-            text = templates[location.file]
-        assert_line_holds_value(location, text.splitlines())
+        assert_line_holds_value(location, text_of(location, context, templates).splitlines())
         located += 1
     assert located >= len(found.images)
+
+
+@pytest.mark.parametrize("case", peer_cases(), ids=lambda p: p.name)
+def test_every_peer_case_location_is_the_line_of_its_value(case: Path) -> None:
+    """The peers' own test inputs too (zarf, sealer): flux OCIRepository, image volumes..."""
+    if load_expected(case / "expected.json")["error"]:
+        pytest.skip("the case is broken YAML (tests/test_discovery_corpus.py checks its error)")
+    found = context_images(case)
+    templates = rendered_templates(case) if (case / "charts").is_dir() else {}
+    for location in all_locations(found):
+        assert_line_holds_value(location, text_of(location, case, templates).splitlines())
 
 
 NAME_THEN_IMAGE = """\
