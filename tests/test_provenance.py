@@ -228,6 +228,17 @@ def test_each_container_image_is_at_its_own_line_whatever_surrounds_it(case: tup
     assert located == sorted(expected), text
 
 
+def test_lines_are_counted_as_editors_count_them(tmp_path: Path) -> None:
+    """PyYAML counts U+2028 and NEL as line breaks; an editor, and every error message, count
+    "\\n" only (CRLF is one break)."""
+    text = ('kind: Pod\r\nmetadata: {name: p, annotations: {a: "one\u2028two\u2029three\x85four"}}\r\n'
+            "spec:\r\n  containers:\r\n  - image: alpine:3.20\r\n")
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "pod.yaml").write_bytes(text.encode())
+    (alpine,) = context_images(tmp_path).images
+    assert [loc.line for loc in alpine.locations] == [5]
+
+
 def test_discovery_never_turns_the_garbage_collector_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """In a notebook, gc belongs to the user's kernel: parsing neither disables nor freezes it,
     and collections run while the corpus manifests are parsed."""

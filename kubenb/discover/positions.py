@@ -31,22 +31,22 @@ class NodeLines:
         self.document = document
         self._root = root
         self._composed = root is not None
-        self._lines: list[str] | None = None
 
     def line_of(self, steps: tuple[object, ...], written: str = "") -> int | None:
         """The line of the value node at ``steps``; for a piece of a longer scalar (a token of a
-        ConfigMap value), the line inside that scalar's own span where the piece is written.
-        None when the document has no such node (it cannot be composed: discovery goes on)."""
+        ConfigMap value), the line within that scalar's own source span where the piece is.
+        None when the document has no such node (it cannot be composed: discovery goes on).
+
+        Lines are counted from the node's character offset, as editors count them ("\\n"
+        only): PyYAML's own line numbers also count U+2028 and NEL as line breaks."""
         node = self._node_at(steps)
         if node is None:
             return None
-        first, last = node.start_mark.line, node.end_mark.line
-        if node.end_mark.column == 0:
-            last -= 1  # a block scalar ends at the start of the line after it
-        if last > first and isinstance(node, yaml.ScalarNode) and written:
-            lines = self._text_lines()
-            first = next((n for n in range(first, min(last, len(lines) - 1) + 1) if written in lines[n]), first)
-        return self.document.line + first
+        text, start = self.document.text, node.start_mark.index
+        if written and isinstance(node, yaml.ScalarNode) and node.value != written:
+            found = text.find(written, start, node.end_mark.index)
+            start = found if found >= 0 else start  # escapes or folding: the value's first line
+        return self.document.line + text.count("\n", 0, start)
 
     def _node_at(self, steps: tuple[object, ...]) -> yaml.Node | None:
         node = self._compose()
@@ -65,11 +65,6 @@ class NodeLines:
             except (yaml.YAMLError, RecursionError):
                 self._root = None  # PyYAML refuses what yaml-rs read: no line rather than a guess
         return self._root
-
-    def _text_lines(self) -> list[str]:
-        if self._lines is None:
-            self._lines = self.document.text.split("\n")
-        return self._lines
 
 
 def _child(node: yaml.Node, step: object) -> yaml.Node | None:
