@@ -7,8 +7,9 @@ folder and read back (``read_input_file``, timed apart), then the same texts are
 
     (a) PyYAML's CSafeLoader merely loading every document (``yaml.load_all``)
     (b) yaml-rs merely loading every file (one ``yaml_rs.loads`` call per file, defaults);
-        also shown with the garbage collector off, as ``load_documents`` runs (it pauses the
-        collector, which otherwise walks the millions of new dicts and lists again and again)
+        also shown with the garbage collector off, for scale: ``load_documents`` leaves it
+        running (in a notebook it is the user's kernel's), and it walks the millions of new
+        dicts and lists again and again (about 0.1x of the floor)
     (c) kubenb: ``split_documents`` then ``load_documents`` (yaml-rs when it surely agrees
         with PyYAML, PyYAML otherwise)
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kubenb.discover.charts import charts_in, render_chart
-from kubenb.discover.documents import Document, load_documents, read_input_file, split_documents
+from kubenb.discover.documents import Document, parse_documents, read_input_file, split_documents
 from kubenb.discover.hits import Hit, collect
 from kubenb.discover.imagelist import IMAGE_LIST, read_image_list
 from kubenb.discover.memo import DiscoveryMemo, content_key
+from kubenb.discover.positions import NodeLines
 from kubenb.discover.review import apply_review, save_choice, write_review
 from kubenb.discover.rootfs import RootfsView, view_of_folder, view_of_plan
 from kubenb.discover.walk import ObjectContext, walk_object
@@ -146,30 +147,15 @@ def _chart_hits(view: RootfsView, options: DiscoveryOptions) -> Iterator[Hit]:
 
 
 def _document_hits(documents: Sequence[Document], source: str) -> Iterator[Hit]:
-    for document, obj in load_documents([d for d in documents if not _CRD.search(d.text)]):
-        lines = _LineFinder(document)
+    """Hits of each document, each at the line where the parser placed its value."""
+    for parsed in parse_documents([d for d in documents if not _CRD.search(d.text)]):
+        document = parsed.document
         context = ObjectContext(source=source, file=document.file, chart=document.chart)
-        for hit in walk_object(obj, context):
-            yield replace(hit, location=replace(hit.location, line=lines.line_of(hit.written)))
-
-
-class _LineFinder:
-    """Line numbers of values in a document's text, found in order (parsers give no lines)."""
-
-    def __init__(self, document: Document) -> None:
-        self.document = document
-        self.offsets: dict[str, int] = {}
-
-    def line_of(self, written: str) -> int | None:
-        text = self.document.text
-        start = self.offsets.get(written, 0)
-        found = text.find(written, start)
-        if found < 0:
-            found = text.find(written)
-        if found < 0:
-            return None
-        self.offsets[written] = found + len(written)
-        return self.document.line + text.count("\n", 0, found)
+        hits = list(walk_object(parsed.value, context))
+        if hits:  # only documents with images pay for node positions
+            lines = NodeLines(document, parsed.node)
+            for hit in hits:
+                yield replace(hit, location=replace(hit.location, line=lines.line_of(hit.steps, hit.written)))
 
 
 def _template_line(text: str) -> int:

@@ -13,13 +13,10 @@ concerned, each checked to really start a plain scalar.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import marshal
 import re
 import stat
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AnyStr, NoReturn
@@ -29,8 +26,8 @@ import yaml_rs
 
 from kubenb.errors import DiscoveryError
 
-__all__ = ["MAX_ALIAS_NODES", "MAX_FILE_BYTES", "MAX_LINE_BYTES", "Document", "load_documents",
-           "read_input_file", "split_documents"]
+__all__ = ["MAX_ALIAS_NODES", "MAX_FILE_BYTES", "MAX_LINE_BYTES", "Document", "Parsed", "load_documents",
+           "parse_documents", "read_input_file", "split_documents"]
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_LINE_BYTES = 4 * 1024 * 1024
@@ -54,6 +51,15 @@ class Document:
     line: int
     text: str
     chart: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A document's value and, when PyYAML read it, PyYAML's node tree (it has the lines)."""
+
+    document: Document
+    value: object
+    node: yaml.Node | None = None
 
 
 def read_input_file(path: Path, display: str, *, max_bytes: int = MAX_FILE_BYTES,
@@ -177,41 +183,20 @@ def _after_marker(text: str, at: int) -> int:
 
 
 def load_documents(docs: Sequence[Document]) -> list[tuple[Document, object]]:
-    """Parse each document as PyYAML's safe loader would; empty documents are dropped.
+    """Parse each document as PyYAML's safe loader would; empty documents are dropped."""
+    return [(parsed.document, parsed.value) for parsed in parse_documents(docs)]
 
-    The cyclic garbage collector is paused meanwhile (and resumed if it was running): parsing
-    allocates millions of dicts and lists, none in a cycle, and every few thousand of them the
-    collector would walk all those alive again.
+
+def parse_documents(docs: Iterable[Document]) -> Iterator[Parsed]:
+    """As ``load_documents``, one document at a time, with PyYAML's node tree where PyYAML read
+    the document (a tree weighs several times its value: the caller drops it when done).
+
+    The process-wide garbage collector is left alone: in a notebook it is the user's kernel's.
     """
-    with _collector_paused():
-        return [(doc, value) for doc in docs if (value := _load(doc)) is not None]
+    return (parsed for doc in docs if (parsed := _load(doc)).value is not None)
 
 
-_PAUSE_LOCK = threading.Lock()
-_pauses = 0
-_collector_was_enabled = False
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the process-wide collector, counting pausers, so that two threads loading at once
-    never leave it off (the first to start remembers its state, the last to finish restores it)."""
-    global _pauses, _collector_was_enabled  # noqa: PLW0603  (gc itself is process-wide state)
-    with _PAUSE_LOCK:
-        if _pauses == 0:
-            _collector_was_enabled = gc.isenabled()
-            gc.disable()
-        _pauses += 1
-    try:
-        yield
-    finally:
-        with _PAUSE_LOCK:
-            _pauses -= 1
-            if _pauses == 0 and _collector_was_enabled:
-                gc.enable()
-
-
-def _load(doc: Document) -> object:
+def _load(doc: Document) -> Parsed:
     """yaml-rs when it surely agrees with PyYAML, else PyYAML (which also words the errors).
     One document per call: its value is checked while still in the CPU cache."""
     if _fast_path_open(doc.text):
@@ -220,7 +205,7 @@ def _load(doc: Document) -> object:
         except Exception:  # any failure at all: PyYAML judges the document
             return _parse_judged(doc)
         if value is not None and not _differs(doc.text, value):
-            return value
+            return Parsed(doc, value)
     return _parse_judged(doc)
 
 
@@ -360,14 +345,14 @@ def _starts_plain_scalar(text: str, at: int) -> bool:
     return spaced and before.rsplit(None, 1)[-1][:1] in "&!"
 
 
-def _parse_judged(doc: Document) -> object:
+def _parse_judged(doc: Document) -> Parsed:
     """PyYAML's reading of a document, refusing alias bombs before they are built."""
     loader = _SAFE_LOADER(doc.text)
     try:
         node = loader.get_single_node()
         if node is not None and "*" in doc.text:
             _check_aliases(node, doc)
-        return None if node is None else loader.construct_document(node)
+        return Parsed(doc, None if node is None else loader.construct_document(node), node)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         finding = error.context if error.context and not error.context.startswith("while") else ""

@@ -16,9 +16,11 @@ from kubenb.errors import InvalidReferenceError
 from kubenb.model import FoundImage, ImageList, ImageRef, InvalidImage, Location
 from kubenb.reference import parse_reference
 
-__all__ = ["Hit", "Kind", "collect"]
+__all__ = ["Hit", "Kind", "Steps", "collect"]
 
 Kind = Literal["image", "potential", "test"]
+#: Keys and list indexes from a document's root to a value (``("spec", "containers", 0, "image")``).
+Steps = tuple[object, ...]
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Hit:
     location: Location
     strict: bool = True
     problem: str | None = None  # known to be invalid already (e.g. a number where text belongs)
+    steps: Steps = ()  # where the value sits in its YAML document, for the parser to give its line
 
 
 def collect(hits: Iterable[Hit], warnings: Iterable[str] = ()) -> ImageList:

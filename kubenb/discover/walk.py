@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubenb.discover.hits import Hit, Kind
+from kubenb.discover.hits import Hit, Kind, Steps
 from kubenb.model import Location
 from kubenb.reference import is_valid_reference
 
@@ -47,83 +47,85 @@ class ObjectContext:
     chart: str | None = None
 
 
-def walk_object(obj: Any, context: ObjectContext, path: str = "") -> Iterator[Hit]:
-    """Hits for one parsed document (recursing into ``items`` of ``*List`` kinds)."""
+def walk_object(obj: Any, context: ObjectContext, prefix: Steps = ()) -> Iterator[Hit]:
+    """Hits for one parsed document (recursing into ``items`` of ``*List`` kinds); each hit
+    keeps the keys and indexes that lead to its value, so the parser can say on which line
+    it was written."""
     if not isinstance(obj, Mapping):
         return
     kind = obj.get("kind")
     items = obj.get("items")
     if isinstance(kind, str) and kind.endswith("List") and isinstance(items, list):
         for index, item in enumerate(items):
-            yield from walk_object(item, context, f"{path}items[{index}].")
+            yield from walk_object(item, context, (*prefix, "items", index))
         return
     if kind == "CustomResourceDefinition":
         return  # a type's schema, never a workload: its "image" properties are field names
-    yield from _Walker(obj, context, path).hits()
+    yield from _Walker(obj, context, prefix).hits()
 
 
 class _Walker:
     """Walks one Kubernetes object; knows its name, kind and hook class for every hit."""
 
-    def __init__(self, obj: Mapping[str, Any], context: ObjectContext, prefix: str) -> None:
+    def __init__(self, obj: Mapping[str, Any], context: ObjectContext, prefix: Steps) -> None:
         self.obj = obj
         self.context = context
         self.prefix = prefix
         self.kind: Kind = "test" if _is_test_hook(obj) else "image"
         self.name = _object_name(obj)
-        self.claimed: set[str] = set()
+        self.claimed: set[Steps] = set()
 
     def hits(self) -> Iterator[Hit]:
         pod_spec_path = POD_SPEC_PATHS.get(str(self.obj.get("kind")))
         if pod_spec_path is not None:
             spec = _dig(self.obj, pod_spec_path)
             if isinstance(spec, Mapping):
-                yield from self._pod_spec(spec, ".".join(pod_spec_path))
+                yield from self._pod_spec(spec, pod_spec_path)
         if self.obj.get("kind") == "ConfigMap" and isinstance(self.obj.get("data"), Mapping):
             yield from self._config_map(self.obj["data"])
         if self.obj.get("kind") == "OCIRepository":
             yield from self._oci_repository()
-        yield from self._image_keys(self.obj, "")
+        yield from self._image_keys(self.obj)
 
-    def _hit(self, kind: Kind, written: Any, path: str, *, strict: bool) -> Hit:
-        """A hit at ``path``; in a pod spec, a value that is not text is invalid as it stands."""
+    def _hit(self, kind: Kind, written: Any, steps: Steps, *, strict: bool) -> Hit:
+        """A hit at ``steps``; in a pod spec, a value that is not text is invalid as it stands."""
         text = written if isinstance(written, str) else _yaml_text(written)
         location = Location(
-            self.context.source, self.context.file, path=self.prefix + path, object=self.name,
-            chart=self.context.chart, written=text,
+            self.context.source, self.context.file, path=_path_text(self.prefix, self.obj, steps),
+            object=self.name, chart=self.context.chart, written=text,
         )
         problem = None if isinstance(written, str) else f"an image must be a string, not {type(written).__name__}"
-        return Hit(kind, text, location, strict=strict, problem=problem)
+        return Hit(kind, text, location, strict=strict, problem=problem, steps=(*self.prefix, *steps))
 
-    def _pod_spec(self, spec: Mapping[str, Any], base: str) -> Iterator[Hit]:
+    def _pod_spec(self, spec: Mapping[str, Any], base: Steps) -> Iterator[Hit]:
         for list_name in _CONTAINER_LISTS:
             containers = spec.get(list_name)
             for index, container in enumerate(containers if isinstance(containers, list) else ()):
                 if isinstance(container, Mapping):
-                    yield from self._container(container, f"{base}.{list_name}[{index}]")
+                    yield from self._container(container, (*base, list_name, index))
         volumes = spec.get("volumes")
         for index, volume in enumerate(volumes if isinstance(volumes, list) else ()):
             reference = _dig(volume, ("image", "reference"))
             if reference is not None:
-                path = f"{base}.volumes[{index}].image.reference"
-                self.claimed.add(path)
-                yield self._hit(self.kind, reference, path, strict=True)
+                steps = (*base, "volumes", index, "image", "reference")
+                self.claimed.add(steps)
+                yield self._hit(self.kind, reference, steps, strict=True)
 
-    def _container(self, container: Mapping[str, Any], path: str) -> Iterator[Hit]:
+    def _container(self, container: Mapping[str, Any], steps: Steps) -> Iterator[Hit]:
         if "image" in container:
-            self.claimed.add(f"{path}.image")
-            yield self._hit(self.kind, container["image"], f"{path}.image", strict=True)
+            self.claimed.add((*steps, "image"))
+            yield self._hit(self.kind, container["image"], (*steps, "image"), strict=True)
         env = container.get("env")
         for index, variable in enumerate(env if isinstance(env, list) else ()):
             value = variable.get("value") if isinstance(variable, Mapping) else None
             if isinstance(value, str) and _looks_like_image(value):
-                yield self._hit("potential", value, f"{path}.env[{index}].value", strict=False)
+                yield self._hit("potential", value, (*steps, "env", index, "value"), strict=False)
         for key in ("command", "args"):
             words = container.get(key)
             for index, word in enumerate(words if isinstance(words, list) else ()):
                 match = _IMAGE_FLAG.match(word) if isinstance(word, str) else None
                 if match and _looks_like_image(match.group(1)):
-                    yield self._hit("potential", match.group(1), f"{path}.{key}[{index}]", strict=False)
+                    yield self._hit("potential", match.group(1), (*steps, key, index), strict=False)
 
     def _config_map(self, data: Mapping[str, Any]) -> Iterator[Hit]:
         for key, value in data.items():
@@ -131,7 +133,7 @@ class _Walker:
                 continue
             for token in dict.fromkeys(_TOKEN.findall(value)):
                 if _looks_like_image(token):
-                    yield self._hit("potential", token, f"data.{key}", strict=False)
+                    yield self._hit("potential", token, ("data", key), strict=False)
 
     def _oci_repository(self) -> Iterator[Hit]:
         url = _dig(self.obj, ("spec", "url"))
@@ -140,36 +142,52 @@ class _Walker:
             return
         name = url.removeprefix("oci://")
         if isinstance(ref.get("digest"), str):
-            yield self._hit(self.kind, f"{name}@{ref['digest']}", "spec.ref.digest", strict=False)
+            yield self._hit(self.kind, f"{name}@{ref['digest']}", ("spec", "ref", "digest"), strict=False)
         elif isinstance(ref.get("tag"), str):
-            yield self._hit(self.kind, f"{name}:{ref['tag']}", "spec.ref.tag", strict=False)
+            yield self._hit(self.kind, f"{name}:{ref['tag']}", ("spec", "ref", "tag"), strict=False)
 
-    def _image_keys(self, node: Any, path: str) -> Iterator[Hit]:
+    def _image_keys(self, node: Any) -> Iterator[Hit]:
         """Any other ``image`` key holding a valid reference (custom resources, operators)."""
-        found: list[tuple[str, str]] = []
-        _collect_image_keys(node, path, found)
-        for child, value in found:
-            if child not in self.claimed:
-                yield self._hit(self.kind, value, child, strict=False)
+        found: list[tuple[Steps, str]] = []
+        _collect_image_keys(node, (), found)
+        for steps, value in found:
+            if steps not in self.claimed:
+                yield self._hit(self.kind, value, steps, strict=False)
 
 
-def _collect_image_keys(node: Any, path: str, found: list[tuple[str, str]]) -> None:
-    """(path, value) of every string ``image`` key below ``node``.
+def _collect_image_keys(node: Any, steps: Steps, found: list[tuple[Steps, str]]) -> None:
+    """(steps, value) of every string ``image`` key below ``node``.
 
     This visits every node of every object, so it is a plain recursion that tests exact
-    types (parsers give plain dicts and lists) and builds a path only for containers.
+    types (parsers give plain dicts and lists) and extends the steps only for containers.
     """
     if type(node) is dict:
         for key, value in node.items():
             kind = type(value)
             if kind is dict or kind is list:
-                _collect_image_keys(value, f"{path}.{key}" if path else str(key), found)
+                _collect_image_keys(value, (*steps, key), found)
             elif kind is str and key == "image":
-                found.append((f"{path}.{key}" if path else "image", value))
+                found.append(((*steps, key), value))
     else:
         for index, item in enumerate(node):
             if type(item) is dict or type(item) is list:
-                _collect_image_keys(item, f"{path}[{index}]", found)
+                _collect_image_keys(item, (*steps, index), found)
+
+
+def _path_text(prefix: Steps, obj: Any, steps: Steps) -> str:
+    """``spec.containers[0].image`` for steps taken from ``obj``: the value tells whether a
+    step is a list index or a mapping key (a key may be a number too)."""
+    text = "".join(f"{step}[{index}]." for step, index in zip(prefix[::2], prefix[1::2], strict=True))
+    parts: list[str] = []
+    node = obj
+    for step in steps:
+        if isinstance(node, list) and isinstance(step, int):
+            parts.append(f"[{step}]")
+            node = node[step]
+        else:
+            parts.append(f".{step}" if parts else str(step))
+            node = node.get(step) if isinstance(node, Mapping) else None
+    return text + "".join(parts)
 
 
 def _dig(node: Any, keys: tuple[str, ...]) -> Any:

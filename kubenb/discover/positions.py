@@ -1,0 +1,104 @@
+"""Lines of values in a YAML document, as the parser placed them: never a search of the text.
+
+Discovery reports where each image was written. The values come from ``load_documents``
+(yaml-rs, or PyYAML where they could differ); yaml-rs gives no positions, so the lines come
+from PyYAML's C composer, the reading the values agree with: its nodes carry their start and
+end marks. A document that PyYAML already read brings its node tree along; any other is
+composed here, and only when it holds an image (a fraction of the parsed bytes: see
+docs/benchmarks.md). Aliases share their anchor's node, and ``<<`` merge keys are followed as
+PyYAML's constructor follows them, so the line is where the value is written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from kubenb.discover.documents import Document
+
+__all__ = ["NodeLines"]
+
+_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class NodeLines:
+    """Answers "on which file line is the value at these steps?" for one document."""
+
+    def __init__(self, document: Document, root: yaml.Node | None = None) -> None:
+        self.document = document
+        self._root = root
+        self._composed = root is not None
+
+    def line_of(self, steps: tuple[object, ...], written: str = "") -> int | None:
+        """The line of the value node at ``steps``; for a piece of a longer scalar (a token of a
+        ConfigMap value), the line within that scalar's own source span where the piece is.
+        None when the document has no such node (it cannot be composed: discovery goes on).
+
+        Lines are counted from the node's character offset, as editors count them ("\\n"
+        only): PyYAML's own line numbers also count U+2028 and NEL as line breaks."""
+        node = self._node_at(steps)
+        if node is None:
+            return None
+        text, start = self.document.text, node.start_mark.index
+        if written and isinstance(node, yaml.ScalarNode) and node.value != written:
+            found = text.find(written, start, node.end_mark.index)
+            start = found if found >= 0 else start  # escapes or folding: the value's first line
+        return self.document.line + text.count("\n", 0, start)
+
+    def _node_at(self, steps: tuple[object, ...]) -> yaml.Node | None:
+        node = self._compose()
+        for step in steps:
+            if node is None:
+                return None
+            node = _child(node, step)
+        return node
+
+    def _compose(self) -> yaml.Node | None:
+        """PyYAML's node tree of the document, composed once, on the first question."""
+        if not self._composed:
+            self._composed = True
+            try:
+                self._root = yaml.compose(self.document.text, Loader=_SAFE_LOADER)
+            except (yaml.YAMLError, RecursionError):
+                self._root = None  # PyYAML refuses what yaml-rs read: no line rather than a guess
+        return self._root
+
+
+def _child(node: yaml.Node, step: object) -> yaml.Node | None:
+    """The node one step below: a list index, or a mapping key (the last of equal keys wins,
+    then ``<<`` merges, the earlier merged mapping first, as PyYAML constructs them)."""
+    if isinstance(node, yaml.SequenceNode):
+        items: list[yaml.Node] = node.value
+        return items[step] if type(step) is int and 0 <= step < len(items) else None
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    merges: list[yaml.Node] = []
+    for key, value in reversed(node.value):
+        if _is_key(key, step):
+            return value  # type: ignore[no-any-return]
+        if key.tag == _MERGE:
+            merges.append(value)
+    for merged in reversed(merges):  # reversed twice: the first "<<" of the mapping first
+        sources = merged.value if isinstance(merged, yaml.SequenceNode) else [merged]
+        for source in sources:
+            found = _child(source, step)
+            if found is not None:
+                return found
+    return None
+
+
+def _is_key(key: yaml.Node, step: object) -> bool:
+    """Whether a key node constructs to ``step``: text keys compare as written, others (``1:``,
+    ``yes:``, rare in manifests) are constructed as PyYAML's safe loader would."""
+    if not isinstance(key, yaml.ScalarNode):
+        return False
+    if type(step) is str:
+        return key.tag == _STR and key.value == step
+    try:
+        value = yaml.SafeLoader("").construct_object(key, deep=True)
+    except yaml.YAMLError:
+        return False
+    return type(value) is type(step) and bool(value == step)
