@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from kubenb.discover import clear_memo, context_images
 from kubenb.discover.charts import charts_in, render_chart
+from kubenb.kubefile import plan_build
 from kubenb.model import ImageList, Location
 from tests.support.corpus import CORPUS, context_for, expected_cases, load_expected, peer_cases
 
@@ -73,7 +74,7 @@ def assert_line_holds_value(location: Location, lines: list[str]) -> None:
 def test_every_corpus_location_is_the_line_of_its_value(case: Path, tmp_path: Path) -> None:
     expected = load_expected(case)
     context = context_for(expected, tmp_path / "context")
-    found = context_images(context)
+    found = context_images(plan_build(context))
     templates = rendered_templates(context) if expected["source"].startswith("charts/") else {}
     located = 0
     for location in all_locations(found):
@@ -87,7 +88,7 @@ def test_every_peer_case_location_is_the_line_of_its_value(case: Path) -> None:
     """The peers' own test inputs too (zarf, sealer): flux OCIRepository, image volumes..."""
     if load_expected(case / "expected.json")["error"]:
         pytest.skip("the case is broken YAML (tests/test_discovery_corpus.py checks its error)")
-    found = context_images(case)
+    found = context_images(plan_build(case))
     templates = rendered_templates(case) if (case / "charts").is_dir() else {}
     for location in all_locations(found):
         assert_line_holds_value(location, text_of(location, case, templates).splitlines())
@@ -113,7 +114,7 @@ def test_image_named_like_its_container_is_reported_at_the_image_line(tmp_path: 
     """The text search this replaced reported both images at line 4, ``name: nginx``."""
     (tmp_path / "manifests").mkdir()
     (tmp_path / "manifests" / "web.yaml").write_text(NAME_THEN_IMAGE)
-    (nginx,) = context_images(tmp_path).images
+    (nginx,) = context_images(plan_build(tmp_path)).images
     assert [(loc.file, loc.line, loc.path) for loc in nginx.locations] == [
         ("manifests/web.yaml", 10, "spec.template.spec.containers[0].image"),
         ("manifests/web.yaml", 12, "spec.template.spec.containers[1].image"),
@@ -141,7 +142,7 @@ def test_lines_follow_aliases_merges_and_values_on_the_next_line(tmp_path: Path)
     the next line, and neither at an earlier line that merely holds the same text."""
     (tmp_path / "manifests").mkdir()
     (tmp_path / "manifests" / "pod.yaml").write_text(ALIASES_AND_MERGES)
-    (busybox,) = context_images(tmp_path).images
+    (busybox,) = context_images(plan_build(tmp_path)).images
     assert [(loc.line, loc.path) for loc in busybox.locations] == [
         (4, "spec.containers[0].image"), (12, "spec.containers[1].image"), (4, "x-defaults.image"),
     ]
@@ -152,7 +153,7 @@ def test_a_list_kind_locates_each_item(tmp_path: Path) -> None:
             "- kind: Pod\n  spec: {containers: [{name: redis:7,\n    image: redis:7}]}\n")
     (tmp_path / "manifests").mkdir()
     (tmp_path / "manifests" / "list.yaml").write_text(text)
-    (redis,) = context_images(tmp_path).images
+    (redis,) = context_images(plan_build(tmp_path)).images
     assert [(loc.line, loc.path) for loc in redis.locations] == [
         (6, "items[0].spec.containers[0].image"), (9, "items[1].spec.containers[0].image"),
     ]
@@ -175,7 +176,7 @@ def test_a_token_in_a_config_map_value_is_on_the_line_inside_that_value(tmp_path
     key's line, nor an annotation above that merely mentions it."""
     (tmp_path / "manifests").mkdir()
     (tmp_path / "manifests" / "cm.yaml").write_text(CONFIG_MAP)
-    found = context_images(tmp_path)
+    found = context_images(plan_build(tmp_path))
     lines = {str(f.image): [(loc.line, loc.path) for loc in f.locations] for f in found.potential}
     assert lines == {
         "quay.io/team/agent:2.0": [(5, "data.images.txt")],
@@ -222,7 +223,7 @@ def test_each_container_image_is_at_its_own_line_whatever_surrounds_it(case: tup
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "manifests").mkdir()
         (Path(folder) / "manifests" / "d.yaml").write_text(text)
-        found = context_images(Path(folder))
+        found = context_images(plan_build(Path(folder)))
     located = sorted((loc.line, loc.written) for f in found.images for loc in f.locations
                      if loc.path and loc.path.endswith("].image"))
     assert located == sorted(expected), text
@@ -235,7 +236,7 @@ def test_lines_are_counted_as_editors_count_them(tmp_path: Path) -> None:
             "spec:\r\n  containers:\r\n  - image: alpine:3.20\r\n")
     (tmp_path / "manifests").mkdir()
     (tmp_path / "manifests" / "pod.yaml").write_bytes(text.encode())
-    (alpine,) = context_images(tmp_path).images
+    (alpine,) = context_images(plan_build(tmp_path)).images
     assert [loc.line for loc in alpine.locations] == [5]
 
 
@@ -259,7 +260,7 @@ def test_discovery_never_turns_the_garbage_collector_off(tmp_path: Path, monkeyp
     clear_memo()
     gc.callbacks.append(watch)
     try:
-        found = context_images(tmp_path)
+        found = context_images(plan_build(tmp_path))
     finally:
         gc.callbacks.remove(watch)
     assert found.images and gc.isenabled()
