@@ -138,7 +138,7 @@ def test_runtime_case_carried_list_is_exact(case: Path, tmp_path: Path) -> None:
     assert sorted(str(f.image) for f in found.images) == sorted(expected["images"])
     assert sorted({f.written for f in found.images}) == sorted(expected["written"])
     assert sorted(str(f.image) for f in found.test) == sorted(expected["test_hook_images"])
-    assert not found.invalid
+    assert sorted(i.written for i in found.invalid) == sorted(expected.get("invalid", []))
 
 
 @pytest.mark.parametrize("case", runtime_cases(), ids=lambda p: p.name)
@@ -158,7 +158,7 @@ def test_reported_runtime_images_have_the_hand_read_lines(case: Path, tmp_path: 
 def test_runtime_corpus_has_its_cases_and_sources() -> None:
     readme = (CORPUS / "README.md").read_text()
     cases = runtime_cases()
-    assert len(cases) == 13
+    assert len(cases) == 14
     for case in cases:
         assert f"`runtime/{case.name}/`" in readme, case.name
         expected = load_expected(case / "expected.json")
@@ -171,7 +171,7 @@ def test_recall_and_noise_figures_are_printed(scores: list[Score], capsys: pytes
         for line in _report(scores):
             print(line)
     hit, total = _recall(scores)
-    assert total >= 38 and 0 <= hit <= total  # 29 run-time images in the new contexts, 9 in the corpus
+    assert total >= 40 and 0 <= hit <= total  # 31 run-time images in the new contexts, 9 in the corpus
 
 
 @pytest.mark.xfail(strict=False, reason="issue 16: the potential-image classifier is built in parallel")
