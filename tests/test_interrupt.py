@@ -26,8 +26,11 @@ import pytest
 import requests
 
 from kubenb.demo import DemoRegistry
+from kubenb.store import Store
 from tests.support.faulty import Fault, FaultyProxy, Hold
+from tests.support.registry import Registry
 from tests.test_hostile import assert_nothing_written, kubenb
+from tests.test_push_pull import commit_image
 
 pytestmark = pytest.mark.registry
 
@@ -129,6 +132,42 @@ def test_ctrl_c_stops_save_images_at_once_and_leaves_a_sound_folder(source: Demo
     rerun = kubenb("save-images", "-o", str(output), *(f"{source.host}/library/{image}" for image in IMAGES))
     assert rerun.returncode == 0, rerun.stderr
     assert "1 already complete" in rerun.stdout, rerun.stdout
+
+
+def test_ctrl_c_stops_a_pull_at_once_and_names_nothing(registry: Registry, tmp_path: Path, repo_name: str) -> None:
+    """The image's last layer is held on every try: only the cancel can end the pull."""
+    image = commit_image(tmp_path / "root", tmp_path)
+    pushed = kubenb("--root", str(tmp_path / "root"), "push", image.name, f"{registry.host}/{repo_name}:v1")
+    assert pushed.returncode == 0, pushed.stderr
+    last = Store(tmp_path / "root").layers(image.name)[-1].digest
+    fresh = tmp_path / "fresh"
+    hold = Hold()
+    with FaultyProxy(registry.url) as proxy:
+        proxy.add(Fault(re.escape(f"/blobs/{last}"), hold, times=10_000))
+        try:
+            result = interrupted(["--root", str(fresh), "pull", f"{proxy.host}/{repo_name}:v1"], hold)
+        finally:
+            hold.release.set()
+    assert_interrupted(result, "kubenb: pull interrupted; nothing was named; the store is as it was")
+    assert_nothing_written(fresh)
+
+
+def test_ctrl_c_stops_a_push_at_once_and_tags_nothing(registry: Registry, tmp_path: Path, repo_name: str) -> None:
+    """The check of the last layer (the HEAD before its upload) is held on every try; the
+    manifest, sent last, never is."""
+    image = commit_image(tmp_path / "root", tmp_path)
+    last = Store(tmp_path / "root").layers(image.name)[-1].digest
+    hold = Hold()
+    with FaultyProxy(registry.url) as proxy:
+        proxy.add(Fault(re.escape(f"/blobs/{last}"), hold, times=10_000, method="HEAD"))
+        try:
+            result = interrupted(["--root", str(tmp_path / "root"), "push", image.name,
+                                  f"{proxy.host}/{repo_name}:v1"], hold)
+        finally:
+            hold.release.set()
+    assert_interrupted(result, "kubenb: push interrupted; no tag was written at the destination; run it again to go on")
+    answer = requests.get(f"{registry.url}/v2/{repo_name}/tags/list", timeout=30)
+    assert answer.status_code == 404 or not answer.json().get("tags"), answer.text
 
 
 # -- the demo registry and SIGINT to its parent's process group ---------------------------------
