@@ -9,6 +9,7 @@ The kernel case (JupyterLab's interrupt button) is tests/test_browser.py's
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +26,8 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
 
 from kubenb.demo import DemoRegistry
 from kubenb.store import Store
@@ -168,6 +172,67 @@ def test_ctrl_c_stops_a_push_at_once_and_tags_nothing(registry: Registry, tmp_pa
     assert_interrupted(result, "kubenb: push interrupted; no tag was written at the destination; run it again to go on")
     answer = requests.get(f"{registry.url}/v2/{repo_name}/tags/list", timeout=30)
     assert answer.status_code == 404 or not answer.json().get("tags"), answer.text
+
+
+# -- Ctrl-C in IPython (``interrupt_main``: KeyboardInterrupt in the main thread, no signal) ---------
+
+
+@pytest.fixture
+def shell() -> Iterator[InteractiveShell]:
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "kubenb")
+    ip.run_line_magic("config", "KubenbMagics.full_traceback = False")
+    yield ip
+
+
+def interrupt_main_once(ready: Callable[[], bool]) -> threading.Thread:
+    """Press Ctrl-C in the main thread once ``ready()`` (polled; a bound only against hanging)."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while not ready() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        _thread.interrupt_main()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    return watcher
+
+
+def build_threads() -> list[str]:
+    return [thread.name for thread in threading.enumerate() if thread.name.startswith("kubenb")]
+
+
+@pytest.mark.parametrize("progress", ["widget", "text"])
+def test_ctrl_c_during_a_foreground_build_in_ipython_stops_it_before_the_cell_returns(
+        shell: InteractiveShell, tmp_path: Path, progress: str) -> None:
+    """The RUN never ends by itself: the interrupt ends the build. The panel's wait looks for
+    the interrupt in short steps (a wait without a timeout never sees ``interrupt_main``), and
+    no build thread is left running once the cell has failed."""
+    context = tmp_path / "context"
+    context.mkdir()
+    root = tmp_path / "store"
+    body = "FROM scratch\nRUN touch etc/started; while true; do sleep 0.1; done\n"
+    watcher = interrupt_main_once(lambda: bool(list((root / "tmp").glob("build-*/rootfs/etc/started"))))
+    outcome = shell.run_cell(f"%%kubefile --context {context} --root {root} -t slow:1 --build --progress {progress}\n"
+                             f"{body}")
+    watcher.join(120)
+    assert isinstance(outcome.error_in_exec, UsageError), outcome.error_in_exec
+    assert str(outcome.error_in_exec) == "the build was interrupted; nothing was named; the store is as it was"
+    assert build_threads() == []
+    assert_nothing_written(root)
+
+
+def test_ctrl_c_during_save_images_in_ipython_stops_it_at_once(
+        shell: InteractiveShell, source: DemoRegistry, tmp_path: Path) -> None:
+    output = tmp_path / "registry"
+    with holding(source, r"/blobs/") as (proxy, hold):
+        watcher = interrupt_main_once(hold.held.is_set)
+        outcome = shell.run_cell(f"%kubenb save-images -o {output} {proxy.host}/library/busybox:1.36")
+        watcher.join(120)
+    assert isinstance(outcome.error_in_exec, UsageError), outcome.error_in_exec
+    assert str(outcome.error_in_exec).startswith("save-images interrupted; nothing half-written was kept")
+    assert build_threads() == []
 
 
 # -- the demo registry and SIGINT to its parent's process group ---------------------------------
