@@ -33,7 +33,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.display import display
 from traitlets import Bool, Enum, Unicode
 
-from kubenb.cli import add_build_options, build_options, build_parser
+from kubenb.cli import add_build_options, build_options, build_parser, run_command
 from kubenb.display import (
     EventPrinter,
     cluster_image_html,
@@ -158,17 +158,19 @@ def _run_build(options: BuildOptions, root: Path | None, builder: str, progress:
         from kubenb.widgets import BuildPanel  # noqa: PLC0415
 
         panel = BuildPanel(options, engine=Engine(root), builder=builder)
-        if progress != "none":
-            display(panel)  # type: ignore[no-untyped-call]
-        panel.start()
-        if background:
-            return panel
         try:
+            if progress != "none":
+                display(panel)  # type: ignore[no-untyped-call]
+            panel.start()
+            if background:
+                return panel
             image = panel.wait()
         except KeyboardInterrupt:
-            panel.cancel()
-            panel.wait()
-            raise Cancelled("the build was interrupted", hint="nothing was named; the store is as it was") from None
+            panel.cancel()  # unconditionally: whatever the interrupt broke, the token is set
+            _wait_out(panel.wait, lambda: not panel.running)
+            if panel.result is None:
+                raise _interrupted() from None
+            return panel.result  # named before the interrupt took effect: say so by returning it
         if panel.error is not None:
             raise panel.error
         return image
@@ -202,11 +204,27 @@ def _until_interrupted(engine: Engine, options: BuildOptions, builder: str) -> C
             pass
     except KeyboardInterrupt:
         engine.cancel()
-        done.wait()
-        raise Cancelled("the build was interrupted", hint="nothing was named; the store is as it was") from None
+        _wait_out(done.wait, done.is_set)
+        if not isinstance(outcome[0], ClusterImage):
+            raise _interrupted() from None
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
     return outcome[0]
+
+
+def _wait_out(wait: Callable[[float], object], ended: Callable[[], bool]) -> None:
+    """Wait for a cancelled build to undo itself (a second or so: the cancel cut its downloads).
+
+    Further interrupts meanwhile are let pass: leaving now would leave a build thread behind
+    the cell, writing into whatever cell runs next, and maybe naming the image after all.
+    """
+    while not ended():
+        with contextlib.suppress(KeyboardInterrupt):
+            wait(0.1)
+
+
+def _interrupted() -> Cancelled:
+    return Cancelled("the build was interrupted", hint="nothing was named; the store is as it was")
 
 
 def _widget_progress(progress: str) -> bool:
@@ -323,7 +341,7 @@ class KubenbMagics(Magics):
             options.root = self.root
         if options.command == "login":
             return _login(options)
-        status = options.run(options)
+        status = run_command(options)  # Ctrl-C stops save-images, pull, push at once
         if status:
             raise UsageError(f"kubenb {options.command} failed with status {status}")
         return None
