@@ -70,7 +70,8 @@ def charts_in(files: Mapping[str, Path]) -> list[ChartSource]:
             both = " and ".join(sorted((found[name].path.name, top)))
             raise DiscoveryError(f"two charts are named {name}: {both}",
                                  file="charts", hint="keep one of them")
-        values = next((files[f"{n}.values.yaml"] for n in (name, chart_name) if f"{n}.values.yaml" in files), None)
+        values = next((files[f"{n}.values.yaml"] for n in (name, chart_name) if n and f"{n}.values.yaml" in files),
+                      None)
         found[name] = ChartSource(name, path, values, chart_name)
     return [found[name] for name in sorted(found)]
 
