@@ -680,6 +680,17 @@ def test_cli_backend_gives_the_sdk_documents(fake_helm):
     ]
 
 
+def test_cli_backend_log_lines_become_warnings(fake_helm, monkeypatch):
+    monkeypatch.setenv("FAKE_HELM_STDERR", "2026/12/03 13:05:20 warning: destination for parent.a is a table. "
+                       "Ignoring non-table value (1)\n\nwalk.go:74: found symbolic link in path: /x resolves to /y\n")
+    warnings: list[str] = []
+    render_chart(source("parent"), backend="cli", warnings=warnings)
+    assert warnings == [
+        "chart parent: Helm warning: destination for parent.a is a table. Ignoring non-table value (1)",
+        "chart parent: Helm warning: walk.go:74: found symbolic link in path: /x resolves to /y",
+    ]
+
+
 def test_cli_backend_translates_helm_errors(fake_helm, monkeypatch):
     monkeypatch.setenv("FAKE_HELM_STATUS", "1")
     monkeypatch.setenv(

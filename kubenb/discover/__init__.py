@@ -38,7 +38,10 @@ _CACHE = DiscoveryMemo()
 
 @dataclass(frozen=True)
 class DiscoveryOptions:
-    """How charts are rendered: per-chart values files and ``--set`` expressions, Helm options."""
+    """How charts are rendered: per-chart values files and ``--set`` expressions, Helm options.
+
+    Charts are keyed by their Chart.yaml name or their file stem; a key that names no chart is
+    an error when discovery runs (``chart_options``), not an option silently dropped."""
 
     values: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)
     set_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -52,8 +55,9 @@ def discovery_options(
     kube_version: str | None = None,
     helm_backend: str = "sdk",
 ) -> DiscoveryOptions:
-    """The options as callers write them: ``values`` maps a chart name to one or more values
-    files, ``set`` a chart name to ``key=value`` expressions (Helm's ``--set`` syntax)."""
+    """The options as callers write them: ``values`` maps a chart name (its Chart.yaml ``name``
+    or its file stem) to one or more values files, ``set`` a chart name to ``key=value``
+    expressions (Helm's ``--set`` syntax)."""
     return DiscoveryOptions(
         values={chart: tuple(Path(str(p)) for p in _as_tuple(files)) for chart, files in (values or {}).items()},
         set_values={chart: tuple(str(e) for e in _as_tuple(exprs)) for chart, exprs in (set or {}).items()},
