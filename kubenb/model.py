@@ -316,8 +316,11 @@ def _row(found: FoundImage, location: Location, kind: str) -> dict[str, Any]:
 
 
 def _normalised(image: str | ImageRef) -> ImageRef | None:
-    if isinstance(image, ImageRef) or not _NORMALISE:
-        return image if isinstance(image, ImageRef) else None
+    """The reference ``image`` names, or None for text that is no reference (found as written)."""
+    if isinstance(image, ImageRef):
+        return image
+    if not _NORMALISE:
+        return None
     try:
         return _NORMALISE[0](image)
     except InvalidReferenceError:
