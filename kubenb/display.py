@@ -22,16 +22,25 @@ from kubenb.events import (
     Message,
     Retrying,
 )
-from kubenb.model import ClusterImage, FoundImage, ImageList, Kubefile, Location
+from kubenb.model import ClusterImage, FoundImage, ImageList, Kubefile, Location, Place
 
 __all__ = ["EventPrinter", "cluster_image_html", "cluster_image_text", "event_line", "human_size", "image_list_csv",
            "image_list_html", "image_list_plain", "image_list_table", "kubefile_html", "kubefile_text",
            "locations_text"]
 
 
+#: The heading of the images a review left out (``.kubenb/exclude``) in the text outputs.
+EXCLUDED_HEADING = "Left out by the review (.kubenb/exclude; not carried)"
+
+
 def image_list_plain(images: ImageList) -> str:
-    """One normalised image per line: the imageList format, ready for ``save-images -f``."""
-    return "".join(f"{found.image}\n" for found in images.images)
+    """One normalised image per line: the imageList format, ready for ``save-images -f``. The
+    images the review excluded follow as comments under their own heading, so the list still
+    reads as what a build carries while saying what it leaves out."""
+    text = "".join(f"{found.image}\n" for found in images.images)
+    if images.excluded:
+        text += f"# {EXCLUDED_HEADING}\n" + "".join(f"# {found.image}\n" for found in images.excluded)
+    return text
 
 
 def image_list_csv(images: ImageList) -> str:
@@ -51,6 +60,8 @@ def image_list_table(images: ImageList) -> str:
                         + _table(images.potential))
     if images.test:
         sections.append("Images used only by Helm test hooks (not included):\n" + _table(images.test))
+    if images.excluded:
+        sections.append(f"{EXCLUDED_HEADING}:\n" + _table(images.excluded))
     if images.invalid:
         sections.append("Invalid references (a build stops on them unless --skip-invalid):\n" + "".join(
             f"  {invalid.written!r} at {invalid.location}: {invalid.reason}\n" for invalid in images.invalid
@@ -59,7 +70,12 @@ def image_list_table(images: ImageList) -> str:
 
 
 def locations_text(locations: Sequence[Location]) -> str:
-    return "".join(f"{location.source}: {location}\n" for location in locations)
+    """One line per place: its kind when known (``ImageList.why`` gives it), its source, where."""
+    return "".join(
+        f"{location.kind} ({location.source}): {location}\n" if isinstance(location, Place)
+        else f"{location.source}: {location}\n"
+        for location in locations
+    )
 
 
 def _table(found: Sequence[FoundImage]) -> str:

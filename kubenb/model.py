@@ -7,15 +7,18 @@ values the layers hand to each other, so they must be cheap to build, compare an
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
+
+from kubenb.errors import InvalidReferenceError
 
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["IMAGES_ANNOTATION", "KEYWORDS", "ClusterImage", "Flag", "ImageRef", "Instruction", "Kubefile", "Layer"]
+__all__ = ["IMAGES_ANNOTATION", "KEYWORDS", "ClusterImage", "Flag", "ImageRef", "Instruction", "Kubefile", "Layer",
+           "Place"]
 
 #: The instructions a Kubefile may hold, in the order users meet them in the docs.
 KEYWORDS: tuple[str, ...] = ("FROM", "COPY", "RUN", "CMD", "ARG", "ENV", "LABEL")
@@ -165,6 +168,30 @@ class Location:
         return " ".join([where, *details]) + chart
 
 
+@dataclass(frozen=True, order=True)
+class Place(Location):
+    """A place :meth:`ImageList.why` answers with: the location, and what the image is there
+    (``image``, ``potential``, ``test``, ``excluded`` or ``invalid``): whoever asks where an image
+    comes from also needs to know whether a build carries it."""
+
+    kind: str = "image"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "kind": self.kind}
+
+
+#: Turns a written reference into its ``ImageRef`` (docker's rules), raising
+#: ``InvalidReferenceError`` for a non-reference. ``kubenb.reference`` installs its parser when
+#: it is imported (and ``import kubenb`` imports it): records cannot import the layer above
+#: them, yet ``ImageList.why("busybox")`` must normalise as ``kubenb list-images --why`` does.
+_NORMALISE: list[Callable[[str], ImageRef]] = []
+
+
+def use_normaliser(normalise: Callable[[str], ImageRef]) -> None:
+    """Install the one reference normalisation ``ImageList.why`` uses (called by kubenb.reference)."""
+    _NORMALISE[:] = [normalise]
+
+
 @dataclass(frozen=True)
 class FoundImage:
     """One normalised image and every place it was written."""
@@ -225,14 +252,21 @@ class ImageList:
     def references(self) -> tuple[ImageRef, ...]:
         return tuple(found.image for found in self.images)
 
-    def why(self, image: str | ImageRef) -> tuple[Location, ...]:
-        """Every place ``image`` was found (normalised or as written); empty when nowhere."""
-        return tuple(
-            location
-            for found in (*self.images, *self.potential, *self.test, *self.excluded)
-            if _matches(found, image)
+    def why(self, image: str | ImageRef) -> tuple[Place, ...]:
+        """Every place ``image`` was found, each with its kind; empty when nowhere. ``image`` may
+        be given in any spelling of the reference (``busybox`` finds ``docker.io/library/busybox:latest``),
+        or as written (an invalid reference is found by its text)."""
+        wanted = _normalised(image)
+        places = [
+            _place(location, kind)
+            for kind, group in (("image", self.images), ("potential", self.potential), ("test", self.test),
+                                ("excluded", self.excluded))
+            for found in group
+            if _matches(found, image, wanted)
             for location in found.locations
-        )
+        ]
+        places += [_place(invalid.location, "invalid") for invalid in self.invalid if invalid.written == image]
+        return tuple(places)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON of ``kubenb list-images -o json`` (a stable contract, see docs/architecture.md)."""
@@ -281,10 +315,26 @@ def _row(found: FoundImage, location: Location, kind: str) -> dict[str, Any]:
     }
 
 
-def _matches(found: FoundImage, image: str | ImageRef) -> bool:
+def _normalised(image: str | ImageRef) -> ImageRef | None:
+    """The reference ``image`` names, or None for text that is no reference (found as written)."""
     if isinstance(image, ImageRef):
-        return found.image == image
+        return image
+    if not _NORMALISE:
+        return None
+    try:
+        return _NORMALISE[0](image)
+    except InvalidReferenceError:
+        return None
+
+
+def _matches(found: FoundImage, image: str | ImageRef, wanted: ImageRef | None) -> bool:
+    if wanted is not None:
+        return found.image == wanted
     return image == str(found.image) or any(image == location.written for location in found.locations)
+
+
+def _place(location: Location, kind: str) -> Place:
+    return Place(**{f.name: getattr(location, f.name) for f in fields(Location)}, kind=kind)
 
 
 # -- the local store's records: what the front ends show of a cluster image -------------------

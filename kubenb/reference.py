@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 
 from kubenb.errors import InvalidReferenceError
-from kubenb.model import ImageRef
+from kubenb.model import ImageRef, use_normaliser
 
 __all__ = [
     "DEFAULT_DOMAIN",
@@ -267,3 +267,6 @@ def _check_digest(text: str, digest: str) -> None:
             raise _invalid(text, f"digest {digest!r} needs at least 32 hex digits", hint)
     elif len(encoded) != expected or not _LOWER_HEX.fullmatch(encoded):
         raise _invalid(text, f"a {algorithm} digest needs {expected} lowercase hex digits, not {encoded!r}")
+
+
+use_normaliser(parse_reference)  # ImageList.why normalises as every other caller does

@@ -8,17 +8,21 @@ since only our argument building and output splitting are ours to test.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tarfile
 import textwrap
+import threading
 from pathlib import Path
 
 import helm_python
 import pytest
 import yaml
 
-from kubenb.discover.charts import ChartSource, RenderedTemplate, find_charts, render_chart
+from kubenb.discover.charts import ChartSource, RenderedTemplate, chart_options, find_charts, render_chart
+from kubenb.discover.helm_log import helm_log_lines
+from kubenb.discover.kube_versions import ConstraintError, admits
 from kubenb.errors import DiscoveryError
 from tests.support.corpus import CORPUS
 
@@ -79,9 +83,48 @@ def test_find_charts_takes_folders_with_chart_yaml_and_archives(tmp_path):
     write(charts / "README.md", "hello\n")
 
     assert find_charts(charts) == [
-        ChartSource("db-0.1.0", charts / "db-0.1.0.tgz", None),
-        ChartSource("web", charts / "web", charts / "web.values.yaml"),
+        ChartSource("db-0.1.0", charts / "db-0.1.0.tgz", None, "required"),
+        ChartSource("web", charts / "web", charts / "web.values.yaml", "novalues"),
     ]
+
+
+def test_a_chart_is_named_by_its_chart_yaml_and_by_its_file_stem(tmp_path):
+    """`cilium-1.20.0.tgz` is the chart `cilium`: options and values files may use either name."""
+    charts = tmp_path / "charts"
+    charts.mkdir()
+    make_tgz(DATA / "required", charts / "db-0.1.0.tgz")
+    write(charts / "required.values.yaml", "a: 1\n")
+    (db,) = find_charts(charts)
+    assert (db.name, db.chart_name, db.names) == ("db-0.1.0", "required", ("required", "db-0.1.0"))
+    assert db.values_file == charts / "required.values.yaml"
+    values = tmp_path / "more.yaml"
+    write(values, "a: 2\n")
+    options = chart_options([db], {"required": (values,)}, {"db-0.1.0": ("a=3",), "required": ("b=4",)})
+    assert options == {"db-0.1.0": ((values,), ("b=4", "a=3"))}
+
+
+@pytest.mark.parametrize(("option", "values", "set_values"), [
+    ("--set cilium", {}, {"cilium": ("image.useDigest=false",)}),
+    ("--values cilium", {"cilium": (Path("/nonexistent.yaml"),)}, {}),
+])
+def test_an_option_that_names_no_chart_is_an_error_listing_the_charts(tmp_path, option, values, set_values):
+    charts = tmp_path / "charts"
+    charts.mkdir()
+    make_tgz(DATA / "required", charts / "db-0.1.0.tgz")
+    shutil.copytree(DATA / "novalues", charts / "web")
+    with pytest.raises(DiscoveryError) as raised:
+        chart_options(find_charts(charts), values, set_values)
+    assert str(raised.value) == f"{option}: no chart named cilium; the charts are: novalues, required"
+
+
+def test_a_values_file_that_does_not_exist_is_an_error_naming_it(tmp_path):
+    charts = tmp_path / "charts"
+    charts.mkdir()
+    make_tgz(DATA / "required", charts / "db-0.1.0.tgz")
+    with pytest.raises(DiscoveryError) as raised:
+        chart_options(find_charts(charts), {"required": (tmp_path / "nope.yaml",)}, {})
+    assert str(raised.value) == (f"{tmp_path / 'nope.yaml'}: values file does not exist; "
+                                 "give an existing file: --values required=FILE")
 
 
 def test_find_charts_without_charts_folder_is_empty(tmp_path):
@@ -144,7 +187,7 @@ def test_chart_without_values_yaml_renders_and_drops_empty_templates():
 def test_tgz_chart(tmp_path):
     archive = make_tgz(DATA / "parent", tmp_path / "parent-1.0.0.tgz")
     (found,) = find_charts(tmp_path)
-    assert found == ChartSource("parent-1.0.0", archive, None)
+    assert found == ChartSource("parent-1.0.0", archive, None, "parent")
     assert by_template(render_chart(found)) == by_template(render_chart(source("parent")))
 
 
@@ -290,6 +333,93 @@ def test_default_kube_version_is_helms():
 def test_bad_kube_version():
     with pytest.raises(DiscoveryError, match="kube version 'latest' is not a Kubernetes version"):
         render_chart(source("kubever"), kube_version="latest")
+
+
+def constrained_chart(tmp_path: Path, constraint: str) -> ChartSource:
+    folder = tmp_path / "cilium"
+    write(folder / "Chart.yaml", f"apiVersion: v2\nname: cilium\nversion: 1.20.0\nkubeVersion: '{constraint}'\n")
+    write(folder / "templates" / "cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+    return ChartSource("cilium", folder, None, "cilium")
+
+
+def test_kube_version_outside_the_charts_constraint_is_refused_as_helm_install_refuses(tmp_path):
+    chart = constrained_chart(tmp_path, ">= 1.30.0-0")
+    with pytest.raises(DiscoveryError) as raised:
+        render_chart(chart, kube_version="1.29.0")
+    assert str(raised.value).startswith(f"{chart.path}: chart cilium requires kubeVersion: >= 1.30.0-0 which is "
+                                        "incompatible with Kubernetes v1.29.0; give a --kube-version")
+    assert render_chart(chart, kube_version="v1.30.2")  # inside: renders
+    assert render_chart(chart)  # no --kube-version: nothing to check against
+
+
+def test_a_kube_version_constraint_kubenb_cannot_read_is_an_error_naming_it(tmp_path):
+    with pytest.raises(DiscoveryError, match=r"chart cilium: cannot read its kubeVersion '>= one'"):
+        render_chart(constrained_chart(tmp_path, ">= one"), kube_version="1.29.0")
+
+
+@pytest.mark.parametrize(("constraint", "version", "admitted"), [
+    (">= 1.30.0-0", "1.29.0", False), (">= 1.30.0-0", "1.30.0", True),
+    (">=1.19.0-0 <1.31.0", "1.30.2", True), (">=1.19.0-0 <1.31.0", "1.31.0", False),
+    (">= 1.21, < 1.40", "v1.29.0", True), ("=> 1.21", "1.29.0", True), ("=< 1.21", "1.29.0", False),
+    ("^1.28", "1.29.0", True), ("^1.28", "2.0.0", False), ("^0.2.3", "0.3.0", False),
+    ("~1.28", "1.29.0", False), ("~1.28.1", "1.28.5", True), ("~> 1.28.1", "1.28.0", False),
+    ("1.2 - 1.4", "1.4.9", True), ("1.2 - 1.4", "1.5.0", False),
+    ("1.28.x", "1.28.3", True), ("1.28.x", "1.29.0", False), ("1.28", "1.28.7", True), ("*", "1.0.0", True),
+    ("<1.20 || >=1.29", "1.29.0", True), ("<1.20 || >=1.29", "1.25.0", False),
+    (">1.28", "1.28.5", False), (">1.28.0", "1.28.5", True), ("<=1.28", "1.28.5", True), ("<1.28", "1.28.0", False),
+    ("!=1.29.0", "1.29.0", False), ("!=1.29.0", "1.29.1", True),
+    (">=1.20", "1.29.0-gke.1", False), (">=1.20-0", "1.29.0-gke.1", True),  # pre-releases need a pre-release
+    (">=1.29.0-alpha.2", "1.29.0-alpha.10", True), (">=1.29.0-beta", "1.29.0-alpha.10", False),
+])
+def test_kube_version_constraints_read_as_helms_semver_reads_them(constraint, version, admitted):
+    assert admits(constraint, version) is admitted
+
+
+@pytest.mark.parametrize("constraint", ["", "||", ">= one", "1.2 || ", ">=1.2.3.4"])
+def test_unreadable_constraints_raise(constraint):
+    with pytest.raises(ConstraintError):
+        admits(constraint, "1.29.0")
+
+
+# --- Helm's own log lines ----------------------------------------------------------------
+
+
+def test_helms_log_lines_become_warnings_not_stderr(capfd):
+    """Helm's engine writes `2026/12/03 13:05:20 warning: destination for ...` to descriptor 2
+    with Go's logger: it becomes a warning of the chart, and nothing reaches the terminal."""
+    warnings: list[str] = []
+    render_chart(source("precedence"), set_values=["nested.keep.deeper=1"], warnings=warnings)
+    assert warnings == ["chart precedence: Helm warning: destination for precedence.nested.keep is a table. "
+                        "Ignoring non-table value (chart-default)"]
+    assert capfd.readouterr().err == ""
+
+
+def test_the_capture_passes_other_stderr_output_on(capfd):
+    """Another thread may write to stderr while a chart renders: its lines are not Helm's, and
+    they reach stderr unchanged, after the render."""
+    with helm_log_lines() as logged:
+        os.write(2, b"2026/12/03 13:05:20 warning: from Go\nsomething else\n")
+    assert logged == ["warning: from Go"]
+    assert capfd.readouterr().err == "something else\n"
+
+
+def test_two_threads_rendering_at_once_each_get_their_own_warnings():
+    """Descriptor 2 is the process's: captures take turns, and each render keeps its lines."""
+    results: dict[int, list[str]] = {}
+
+    def render(index: int) -> None:
+        warnings: list[str] = []
+        for _ in range(5):
+            render_chart(source("precedence"), set_values=[f"nested.keep.t{index}=1"], warnings=warnings)
+        results[index] = warnings
+
+    threads = [threading.Thread(target=render, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {i: len(w) for i, w in results.items()} == {0: 5, 1: 5, 2: 5}
+    assert all(len(set(w)) == 1 for w in results.values())
 
 
 # --- broken charts -----------------------------------------------------------------------
@@ -547,6 +677,17 @@ def test_cli_backend_gives_the_sdk_documents(fake_helm):
     cli = render_chart(source("parent"), backend="cli")
     assert [(r.template, list(yaml.safe_load_all(r.text))) for r in cli] == [
         (r.template, list(yaml.safe_load_all(r.text))) for r in sdk
+    ]
+
+
+def test_cli_backend_log_lines_become_warnings(fake_helm, monkeypatch):
+    monkeypatch.setenv("FAKE_HELM_STDERR", "2026/12/03 13:05:20 warning: destination for parent.a is a table. "
+                       "Ignoring non-table value (1)\n\nwalk.go:74: found symbolic link in path: /x resolves to /y\n")
+    warnings: list[str] = []
+    render_chart(source("parent"), backend="cli", warnings=warnings)
+    assert warnings == [
+        "chart parent: Helm warning: destination for parent.a is a table. Ignoring non-table value (1)",
+        "chart parent: Helm warning: walk.go:74: found symbolic link in path: /x resolves to /y",
     ]
 
 

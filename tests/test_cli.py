@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -164,7 +165,7 @@ def test_list_images_plain_csv_table_and_why(tmp_path: Path) -> None:
     assert "Potential images" in table and "quay.io/x/sidecar:1" in table
     why = kubenb_cli("list-images", context, "--why", "redis:7")
     assert why.returncode == 0
-    assert why.stdout == "imageList: manifests/imageList:1\n"
+    assert why.stdout == "image (imageList): manifests/imageList:1\n"
     missing = kubenb_cli("list-images", context, "--why", "postgres")
     assert missing.returncode == 1
     assert missing.stderr.splitlines()[-1] == (
@@ -200,6 +201,108 @@ def test_list_images_chart_options(tmp_path: Path) -> None:
     bad = kubenb_cli("list-images", str(tmp_path), "--set", "tag=2.0")
     assert bad.returncode == 2
     assert "expected CHART:key=value" in bad.stderr
+
+
+def _cilium_archive(tmp_path: Path, chart_yaml: str = "") -> Path:
+    """A context whose chart is `cilium-1.20.0.tgz`: a real archive, as `helm package` makes
+    it, whose file stem is not the chart's name."""
+    folder = tmp_path / "src" / "cilium"
+    (folder / "templates").mkdir(parents=True)
+    (folder / "Chart.yaml").write_text(f"apiVersion: v2\nname: cilium\nversion: 1.20.0\n{chart_yaml}")
+    (folder / "values.yaml").write_text("image:\n  repository: quay.io/cilium/cilium\n  useDigest: true\n"
+                                        "  tag: v1.20.0\n  digest: sha256:" + "a" * 64 + "\n")
+    (folder / "templates" / "ds.yaml").write_text(
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: cilium}\nspec:\n  template:\n    spec:\n"
+        "      containers:\n      - name: agent\n        image: {{ .Values.image.repository }}:{{ .Values.image.tag }}"
+        "{{ if .Values.image.useDigest }}@{{ .Values.image.digest }}{{ end }}\n"
+    )
+    context = tmp_path / "context"
+    (context / "charts").mkdir(parents=True)
+    with tarfile.open(context / "charts" / "cilium-1.20.0.tgz", "w:gz") as archive:
+        archive.add(folder, arcname="cilium")
+    return context
+
+
+def test_set_and_values_reach_an_archive_by_its_chart_name(tmp_path: Path) -> None:
+    """`--set cilium:...` on `cilium-1.20.0.tgz` was silently ignored: the digest stayed."""
+    context = _cilium_archive(tmp_path)
+    values = tmp_path / "tag.yaml"
+    values.write_text("image: {tag: v1.20.1}\n")
+    result = kubenb_cli("list-images", str(context), "-o", "plain", "--set", "cilium:image.useDigest=false",
+                        "--values", f"cilium={values}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "quay.io/cilium/cilium:v1.20.1\n"
+    by_stem = kubenb_cli("list-images", str(context), "-o", "plain", "--set", "cilium-1.20.0:image.useDigest=false")
+    assert by_stem.stdout == "quay.io/cilium/cilium:v1.20.0\n"
+
+
+@pytest.mark.parametrize(("option", "expected"), [
+    (["--set", "cilum:image.useDigest=false"], "kubenb: --set cilum: no chart named cilum; the charts are: cilium"),
+    (["--values", "web=/tmp/x.yaml"], "kubenb: --values web: no chart named web; the charts are: cilium"),
+    (["--values", "cilium=/nonexistent.yaml"],
+     "kubenb: /nonexistent.yaml: values file does not exist; give an existing file: --values cilium=FILE"),
+])
+def test_a_chart_option_that_reaches_no_chart_is_one_clear_line(tmp_path: Path, option: list[str],
+                                                                 expected: str) -> None:
+    result = kubenb_cli("list-images", str(_cilium_archive(tmp_path)), *option)
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", expected + "\n")
+
+
+def test_a_chart_option_in_a_context_without_charts_is_an_error(tmp_path: Path) -> None:
+    result = kubenb_cli("list-images", str(_list_context(tmp_path)), "--set", "web:tag=2")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == "kubenb: --set web: no chart named web; the context has no chart under charts/\n"
+
+
+def test_kube_version_outside_the_charts_constraint_is_one_clear_line(tmp_path: Path) -> None:
+    context = _cilium_archive(tmp_path, "kubeVersion: '>= 1.30.0-0'\n")
+    result = kubenb_cli("list-images", str(context), "--kube-version", "1.29.0")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"kubenb: {context / 'charts' / 'cilium-1.20.0.tgz'}: chart cilium-1.20.0 requires kubeVersion: >= 1.30.0-0 "
+        "which is incompatible with Kubernetes v1.29.0; give a --kube-version the chart supports, or use a version "
+        "of the chart made for this Kubernetes\n"
+    )
+    assert kubenb_cli("list-images", str(context), "--kube-version", "1.30.0").returncode == 0
+
+
+def test_helms_own_log_lines_are_kubenb_warnings(tmp_path: Path) -> None:
+    """Helm's engine logs `2026/12/03 13:05:20 warning: destination for ...` on descriptor 2;
+    the user sees one kubenb warning, and the JSON has it in `warnings`."""
+    context = _cilium_archive(tmp_path)
+    result = kubenb_cli("list-images", str(context), "-o", "json", "--set", "cilium:image.useDigest.x=1")
+    assert result.returncode == 0, result.stderr
+    message = ("chart cilium-1.20.0: Helm warning: destination for cilium.image.useDigest is a table. "
+               "Ignoring non-table value (true)")
+    assert result.stderr == f"kubenb: warning: {message}\n"
+    assert json.loads(result.stdout)["warnings"] == [message]
+
+
+def test_why_says_what_each_place_is(tmp_path: Path) -> None:
+    """`--why` names the kind of each place, and finds an excluded image too."""
+    context = _list_context(tmp_path)
+    (context / ".kubenb").mkdir()
+    (context / ".kubenb" / "exclude").write_text("redis:7\n")
+    why = kubenb_cli("list-images", str(context), "--why", "docker.io/library/redis:7")
+    assert why.stdout == "excluded (imageList): manifests/imageList:1\n"
+    potential = kubenb_cli("list-images", str(context), "--why", "quay.io/x/sidecar:1")
+    assert potential.stdout == "potential (manifest): manifests/app.yaml:15 ConfigMap/cfg data.SIDECAR\n"
+    invalid = kubenb_cli("list-images", str(context), "--why", "foo/-bar")
+    assert invalid.stdout == ("invalid (manifest): manifests/app.yaml:11 Deployment/web "
+                              "spec.template.spec.containers[1].image\n")
+
+
+def test_excluded_images_have_their_own_heading_in_the_text_outputs(tmp_path: Path) -> None:
+    context = _list_context(tmp_path)
+    (context / ".kubenb").mkdir()
+    (context / ".kubenb" / "exclude").write_text("redis:7\n")
+    plain = kubenb_cli("list-images", str(context), "-o", "plain")
+    assert plain.stdout == ("docker.io/library/nginx:1.25\n"
+                            "# Left out by the review (.kubenb/exclude; not carried)\n# docker.io/library/redis:7\n")
+    table = kubenb_cli("list-images", str(context)).stdout
+    carried, excluded = table.split("Left out by the review (.kubenb/exclude; not carried):\n")
+    assert "redis" not in carried.split("Potential images")[0]
+    assert excluded.splitlines()[1].split() == ["docker.io/library/redis:7", "imageList", "manifests/imageList:1"]
 
 
 def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:

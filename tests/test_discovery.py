@@ -193,6 +193,34 @@ def test_copy_of_a_missing_source_names_it(tmp_path: Path) -> None:
         list_images(tmp_path)
 
 
+def test_why_normalises_as_the_cli_does_and_says_each_kind(tmp_path: Path) -> None:
+    """`ImageList.why("busybox")` was `()` when the manifests wrote `docker.io/library/busybox`
+    while `kubenb list-images --why busybox` found it: one normalisation now, and each place
+    says what the image is there."""
+    write(tmp_path, "manifests/app.yaml", """\
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+  - name: a
+    image: docker.io/library/busybox
+  - name: b
+    image: Not/Valid
+    env: [{name: SIDECAR_IMAGE, value: "index.docker.io/library/redis:7"}]
+""")
+    write(tmp_path, "manifests/imageList", "alpine:3.20\n")
+    write(tmp_path, ".kubenb/exclude", "alpine:3.20\n")
+    found = list_images(tmp_path)
+    (busybox,) = found.why("busybox")
+    assert (busybox.kind, busybox.line, busybox.path) == ("image", 6, "spec.containers[0].image")
+    assert found.why("busybox:latest") == found.why("docker.io/busybox") == (busybox,)
+    assert [(p.kind, p.line) for p in found.why("redis:7")] == [("potential", 9)]
+    assert [(p.kind, p.file) for p in found.why("docker.io/alpine:3.20")] == [("excluded", "manifests/imageList")]
+    assert [(p.kind, p.line) for p in found.why("Not/Valid")] == [("invalid", 8)]
+    assert found.why("busybox")[0].to_dict()["kind"] == "image"
+    assert found.why("busybox:1") == found.why("not a reference") == ()
+
+
 def test_why_and_dataframe(tmp_path: Path) -> None:
     write(tmp_path, "manifests/app.yaml", DEPLOYMENT)
     write(tmp_path, "manifests/imageList", "nginx\n")

@@ -60,6 +60,8 @@ def assert_line_holds_value(location: Location, lines: list[str]) -> None:
     written = location.written
     if location.path and location.path.startswith("spec.ref."):  # OCIRepository: url + ":" + tag
         written = written.rsplit("@" if location.path.endswith("digest") else ":", 1)[-1]
+    if location.path == "spec.url":  # OCIRepository without a tag: url + ":latest"
+        written = written.removesuffix(":latest")
     assert written in line, (str(location), line)
     key = last_key(location.path or "")
     if location.path and location.path.startswith("data."):
@@ -238,6 +240,58 @@ def test_lines_are_counted_as_editors_count_them(tmp_path: Path) -> None:
     (tmp_path / "manifests" / "pod.yaml").write_bytes(text.encode())
     (alpine,) = context_images(plan_build(tmp_path)).images
     assert [loc.line for loc in alpine.locations] == [5]
+
+
+OCI_REPOSITORIES = """\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: source.toolkit.fluxcd.io/v1
+  kind: OCIRepository
+  metadata: {name: tagged}
+  spec:
+    url: oci://ghcr.io/x/tagged
+    ref:
+      tag: "1.0"
+---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata: {name: pinned}
+spec: {url: "oci://ghcr.io/x/pinned", ref: {tag: "2.0",
+  digest: "sha256:fc60d367cc05bedae04d6030e270daa89c3d82fa18b1a155314102b2fca39652"}}
+---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata:
+  name: implied
+spec:
+  interval: 5m
+  url: oci://ghcr.io/x/implied
+---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata:
+  name: ranged
+spec:
+  url: oci://ghcr.io/x/ranged
+  ref: {semver: ">=1.0.0", tag: "3.0"}
+"""
+
+
+def test_a_flux_oci_repository_is_located_at_the_value_that_picks_the_artifact(tmp_path: Path) -> None:
+    """The tag's or digest's line (the digest wins, as in Flux); with no tag, Flux pulls
+    `latest`, and the location is the url's line. A semver range is resolved at run time."""
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "flux.yaml").write_text(OCI_REPOSITORIES)
+    found = context_images(plan_build(tmp_path))
+    located = {str(f.image): [(loc.line, loc.path) for loc in f.locations] for f in found.images}
+    assert located == {
+        "ghcr.io/x/tagged:1.0": [(10, "items[0].spec.ref.tag")],
+        "ghcr.io/x/pinned@sha256:fc60d367cc05bedae04d6030e270daa89c3d82fa18b1a155314102b2fca39652":
+            [(16, "spec.ref.digest")],
+        "ghcr.io/x/implied:latest": [(24, "spec.url")],
+    }
+    assert not found.potential and not found.invalid
 
 
 def test_discovery_never_turns_the_garbage_collector_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

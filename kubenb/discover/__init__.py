@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from kubenb.discover.charts import charts_in, render_chart
+from kubenb.discover.charts import chart_options, charts_in, render_chart
 from kubenb.discover.documents import Document, parse_documents, read_input_file, split_documents
 from kubenb.discover.hits import Hit, collect
 from kubenb.discover.imagelist import IMAGE_LIST, read_image_list
@@ -38,7 +38,10 @@ _CACHE = DiscoveryMemo()
 
 @dataclass(frozen=True)
 class DiscoveryOptions:
-    """How charts are rendered: per-chart values files and ``--set`` expressions, Helm options."""
+    """How charts are rendered: per-chart values files and ``--set`` expressions, Helm options.
+
+    Charts are keyed by their Chart.yaml name or their file stem; a key that names no chart is
+    an error when discovery runs (``chart_options``), not an option silently dropped."""
 
     values: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)
     set_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -52,8 +55,9 @@ def discovery_options(
     kube_version: str | None = None,
     helm_backend: str = "sdk",
 ) -> DiscoveryOptions:
-    """The options as callers write them: ``values`` maps a chart name to one or more values
-    files, ``set`` a chart name to ``key=value`` expressions (Helm's ``--set`` syntax)."""
+    """The options as callers write them: ``values`` maps a chart name (its Chart.yaml ``name``
+    or its file stem) to one or more values files, ``set`` a chart name to ``key=value``
+    expressions (Helm's ``--set`` syntax)."""
     return DiscoveryOptions(
         values={chart: tuple(Path(str(p)) for p in _as_tuple(files)) for chart, files in (values or {}).items()},
         set_values={chart: tuple(str(e) for e in _as_tuple(exprs)) for chart, exprs in (set or {}).items()},
@@ -99,7 +103,7 @@ def _discover(view: RootfsView, options: DiscoveryOptions) -> ImageList:
     if IMAGE_LIST in view.files:
         hits += read_image_list(read_input_file(view.files[IMAGE_LIST], IMAGE_LIST), IMAGE_LIST)
     hits += _manifest_hits(view, warnings)
-    hits += _chart_hits(view, options)
+    hits += _chart_hits(view, options, warnings)
     warnings += _nested_charts(view)
     return collect(hits, warnings)
 
@@ -133,14 +137,18 @@ def _manifest_hits(view: RootfsView, warnings: list[str]) -> Iterator[Hit]:
         yield from _document_hits(split_documents(text, name), "manifest")
 
 
-def _chart_hits(view: RootfsView, options: DiscoveryOptions) -> Iterator[Hit]:
-    for source in charts_in({rel.removeprefix("charts/"): host for rel, host in view.under("charts")}):
+def _chart_hits(view: RootfsView, options: DiscoveryOptions, warnings: list[str]) -> Iterator[Hit]:
+    sources = charts_in({rel.removeprefix("charts/"): host for rel, host in view.under("charts")})
+    per_chart = chart_options(sources, options.values, options.set_values)
+    for source in sources:
+        values_files, set_values = per_chart[source.name]
         rendered = render_chart(
             source,
-            values_files=options.values.get(source.name, ()),
-            set_values=options.set_values.get(source.name, ()),
+            values_files=values_files,
+            set_values=set_values,
             kube_version=options.kube_version,
             backend="cli" if options.helm_backend == "cli" else "sdk",
+            warnings=warnings,
         )
         documents = [d for r in rendered for d in split_documents(r.text, r.template, chart=r.chart)]
         yield from _document_hits(documents, "chart")

@@ -19,12 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from kubenb.discover.chart_sources import ChartSource, chart_options, charts_in, find_charts
+from kubenb.discover.helm_log import helm_log_lines
+from kubenb.discover.kube_versions import ConstraintError, admits
 from kubenb.errors import DiscoveryError
 
 if TYPE_CHECKING:
     import helm_python
 
-__all__ = ["NAMESPACE", "RELEASE", "ChartSource", "RenderedTemplate", "charts_in", "find_charts", "render_chart"]
+__all__ = ["NAMESPACE", "RELEASE", "ChartSource", "RenderedTemplate", "chart_options", "charts_in", "find_charts",
+           "render_chart"]
 
 #: The release name and namespace every chart is rendered with (docs/discovery.md).
 RELEASE = "release"
@@ -42,53 +46,12 @@ _VALUES_EXPR = r"\(?\s*\$?\.Values\.([\w.-]+)"
 
 
 @dataclass(frozen=True)
-class ChartSource:
-    """A chart as the context holds it: ``name`` keys its values file and ``--set NAME:...``."""
-
-    name: str
-    path: Path
-    values_file: Path | None = None
-
-
-@dataclass(frozen=True)
 class RenderedTemplate:
     """One rendered template file, named as Helm names it (``chart/charts/sub/templates/x.yaml``)."""
 
     chart: str
     template: str
     text: str
-
-
-def find_charts(charts_dir: Path) -> list[ChartSource]:
-    """Every chart directly under a real ``charts_dir`` (see :func:`charts_in`)."""
-    if not charts_dir.is_dir():
-        return []
-    return charts_in({p.relative_to(charts_dir).as_posix(): p for p in charts_dir.rglob("*") if p.is_file()})
-
-
-def charts_in(files: Mapping[str, Path]) -> list[ChartSource]:
-    """Every chart in ``files`` (paths relative to ``charts/`` -> host files), sorted by name.
-
-    A chart is a folder with ``Chart.yaml`` or a ``.tgz``; other files (``*.values.yaml``) are
-    not charts. Two entries with one name (``x/`` and ``x.tgz``) would share a values file, so
-    they are an error. Taking a mapping, not a folder, lets discovery read the rootfs a
-    Kubefile's COPY lines describe without copying it.
-    """
-    found: dict[str, ChartSource] = {}
-    for rel in sorted(files):
-        top, _, rest = rel.partition("/")
-        if rest == "Chart.yaml":
-            name, path = top, files[rel].parent
-        elif not rest and top.endswith(".tgz"):
-            name, path = top[: -len(".tgz")], files[rel]
-        else:
-            continue
-        if name in found:
-            both = " and ".join(sorted((found[name].path.name, top)))
-            raise DiscoveryError(f"two charts are named {name}: {both}",
-                                 file="charts", hint="keep one of them")
-        found[name] = ChartSource(name, path, files.get(f"{name}.values.yaml"))
-    return [found[name] for name in sorted(found)]
 
 
 def render_chart(
@@ -98,24 +61,33 @@ def render_chart(
     set_values: Sequence[str] = (),
     kube_version: str | None = None,
     backend: Backend = "sdk",
+    warnings: list[str] | None = None,
 ) -> list[RenderedTemplate]:
     """Render ``source`` as an install of release ``release`` in namespace ``default``.
 
     Values win in this order: chart defaults < ``charts/<name>.values.yaml`` < ``values_files``
     < ``set_values`` (Helm ``--set`` syntax). NOTES.txt, partials and templates that render to
     nothing are left out. Both backends read the values the same way first, so a bad values
-    file or ``--set`` gives the same message whichever renders.
+    file or ``--set`` gives the same message whichever renders. Helm's own log lines (values
+    it ignored) are appended to ``warnings``, named by chart, instead of reaching stderr.
     """
     if kube_version is not None and not _KUBE_VERSION.fullmatch(kube_version):
         raise DiscoveryError(f"kube version {kube_version!r} is not a Kubernetes version",
                              hint="write it like 1.29.0")
     files = [*([source.values_file] if source.values_file else []), *values_files]
     values = _user_values(source, files, set_values)
+    logged: list[str] = []
     if backend == "sdk":
-        return _records(source.name, _render_sdk(source, values, kube_version))
-    if backend == "cli":
-        return _render_cli(source, files, set_values, kube_version)
-    raise DiscoveryError(f"unknown Helm backend {backend!r}", hint="use sdk or cli")
+        with helm_log_lines() as logged:
+            rendered = _records(source.name, _render_sdk(source, values, kube_version))
+    elif backend == "cli":
+        rendered = _render_cli(source, files, set_values, kube_version, logged)
+    else:
+        raise DiscoveryError(f"unknown Helm backend {backend!r}", hint="use sdk or cli")
+    if warnings is not None:
+        warnings += [f"chart {source.name}: Helm warning: {message.removeprefix('warning: ')}"
+                     for message in logged]
+    return rendered
 
 
 def _helm() -> Any:
@@ -183,6 +155,7 @@ def _render_sdk(source: ChartSource, values: Values, kube_version: str | None) -
     try:
         with _helm().Chart.load(source.path) as chart:
             _check_dependencies(source, chart)
+            _check_kube_version(source, chart.metadata.get("kubeVersion"), kube_version)
             rendered: dict[str, str] = (
                 chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
                 if kube_version is None else _render_native(source, chart, values, kube_version)
@@ -222,8 +195,25 @@ def _check_dependencies(source: ChartSource, chart: helm_python.Chart) -> None:
                              hint="vendor them with `helm dependency build`")
 
 
+def _check_kube_version(source: ChartSource, constraint: object, kube_version: str | None) -> None:
+    """Refuse, as ``helm install`` does, a chart whose ``kubeVersion`` excludes ``--kube-version``:
+    the SDK's render does not check it, and its images would be carried for nothing."""
+    if kube_version is None or not isinstance(constraint, str) or not constraint.strip():
+        return
+    try:
+        fits = admits(constraint, kube_version)
+    except ConstraintError as error:
+        raise DiscoveryError(f"chart {source.name}: cannot read its kubeVersion {constraint!r} ({error})",
+                             file=source.path, hint="fix kubeVersion in its Chart.yaml") from error
+    if not fits:
+        raise DiscoveryError(f"chart {source.name} requires kubeVersion: {constraint} which is "
+                             f"incompatible with Kubernetes v{kube_version.removeprefix('v')}", file=source.path,
+                             hint="give a --kube-version the chart supports, or use a version of the chart "
+                             "made for this Kubernetes")
+
+
 def _render_cli(source: ChartSource, files: Sequence[Path], set_values: Sequence[str],
-                kube_version: str | None) -> list[RenderedTemplate]:
+                kube_version: str | None, logged: list[str]) -> list[RenderedTemplate]:
     """Run ``helm template`` and split its output back into one record per template."""
     helm = shutil.which("helm")
     if helm is None:
@@ -240,6 +230,8 @@ def _render_cli(source: ChartSource, files: Sequence[Path], set_values: Sequence
     if done.returncode != 0:
         detail = re.sub(r"^.*?Error: |\n*Use --debug flag.*", "", done.stderr, count=2, flags=re.S).strip()
         raise _render_error(source, detail or f"helm exited with status {done.returncode}")
+    logged += [line.split(" ", 2)[2] if re.match(r"\d{4}/\d\d/\d\d \d", line) else line
+               for line in done.stderr.splitlines() if line.strip()]
     return _records(source.name, _split_helm_output(done.stdout))
 
 

@@ -136,15 +136,24 @@ class _Walker:
                     yield self._hit("potential", token, ("data", key), strict=False)
 
     def _oci_repository(self) -> Iterator[Hit]:
+        """Flux pulls ``spec.url`` at ``spec.ref.digest``, else at the tag a ``semver`` range picks
+        at run time (no reference can be named before: nothing is reported), else at
+        ``spec.ref.tag``, which defaults to ``latest``. The location is the value that picks
+        the artifact: the digest's or tag's line, or the url's when the tag is implied."""
         url = _dig(self.obj, ("spec", "url"))
         ref = _dig(self.obj, ("spec", "ref"))
-        if not isinstance(url, str) or not url.startswith("oci://") or not isinstance(ref, Mapping):
+        if not isinstance(url, str) or not url.startswith("oci://") or not isinstance(ref, Mapping | None):
             return
         name = url.removeprefix("oci://")
+        ref = ref or {}
         if isinstance(ref.get("digest"), str):
             yield self._hit(self.kind, f"{name}@{ref['digest']}", ("spec", "ref", "digest"), strict=False)
+        elif ref.get("semver") is not None:
+            return
         elif isinstance(ref.get("tag"), str):
             yield self._hit(self.kind, f"{name}:{ref['tag']}", ("spec", "ref", "tag"), strict=False)
+        elif ref.get("tag") is None:
+            yield self._hit(self.kind, f"{name}:latest", ("spec", "url"), strict=False)
 
     def _image_keys(self, node: Any) -> Iterator[Hit]:
         """Any other ``image`` key holding a valid reference (custom resources, operators)."""

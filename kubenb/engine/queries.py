@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from kubenb.kubefile import declared_arguments, expand, load, parse, read_kubefile
-from kubenb.model import ImageList, Kubefile, Location
+from kubenb.model import ImageList, Kubefile, Place
 from kubenb.oci.platforms import parse_platform
-from kubenb.reference import is_valid_reference, parse_reference
 from kubenb.registry import mirror_host
 
 __all__ = ["expand_kubefile", "load_kubefile", "mirror_host", "parse_kubefile", "parse_platform",
@@ -41,7 +40,8 @@ def undeclared_arguments(kubefile: Kubefile, build_args: Mapping[str, str]) -> l
     return sorted(set(build_args) - declared_arguments(kubefile))
 
 
-def why(images: ImageList, image: str) -> tuple[Location, ...]:
-    """Every place ``image`` was found, whether it is given normalised, as written, or in any
-    spelling of the same reference (``nginx`` finds ``docker.io/library/nginx:latest``)."""
-    return images.why(parse_reference(image) if is_valid_reference(image) else image)
+def why(images: ImageList, image: str) -> tuple[Place, ...]:
+    """Every place ``image`` was found, each with its kind, whether it is given normalised, as
+    written, or in any spelling of the same reference (``nginx`` finds
+    ``docker.io/library/nginx:latest``): ``ImageList.why`` itself, one normalisation for both."""
+    return images.why(image)
