@@ -141,6 +141,29 @@ def test_template_text_in_a_raw_manifest_is_skipped_with_a_warning(tmp_path: Pat
     assert not found.invalid
 
 
+@pytest.mark.parametrize(("text", "line"), [
+    ("kind: Pod\nspec:\n  containers:\n  - image: nginx\n{{- if .Values.x }}\n", 5),  # structure
+    ("kind: Pod\nspec:\n  containers:\n  - image: {{ repo }}/app:1\n", 4),  # a flow mapping where a value goes
+    ("kind: Pod\nmetadata:\n  name: \"{{ include \\\"x\\\" . }}\"\n", 3),  # a Helm function in a value
+    ("kind: Pod\nspec: [\n{{ x }}\n", 3),  # no YAML at all
+])
+def test_a_helm_template_is_told_by_where_its_actions_stand(tmp_path: Path, text: str, line: int) -> None:
+    write(tmp_path, "manifests/tpl.yaml", text)
+    assert [w.split(": skipped")[0] for w in list_images(tmp_path).warnings] == [f"manifests/tpl.yaml:{line}"]
+
+
+def test_other_tools_braces_inside_values_do_not_skip_a_manifest(tmp_path: Path) -> None:
+    """Prometheus annotations, Argo parameters and Grafana legends write {{ }} inside strings."""
+    write(tmp_path, "manifests/rules.yaml",
+          "kind: PrometheusRule\nspec:\n  groups:\n  - rules:\n    - annotations:\n"
+          "        description: Pod {{ $labels.pod }} {{ with $labels.cluster -}} on {{ . }} {{- end }} is down é\n"
+          "      expr: up == 0\n---\n"
+          "kind: Pod\nspec:\n  containers:\n  - image: nginx:1\n    args: [\"{{inputs.parameters.x}}\"]\n")
+    found = list_images(tmp_path)
+    assert found.warnings == ()
+    assert [(str(f.image), f.locations[0].line) for f in found.images] == [("docker.io/library/nginx:1", 12)]
+
+
 def test_invalid_pod_spec_reference_is_reported_with_its_location(tmp_path: Path) -> None:
     write(tmp_path, "manifests/bad.yaml", "kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
           "  - image: foo/-bar\n  - image: 42\n")

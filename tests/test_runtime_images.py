@@ -186,7 +186,6 @@ def test_potential_list_holds_no_noise(scores: list[Score]) -> None:
     assert [(s.name, s.listed_noise) for s in scores if s.listed_noise] == []
 
 
-@pytest.mark.xfail(strict=False, reason="PrometheusRule annotations ({{ $labels.x }}) are taken for Helm template text")
 def test_no_runtime_context_file_is_skipped(tmp_path: Path) -> None:
     skipped = []
     for case in runtime_cases():

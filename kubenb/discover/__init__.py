@@ -21,6 +21,7 @@ from kubenb.discover.memo import DiscoveryMemo, content_key
 from kubenb.discover.positions import NodeLines
 from kubenb.discover.review import apply_review, save_choice, write_review
 from kubenb.discover.rootfs import RootfsView, view_of_folder, view_of_plan
+from kubenb.discover.templates import helm_template_line
 from kubenb.discover.walk import ObjectContext, walk_object
 from kubenb.errors import DiscoveryError
 from kubenb.kubefile import BuildPlan
@@ -127,7 +128,7 @@ def _manifest_hits(view: RootfsView, warnings: list[str]) -> Iterator[Hit]:
         if not name.endswith(MANIFEST_SUFFIXES):
             continue
         text = read_input_file(host, name)
-        template_line = _template_line(text)
+        template_line = helm_template_line(text)
         if template_line:
             warnings.append(
                 f"{name}:{template_line}: skipped: it holds Helm template text ({{{{ ... }}}}); "
@@ -164,11 +165,6 @@ def _document_hits(documents: Sequence[Document], source: str) -> Iterator[Hit]:
             lines = NodeLines(document, parsed.node)
             for hit in hits:
                 yield replace(hit, location=replace(hit.location, line=lines.line_of(hit.steps, hit.written)))
-
-
-def _template_line(text: str) -> int:
-    index = text.find("{{")
-    return text.count("\n", 0, index) + 1 if index >= 0 else 0
 
 
 def _option_files(options: DiscoveryOptions) -> Iterable[tuple[str, Path]]:
