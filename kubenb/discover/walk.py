@@ -147,7 +147,8 @@ class _Walker:
             for hit in walk_object(obj, self.context):
                 place = hit.location.reason or ("pod spec" if hit.strict else "image key")
                 structural = Candidate(hit.written, place, structural=True)
-                if hit.problem is None and (hit.kind == "potential" or potential.is_potential(structural, self.context.render)):
+                kept = hit.kind == "potential" or potential.is_potential(structural, self.context.render)
+                if hit.problem is None and kept:  # inner potential hits passed the rules already
                     inner = (hit.location.path or "").removeprefix(drop)
                     outer = self._hit("potential", hit.written, ("data", key), strict=False)
                     location = replace(outer.location, path=f"{outer.location.path} > {inner}",
