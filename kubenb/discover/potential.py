@@ -21,8 +21,8 @@ from kubenb.discover.documents import parse_documents, split_documents
 from kubenb.errors import KubenbError
 from kubenb.reference import DEFAULT_TAG, is_valid_reference
 
-__all__ = ["Candidate", "RenderNames", "embedded_objects", "flag_values", "is_potential", "names_image", "noise",
-           "param_values", "render_names", "text_candidates"]
+__all__ = ["Candidate", "RenderNames", "embedded_objects", "flag_values", "is_custom_resource", "is_potential",
+           "names_image", "noise", "param_values", "render_names", "text_candidates"]
 
 #: A piece of free text that may be a reference: no spaces, quotes, brackets or ``=``.
 _TOKEN = re.compile(r"[^\s\"',;=`()\[\]{}<>|]+")
@@ -108,6 +108,16 @@ def text_candidates(text: str, label: str, name: str = "") -> Iterator[Candidate
                 written, label + where, named=named or names_image(line[:match.start()]),
                 expression=_in_expression(line, match.start(), match.end()),
             )
+
+
+def is_custom_resource(obj: Mapping[str, Any]) -> bool:
+    """Whether an object is a custom resource: its API group has a dot and is not one of
+    Kubernetes' own (``tekton.dev/v1``, not ``apps/v1`` or ``rbac.authorization.k8s.io/v1``)."""
+    api_version = obj.get("apiVersion")
+    if not isinstance(api_version, str) or "/" not in api_version:
+        return False
+    group = api_version.split("/", 1)[0]
+    return "." in group and not group.endswith(".k8s.io") and group != "k8s.io"
 
 
 def param_values(node: Any, steps: tuple[object, ...] = ()) -> Iterator[tuple[tuple[object, ...], str, str, str]]:

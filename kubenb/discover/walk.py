@@ -86,7 +86,7 @@ class _Walker:
         if self.obj.get("kind") == "OCIRepository":
             yield from self._oci_repository()
         yield from self._image_keys(self.obj)
-        if self.obj.get("kind") != "ConfigMap":
+        if potential.is_custom_resource(self.obj):
             for steps, reason, name, value in potential.param_values(self.obj):
                 yield from self._potential(potential.text_candidates(value, reason, name), steps)
 
