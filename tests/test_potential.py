@@ -429,3 +429,32 @@ def test_the_review_widget_has_the_reason(tmp_path: Path) -> None:
     assert reasons == {"flag --engine-image", "flag --instance-manager-image"}
     (engine,) = [row for row in review.rows if "longhorn-engine" in row.image]
     assert "flag --engine-image" in engine.box.children[2].value
+
+
+def test_a_config_map_value_that_is_no_yaml_is_read_as_text(tmp_path: Path) -> None:
+    """A helper template that is broken YAML (a flow list never closed): no error, and its
+    references are still found as text."""
+    found = list_images(context_with(tmp_path, """\
+        kind: ConfigMap
+        metadata: {name: job-template}
+        data:
+          job.yaml: |
+            spec:
+              containers:
+              - image: [quay.io/example/app:1.0
+                args: [--sidecar, quay.io/example/sidecar:1.2]
+    """))
+    assert not found.invalid and not found.warnings
+    assert potential_of(found) == {
+        "quay.io/example/app:1.0": [("ConfigMap job.yaml line 3", 7, "data.job.yaml")],
+        "quay.io/example/sidecar:1.2": [("ConfigMap job.yaml line 4", 8, "data.job.yaml")],
+    }
+
+
+def test_an_alias_bomb_in_a_config_map_value_is_not_expanded(tmp_path: Path) -> None:
+    bomb = "a: &a [image, image, image, image, image, image, image, image, image]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(8))
+    text = "kind: ConfigMap\nmetadata: {name: bomb}\ndata:\n  bomb.yaml: |\n" + textwrap.indent(bomb, "    ")
+    found = list_images(context_with(tmp_path, text))
+    assert not found.potential and not found.images
