@@ -458,3 +458,12 @@ def test_an_alias_bomb_in_a_config_map_value_is_not_expanded(tmp_path: Path) -> 
     text = "kind: ConfigMap\nmetadata: {name: bomb}\ndata:\n  bomb.yaml: |\n" + textwrap.indent(bomb, "    ")
     found = list_images(context_with(tmp_path, text))
     assert not found.potential and not found.images
+
+
+@pytest.mark.parametrize(("line", "named"), [
+    ("image: nginx:alpine", True), ('{"sidecarImage": "nginx:alpine"}', True), ("agent_image=nginx:alpine", True),
+    ('{"type": "image", "expr": "nginx:alpine"}', False), ("role: nginx:alpine", False),
+])
+def test_a_line_names_an_image_by_the_key_right_before_the_value(line: str, named: bool) -> None:
+    (candidate,) = text_candidates(line, "ConfigMap x")
+    assert candidate.named is named

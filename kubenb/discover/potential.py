@@ -28,6 +28,8 @@ __all__ = ["Candidate", "RenderNames", "embedded_objects", "flag_values", "is_cu
 _TOKEN = re.compile(r"[^\s\"',;=`()\[\]{}<>|]+")
 #: What follows a metric name in PromQL (``rate(x:y[5m])``, ``sum(x:y{a="b"})``), never a reference.
 _EXPRESSION_AFTER = ("{", "[", "(")
+#: A key right before a value: ``image: ``, ``"image": "``, ``image=``.
+_KEY_BEFORE = re.compile(r"""([\w.-]+)["']?\s*[:=]\s*["']?$""")
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 _FLAG = re.compile(r"--?[A-Za-z][\w.-]*")
 _RBAC_KINDS = frozenset({"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
@@ -105,7 +107,7 @@ def text_candidates(text: str, label: str, name: str = "") -> Iterator[Candidate
             shaped += 1
             where = f" line {number}" if multi_line else "" if written == text.strip() else f" item {shaped}"
             yield Candidate(
-                written, label + where, named=named or names_image(line[:match.start()]),
+                written, label + where, named=named or names_image(_key_before(line, match.start())),
                 expression=_in_expression(line, match.start(), match.end()),
             )
 
@@ -177,6 +179,13 @@ def _shaped(written: str, named: bool) -> bool:
     if ":" not in written and "@" not in written:
         return named and "/" in written and is_valid_reference(written)
     return any(c.isalpha() for c in _name(written)) and is_valid_reference(written)
+
+
+def _key_before(line: str, start: int) -> str:
+    """The key a value on a line is written under (``image`` of ``image: x``, ``"sidecarImage": "x"``,
+    ``agent_image=x``), or "" when the piece follows no key."""
+    key = _KEY_BEFORE.search(line, 0, start)
+    return key.group(1) if key else ""
 
 
 def _in_expression(line: str, start: int, end: int) -> bool:
