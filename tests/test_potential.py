@@ -382,6 +382,11 @@ def test_noise_is_not_potential(tmp_path: Path, text: str) -> None:
     ("settings:config.yaml", True, RenderNames(config_map_keys={"settings": frozenset({"config.yaml"})}),
      "ConfigMap key"),
     ("role:master", False, RenderNames(), "word:word with no version"),
+    ("timeout:30s", False, RenderNames(), "a quantity"),
+    ("memory:512Mi", False, RenderNames(), "a quantity"),
+    ("sha256:" + "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", False, RenderNames(),
+     "a digest or checksum"),
+    ("alpine:3.20", False, RenderNames(), None),
     ("nginx:latest", False, RenderNames(), None),
     ("nginx:alpine", True, RenderNames(), None),
 ])

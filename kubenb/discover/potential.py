@@ -32,6 +32,9 @@ _EXPRESSION_AFTER = ("{", "[", "(")
 _KEY_BEFORE = re.compile(r"""([\w.-]+)["']?\s*[:=]\s*["']?$""")
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 _FLAG = re.compile(r"--?[A-Za-z][\w.-]*")
+#: A number with a unit (durations, Kubernetes quantities, percentages): ``30s``, ``512Mi``, ``80%``.
+_QUANTITY = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:ns|us|ms|s|m|h|d|w|y|[kKMGTPE]i?|%)")
+_HEX = re.compile(r"[0-9a-f]{32,}")
 _RBAC_KINDS = frozenset({"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
 _PARAM_LISTS = ("params", "parameters")
 _PARAM_VALUES = ("default", "value")
@@ -299,6 +302,17 @@ def config_map_key(candidate: Candidate, names: RenderNames) -> str | None:
     return "ConfigMap key" if name is not None and tag in names.config_map_keys.get(name, ()) else None
 
 
+def quantity_or_hash(candidate: Candidate, names: RenderNames) -> str | None:
+    """``timeout:30s``, ``memory:512Mi``: a number with a unit is a setting; ``sha256:e3b0...``:
+    a hex string of 32 digits or more is a digest or checksum written alone, not a tag."""
+    name, tag = _bare_name_and_tag(candidate.written)
+    if name is None or tag is None:
+        return None
+    if _HEX.fullmatch(tag):
+        return "a digest or checksum"
+    return "a quantity" if _QUANTITY.fullmatch(tag) and not candidate.named else None
+
+
 def word_pair(candidate: Candidate, names: RenderNames) -> str | None:
     """``role:master``, ``metric:container_memory_rss``: two words joined by a colon, with no
     registry, no path and no version, where nothing names an image. ``nginx:latest`` (docker's
@@ -310,7 +324,7 @@ def word_pair(candidate: Candidate, names: RenderNames) -> str | None:
 
 
 _NOISE_RULES: tuple[Callable[[Candidate, RenderNames], str | None], ...] = (
-    host_port, rbac_name, promql, config_map_key, word_pair,
+    host_port, rbac_name, promql, config_map_key, quantity_or_hash, word_pair,
 )
 
 
