@@ -145,6 +145,8 @@ class Location:
 
     ``path`` is the YAML path inside the document (``spec.template.spec.containers[0].image``),
     ``object`` the Kubernetes object (``Deployment/web``), ``chart`` the chart that rendered it.
+    ``reason`` says why a potential image is listed (``flag --engine-image``, ``env KAFKA_IMAGES
+    line 2``): a person reviewing the list needs it to decide; other places have none.
     """
 
     source: str
@@ -154,18 +156,20 @@ class Location:
     object: str | None = None
     chart: str | None = None
     written: str = ""
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source, "file": self.file, "line": self.line, "path": self.path,
-            "object": self.object, "chart": self.chart,
+            "object": self.object, "chart": self.chart, "reason": self.reason,
         }
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
         details = [d for d in (self.object, self.path) if d]
         chart = f" (chart {self.chart})" if self.chart else ""
-        return " ".join([where, *details]) + chart
+        reason = f" [{self.reason}]" if self.reason else ""
+        return " ".join([where, *details]) + chart + reason
 
 
 @dataclass(frozen=True, order=True)
@@ -301,7 +305,7 @@ class ImageList:
 
 ROW_COLUMNS: tuple[str, ...] = (
     "image", "registry", "repository", "tag", "digest", "kind", "source", "file", "line", "path",
-    "object", "chart", "written",
+    "object", "chart", "written", "reason",
 )
 
 
@@ -311,7 +315,7 @@ def _row(found: FoundImage, location: Location, kind: str) -> dict[str, Any]:
         "image": str(ref), "registry": ref.domain, "repository": ref.path, "tag": ref.tag,
         "digest": ref.digest, "kind": kind, "source": location.source, "file": location.file,
         "line": location.line, "path": location.path, "object": location.object,
-        "chart": location.chart, "written": location.written,
+        "chart": location.chart, "written": location.written, "reason": location.reason,
     }
 
 

@@ -146,8 +146,10 @@ def test_list_images_json_follows_the_contract(tmp_path: Path) -> None:
     assert nginx["found_in"] == [{
         "source": "manifest", "file": "manifests/app.yaml", "line": 9,
         "path": "spec.template.spec.containers[0].image", "object": "Deployment/web", "chart": None,
+        "reason": None,
     }]
     assert [p["image"] for p in data["potential"]] == ["quay.io/x/sidecar:1"]
+    assert data["potential"][0]["found_in"][0]["reason"] == "ConfigMap SIDECAR"
     assert data["test"] == []
     assert [(i["written"], i["found_in"][0]["line"]) for i in data["invalid"]] == [("foo/-bar", 11)]
     assert "manifests/app.yaml:11" in result.stderr and "invalid image reference 'foo/-bar'" in result.stderr
@@ -163,6 +165,10 @@ def test_list_images_plain_csv_table_and_why(tmp_path: Path) -> None:
     table = kubenb_cli("list-images", context).stdout
     assert "docker.io/library/redis:7" in table and "manifests/imageList:1" in table
     assert "Potential images" in table and "quay.io/x/sidecar:1" in table
+    assert "ConfigMap/cfg data.SIDECAR [ConfigMap SIDECAR]" in table  # why it is listed
+    assert "reason" in csv_out[0].split(",")
+    why_potential = kubenb_cli("list-images", context, "--why", "quay.io/x/sidecar:1")
+    assert why_potential.stdout.endswith("ConfigMap/cfg data.SIDECAR [ConfigMap SIDECAR]\n")
     why = kubenb_cli("list-images", context, "--why", "redis:7")
     assert why.returncode == 0
     assert why.stdout == "image (imageList): manifests/imageList:1\n"

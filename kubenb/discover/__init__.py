@@ -19,6 +19,7 @@ from kubenb.discover.hits import Hit, collect
 from kubenb.discover.imagelist import IMAGE_LIST, read_image_list
 from kubenb.discover.memo import DiscoveryMemo, content_key
 from kubenb.discover.positions import NodeLines
+from kubenb.discover.potential import render_names
 from kubenb.discover.review import apply_review, save_choice, write_review
 from kubenb.discover.rootfs import RootfsView, view_of_folder, view_of_plan
 from kubenb.discover.templates import helm_template_line
@@ -157,9 +158,11 @@ def _chart_hits(view: RootfsView, options: DiscoveryOptions, warnings: list[str]
 
 def _document_hits(documents: Sequence[Document], source: str) -> Iterator[Hit]:
     """Hits of each document, each at the line where the parser placed its value."""
-    for parsed in parse_documents([d for d in documents if not _CRD.search(d.text)]):
+    parsed_documents = list(parse_documents([d for d in documents if not _CRD.search(d.text)]))
+    names = render_names(parsed.value for parsed in parsed_documents)  # for the noise rules of potential images
+    for parsed in parsed_documents:
         document = parsed.document
-        context = ObjectContext(source=source, file=document.file, chart=document.chart)
+        context = ObjectContext(source=source, file=document.file, chart=document.chart, render=names)
         hits = list(walk_object(parsed.value, context))
         if hits:  # only documents with images pay for node positions
             lines = NodeLines(document, parsed.node)

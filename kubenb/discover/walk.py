@@ -3,21 +3,22 @@
 Pod specs are found by kind (Deployment -> ``spec.template.spec``...), and their containers,
 init and ephemeral containers and image volumes hold the images a cluster will pull. Any
 other ``image`` key whose value is a valid reference is an image too (custom resources: an
-operator will run it). Image-looking strings in env values, ``--*image*=`` flags and ConfigMap
-data are only *potential*: a person decides. Objects whose Helm hooks are only tests are
-reported apart, since an install never runs them.
+operator will run it). Image-looking strings in env values, flags, ConfigMap data (and the
+manifests embedded there) and custom-resource parameters are only *potential*, each with its
+reason: a person decides (the rules are in ``potential.py``). Objects whose Helm hooks are only
+tests are reported apart, since an install never runs them.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from kubenb.discover import potential
 from kubenb.discover.hits import Hit, Kind, Steps
+from kubenb.discover.potential import Candidate, RenderNames
 from kubenb.model import Location
-from kubenb.reference import is_valid_reference
 
 __all__ = ["POD_SPEC_PATHS", "ObjectContext", "walk_object"]
 
@@ -34,8 +35,6 @@ POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
 }
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 _TEST_HOOKS = frozenset({"test", "test-success"})
-_IMAGE_FLAG = re.compile(r"--[\w.-]*image[\w.-]*=(\S+)$", re.IGNORECASE)
-_TOKEN = re.compile(r"[^\s\"',;=`()\[\]{}<>]+")
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,7 @@ class ObjectContext:
     source: str
     file: str
     chart: str | None = None
+    render: RenderNames = field(default_factory=RenderNames)  # names of the whole render, for noise rules
 
 
 def walk_object(obj: Any, context: ObjectContext, prefix: Steps = ()) -> Iterator[Hit]:
@@ -86,6 +86,9 @@ class _Walker:
         if self.obj.get("kind") == "OCIRepository":
             yield from self._oci_repository()
         yield from self._image_keys(self.obj)
+        if potential.is_custom_resource(self.obj):
+            for steps, reason, name, value in potential.param_values(self.obj):
+                yield from self._potential(potential.text_candidates(value, reason, name), steps)
 
     def _hit(self, kind: Kind, written: Any, steps: Steps, *, strict: bool) -> Hit:
         """A hit at ``steps``; in a pod spec, a value that is not text is invalid as it stands."""
@@ -118,22 +121,46 @@ class _Walker:
         env = container.get("env")
         for index, variable in enumerate(env if isinstance(env, list) else ()):
             value = variable.get("value") if isinstance(variable, Mapping) else None
-            if isinstance(value, str) and _looks_like_image(value):
-                yield self._hit("potential", value, (*steps, "env", index, "value"), strict=False)
+            if isinstance(value, str):
+                name = str(variable.get("name"))
+                yield from self._potential(potential.text_candidates(value, f"env {name}", name),
+                                           (*steps, "env", index, "value"))
         for key in ("command", "args"):
             words = container.get(key)
-            for index, word in enumerate(words if isinstance(words, list) else ()):
-                match = _IMAGE_FLAG.match(word) if isinstance(word, str) else None
-                if match and _looks_like_image(match.group(1)):
-                    yield self._hit("potential", match.group(1), (*steps, key, index), strict=False)
+            for index, flag, value in potential.flag_values(words if isinstance(words, list) else []):
+                yield from self._potential(potential.text_candidates(value, f"flag {flag}", flag), (*steps, key, index))
 
     def _config_map(self, data: Mapping[str, Any]) -> Iterator[Hit]:
         for key, value in data.items():
             if not isinstance(value, str):
                 continue
-            for token in dict.fromkeys(_TOKEN.findall(value)):
-                if _looks_like_image(token):
-                    yield self._hit("potential", token, ("data", key), strict=False)
+            embedded = list(self._embedded(str(key), value))
+            yield from embedded
+            seen = {hit.written for hit in embedded}
+            candidates = potential.text_candidates(value, f"ConfigMap {key}", str(key))
+            yield from self._potential((c for c in candidates if c.written not in seen), ("data", key))
+
+    def _embedded(self, key: str, value: str) -> Iterator[Hit]:
+        """Images of a manifest or pod spec written inside a ConfigMap value (a helper pod
+        template): potential, with the embedded path and the outer value's line."""
+        for obj, drop in potential.embedded_objects(value, f"{self.context.file} data.{key}"):
+            for hit in walk_object(obj, self.context):
+                place = hit.location.reason or ("pod spec" if hit.strict else "image key")
+                structural = Candidate(hit.written, place, structural=True)
+                kept = hit.kind == "potential" or potential.is_potential(structural, self.context.render)
+                if hit.problem is None and kept:  # inner potential hits passed the rules already
+                    inner = (hit.location.path or "").removeprefix(drop)
+                    outer = self._hit("potential", hit.written, ("data", key), strict=False)
+                    location = replace(outer.location, path=f"{outer.location.path} > {inner}",
+                                       reason=f"ConfigMap {key}: {place}")
+                    yield replace(outer, location=location)
+
+    def _potential(self, candidates: Iterator[Candidate], steps: Steps) -> Iterator[Hit]:
+        """A potential hit at ``steps`` for each candidate the noise rules leave."""
+        for candidate in candidates:
+            if potential.is_potential(candidate, self.context.render):
+                hit = self._hit("potential", candidate.written, steps, strict=False)
+                yield replace(hit, location=replace(hit.location, reason=candidate.reason))
 
     def _oci_repository(self) -> Iterator[Hit]:
         """Flux pulls ``spec.url`` at ``spec.ref.digest``, else at the tag a ``semver`` range picks
@@ -229,11 +256,3 @@ def _is_test_hook(obj: Mapping[str, Any]) -> bool:
         return False
     names = {hook.strip() for hook in hooks.split(",") if hook.strip()}
     return bool(names) and names <= _TEST_HOOKS
-
-
-def _looks_like_image(text: str) -> bool:
-    """An explicit tag or digest and a name with a letter: ``alpine:3.23``, not ``10:30`` or ``/etc``."""
-    if ":" not in text and "@" not in text:
-        return False
-    name = text.split("@", 1)[0].rsplit(":", 1)[0] if ":" in text.rsplit("/", 1)[-1] else text.split("@", 1)[0]
-    return any(c.isalpha() for c in name) and is_valid_reference(text)
