@@ -174,13 +174,11 @@ def test_recall_and_noise_figures_are_printed(scores: list[Score], capsys: pytes
     assert total >= 54 and 0 <= hit <= total  # 45 run-time images in the new contexts, 9 in the corpus
 
 
-@pytest.mark.xfail(strict=False, reason="issue 16: the potential-image classifier is built in parallel")
 def test_recall_of_runtime_images_is_at_least_90_percent(scores: list[Score]) -> None:
     hit, total = _recall(scores)
     assert hit / total >= GOAL_RECALL, [(s.name, sorted(s.missed)) for s in scores if s.missed]
 
 
-@pytest.mark.xfail(strict=False, reason="issue 16: the potential-image classifier is built in parallel")
 def test_potential_list_holds_no_noise(scores: list[Score]) -> None:
     assert [(s.name, [f.written for f in s.noise]) for s in scores if s.noise] == []
     assert [(s.name, s.listed_noise) for s in scores if s.listed_noise] == []
