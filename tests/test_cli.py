@@ -292,7 +292,8 @@ def test_why_says_what_each_place_is(tmp_path: Path) -> None:
     why = kubenb_cli("list-images", str(context), "--why", "docker.io/library/redis:7")
     assert why.stdout == "excluded (imageList): manifests/imageList:1\n"
     potential = kubenb_cli("list-images", str(context), "--why", "quay.io/x/sidecar:1")
-    assert potential.stdout == "potential (manifest): manifests/app.yaml:15 ConfigMap/cfg data.SIDECAR [ConfigMap SIDECAR]\n"
+    assert potential.stdout == ("potential (manifest): manifests/app.yaml:15 ConfigMap/cfg data.SIDECAR"
+                                " [ConfigMap SIDECAR]\n")
     invalid = kubenb_cli("list-images", str(context), "--why", "foo/-bar")
     assert invalid.stdout == ("invalid (manifest): manifests/app.yaml:11 Deployment/web "
                               "spec.template.spec.containers[1].image\n")
