@@ -51,8 +51,10 @@ _DIGITS = re.compile(r"([0-9]+)")
 _STYLE = """<style>
 .kubenb-review .kubenb-review-table { border: 1px solid var(--jp-border-color2, #ccc); }
 .kubenb-review .kubenb-review-head { position: sticky; top: 0; z-index: 1; margin: 0; border-radius: 0;
-  justify-content: flex-start; font-weight: bold; background: var(--jp-layout-color2, #eee);
+  text-align: left; padding: 0 0.5em; font-weight: bold; background: var(--jp-layout-color2, #eee);
   color: var(--jp-ui-font-color1, #000); }
+.kubenb-review .kubenb-review-table > .widget-inline-hbox, .kubenb-review .kubenb-review-table > .widget-html {
+  padding: 0 0.5em; }
 .kubenb-review .kubenb-review-where { font-size: var(--jp-ui-font-size0, 0.85em); line-height: 1.3; }
 .kubenb-review .kubenb-kind-excluded label, .kubenb-review .kubenb-review-kind-excluded { font-style: italic;
   color: var(--jp-ui-font-color2, #666); }
@@ -119,7 +121,7 @@ class _Slot:
         self.image = row.image
         self.checkbox.value = ticked
         self.checkbox.description = row.image
-        self.checkbox.description_tooltip = row.image
+        self.checkbox.tooltip = row.image
         self.checkbox._dom_classes = ("kubenb-include", f"kubenb-kind-{row.kind}")
         self.kind.value = (f"<span class='kubenb-review-kind-{row.kind}' title='{html.escape(_NOTES[row.kind])}'>"
                            f"{row.kind}</span>")
@@ -247,8 +249,8 @@ class ImageListReview:
         self.source_filter = widgets.Dropdown(description="Source", options=[ALL, *_sources(self.rows)], value=ALL)
         self.registry_filter = widgets.Dropdown(description="Registry", options=[ALL, *_registries(self.rows)],
                                                 value=ALL)
-        self.prev_button = _button("‹ Previous", "kubenb-review-prev", "the previous rows")
-        self.next_button = _button("Next ›", "kubenb-review-next", "the next rows")
+        self.prev_button = _button("Previous", "kubenb-review-prev", "the previous rows", icon="chevron-left")
+        self.next_button = _button("Next", "kubenb-review-next", "the next rows", icon="chevron-right")
         self.pager = widgets.HTML()
         self.pager.add_class("kubenb-review-count")
         self.save_button = _button("Save choice", "kubenb-save",
@@ -272,8 +274,8 @@ class ImageListReview:
             slot.checkbox.observe(lambda change, slot=slot: self._clicked(slot, change["new"]), names="value")
         self.table = widgets.GridBox(
             [*self.headers.values(), *(cell for slot in self.slots for cell in slot.cells)],
-            layout=widgets.Layout(grid_template_columns="minmax(18em, 2fr) 6em minmax(16em, 3fr)",
-                                  grid_gap="0 0.75em", max_height="24em", overflow="auto",
+            layout=widgets.Layout(grid_template_columns="minmax(20em, 3fr) 6em minmax(14em, 2fr)",
+                                  grid_gap="0", max_height="24em", overflow="auto",
                                   align_items="flex-start"))
         self.table.add_class("kubenb-review-table")
 
@@ -373,7 +375,7 @@ def _button(description: str, css: str, tooltip: str, icon: str = "") -> Any:
 def _pager_text(start: int, drawn: int, matching: int, total: int) -> str:
     if not matching:
         return f"no image matches the filter ({total} in all)"
-    rows = f"{matching} shown" if drawn == matching else f"rows {start + 1}–{start + drawn} of {matching} shown"
+    rows = f"{matching} shown" if drawn == matching else f"rows {start + 1} to {start + drawn} of {matching} shown"
     return rows if matching == total else f"{rows} ({total} in all)"
 
 
