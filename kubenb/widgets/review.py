@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
+from ipywidgets.widgets.widget_bool import CheckboxStyle
+from ipywidgets.widgets.widget_string import HTMLStyle
 
 from kubenb.engine import Engine
 from kubenb.model import FoundImage, ImageList, Location
@@ -102,36 +104,44 @@ class _Row:
 class _Slot:
     """One drawn row of the table, refilled with whichever image the current page puts there.
 
-    The three cells share one ``Layout``, so hiding a spare slot hides the whole row.
+    The three cells share one ``Layout``, so hiding a spare slot hides the whole row; every slot
+    shares one style per kind of cell. A slot is made with its first image already in it, and a
+    refill sends one message per cell: the browser draws 50 rows from a few hundred messages.
     """
 
-    def __init__(self, layout: Any) -> None:
-        self.image: str | None = None
-        self.checkbox = widgets.Checkbox(value=False, description="", indent=False, layout=layout)
-        self.kind = widgets.HTML(layout=layout)
-        self.where = widgets.HTML(layout=layout)
-        self.where.add_class("kubenb-review-where")
+    def __init__(self, layout: Any, styles: tuple[Any, Any], row: _Row | None, ticked: bool) -> None:
         self.layout = layout
+        self.image = row.image if row else None
+        checkbox, kind, where = _cells(row, ticked)
+        self.checkbox = widgets.Checkbox(indent=False, layout=layout, style=styles[0], **checkbox)
+        self.kind = widgets.HTML(layout=layout, style=styles[1], **kind)
+        self.where = widgets.HTML(layout=layout, style=styles[1], **where)
+        layout.display = None if row else "none"
 
     @property
     def cells(self) -> tuple[Any, Any, Any]:
         return self.checkbox, self.kind, self.where
 
-    def show(self, row: _Row, ticked: bool) -> None:
-        self.image = row.image
-        self.checkbox.value = ticked
-        self.checkbox.description = row.image
-        self.checkbox.tooltip = row.image
-        self.checkbox._dom_classes = ("kubenb-include", f"kubenb-kind-{row.kind}")
-        self.kind.value = (f"<span class='kubenb-review-kind-{row.kind}' title='{html.escape(_NOTES[row.kind])}'>"
-                           f"{row.kind}</span>")
-        self.where.value = _places_html(row.places)
-        self.layout.display = None
+    def show(self, row: _Row | None, ticked: bool = False) -> None:
+        """Fill the slot with ``row`` (None: hide it)."""
+        self.image = row.image if row else None
+        for cell, values in zip(self.cells, _cells(row, ticked), strict=True):
+            with cell.hold_sync():
+                for name, value in values.items():
+                    setattr(cell, name, value)
+        self.layout.display = None if row else "none"
 
-    def hide(self) -> None:
-        self.image = None
-        self.checkbox.description = ""
-        self.layout.display = "none"
+
+def _cells(row: _Row | None, ticked: bool) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The trait values of a row's three cells: include tick with the name, kind, where found."""
+    if row is None:
+        return {"value": False, "description": ""}, {"value": ""}, {"value": ""}
+    kind = (f"<span class='kubenb-review-kind-{row.kind}' title='{html.escape(_NOTES[row.kind])}'>"
+            f"{row.kind}</span>")
+    return ({"value": ticked, "description": row.image, "tooltip": row.image,
+             "_dom_classes": ("kubenb-include", f"kubenb-kind-{row.kind}")},
+            {"value": kind},
+            {"value": _places_html(row.places), "_dom_classes": ("kubenb-review-where",)})
 
 
 class _Tick:
@@ -166,8 +176,8 @@ class ImageListReview:
         self.checkboxes: Mapping[str, _Tick] = {row.image: _Tick(self, row.image) for row in self.rows}
         self.sort_column, self.descending, self.page = "image", False, 0
         self._syncing = False
-        self._shown: list[_Row] = []
         self._build_controls()
+        self._shown = self._matching()
         self._build_table()
         self.widget = widgets.VBox([
             widgets.HTML(_STYLE),
@@ -269,7 +279,9 @@ class ImageListReview:
         self.headers = {column: _button(column, "kubenb-review-head", f"sort by {column}") for column in COLUMNS}
         for column, header in self.headers.items():
             header.on_click(lambda _button, column=column: self.sort_by(column))
-        self.slots = [_Slot(widgets.Layout()) for _ in range(min(PAGE_ROWS, len(self.rows)))]
+        styles = (CheckboxStyle(), HTMLStyle())
+        self.slots = [_Slot(widgets.Layout(), styles, row, row.image in self._chosen)
+                      for row in self._shown[:min(PAGE_ROWS, len(self.rows))]]
         for slot in self.slots:
             slot.checkbox.observe(lambda change, slot=slot: self._clicked(slot, change["new"]), names="value")
         self.table = widgets.GridBox(
@@ -287,10 +299,7 @@ class ImageListReview:
 
     def _refresh(self) -> None:
         """Filter and sort every row, then draw the current page."""
-        words = self.search.value.casefold().split()
-        source, registry = self.source_filter.value, self.registry_filter.value
-        matching = [row for row in self.rows if row.matches(source, registry, words)]
-        self._shown = sorted(matching, key=lambda row: row.sort_key(self.sort_column), reverse=self.descending)
+        self._shown = self._matching()
         for column, header in self.headers.items():
             arrow = (" ▼" if self.descending else " ▲") if column == self.sort_column else ""
             header.description = f"{column}{arrow}"
@@ -298,15 +307,20 @@ class ImageListReview:
         self._draw_page()
         self.status.value = self._counts()
 
+    def _matching(self) -> list[_Row]:
+        """The rows the filters let through, sorted by the chosen column."""
+        words = self.search.value.casefold().split()
+        source, registry = self.source_filter.value, self.registry_filter.value
+        matching = [row for row in self.rows if row.matches(source, registry, words)]
+        return sorted(matching, key=lambda row: row.sort_key(self.sort_column), reverse=self.descending)
+
     def _draw_page(self) -> None:
         start = self.page * PAGE_ROWS
         page = self._shown[start:start + PAGE_ROWS]
         with self._quiet():
             for index, slot in enumerate(self.slots):
-                if index < len(page):
-                    slot.show(page[index], page[index].image in self._chosen)
-                else:
-                    slot.hide()
+                row = page[index] if index < len(page) else None
+                slot.show(row, row is not None and row.image in self._chosen)
         self.pager.value = html.escape(_pager_text(start, len(page), len(self._shown), len(self.rows)))
         paged = len(self._shown) > PAGE_ROWS
         for button in (self.prev_button, self.next_button):
