@@ -173,6 +173,8 @@ def test_a_300_image_review_searches_selects_none_and_keeps_build_in_view(lab: J
     (context / "Kubefile").write_text(KUBEFILE)
     (context / "imageList").write_text("".join(f"registry.example.com/team/service-{i}:1.0\n"
                                                for i in range(REVIEW_IMAGES)))
+    (context / ".kubenb").mkdir()
+    (context / ".kubenb" / "exclude").write_text("registry.example.com/team/service-5:1.0\n")  # an earlier review
     write_notebook(lab.root_dir / "review.ipynb", ["%load_ext kubenb", f"%%kubefile --context {context}\n{KUBEFILE}"])
     notebook = JupyterLabPage(page, lab).open("review.ipynb")
     notebook.run_all()
@@ -187,13 +189,19 @@ def test_a_300_image_review_searches_selects_none_and_keeps_build_in_view(lab: J
     assert rows.first.inner_text() == "registry.example.com/team/service-0:1.0"
     assert rows.nth(2).inner_text() == "registry.example.com/team/service-2:1.0"  # 2 before 10: natural order
     assert in_viewport(search) and in_viewport(page.locator(".kubenb-build")), "Build is below the fold"
+    excluded = page.locator(".kubenb-include.kubenb-kind-excluded")
+    assert excluded.inner_text() == "registry.example.com/team/service-5:1.0"
+    assert not excluded.locator("input").is_checked()
+    assert excluded.locator(".widget-label-basic").evaluate("label => getComputedStyle(label).fontStyle") == "italic"
+    assert page.locator(".kubenb-review-kind-excluded").inner_text() == "excluded"
+    screenshot(page, "browser-review-300-start.png")
 
     search.fill("service-12")
     count = page.locator(".kubenb-review-count")
     count.filter(has_text="11 shown").wait_for(timeout=WIDGET_TIMEOUT_MS)
     page.locator(".kubenb-select-none").click()
     status = page.locator(".kubenb-review-status")
-    status.filter(has_text="289 of 300 images included").wait_for(timeout=WIDGET_TIMEOUT_MS)
+    status.filter(has_text="288 of 300 images included").wait_for(timeout=WIDGET_TIMEOUT_MS)
     expected = ["registry.example.com/team/service-12:1.0",
                 *(f"registry.example.com/team/service-{i}:1.0" for i in range(120, 130))]
     assert rows.all_inner_texts() == expected
@@ -209,6 +217,6 @@ def test_a_300_image_review_searches_selects_none_and_keeps_build_in_view(lab: J
     assert ticks["registry.example.com/team/service-11:1.0"] and not ticks["registry.example.com/team/service-12:1.0"]
     page.locator(".kubenb-save").click()
     status.filter(has_text="Saved").wait_for(timeout=WIDGET_TIMEOUT_MS)
-    excluded = [line for line in (context / ".kubenb" / "exclude").read_text().splitlines()
-                if line and not line.startswith("#")]
-    assert excluded == sorted(expected)
+    saved = [line for line in (context / ".kubenb" / "exclude").read_text().splitlines()
+             if line and not line.startswith("#")]
+    assert saved == sorted([*expected, "registry.example.com/team/service-5:1.0"])

@@ -280,7 +280,7 @@ class ImageListReview:
         for column, header in self.headers.items():
             header.on_click(lambda _button, column=column: self.sort_by(column))
         styles = (CheckboxStyle(), HTMLStyle())
-        self.slots = [_Slot(widgets.Layout(), styles, row, row.image in self._chosen)
+        self.slots = [_Slot(widgets.Layout(width="auto", min_width="0"), styles, row, row.image in self._chosen)
                       for row in self._shown[:min(PAGE_ROWS, len(self.rows))]]
         for slot in self.slots:
             slot.checkbox.observe(lambda change, slot=slot: self._clicked(slot, change["new"]), names="value")
