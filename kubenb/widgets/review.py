@@ -28,7 +28,7 @@ from ipywidgets.widgets.widget_bool import CheckboxStyle
 from ipywidgets.widgets.widget_string import HTMLStyle
 
 from kubenb.engine import Engine
-from kubenb.model import FoundImage, ImageList, Location
+from kubenb.model import FoundImage, ImageList
 
 if TYPE_CHECKING:
     import pandas
@@ -82,6 +82,7 @@ class _Row:
 
     @property
     def places(self) -> list[str]:
+        """Each place the image was written: source, file:line and the object or chart."""
         return [f"{location.source}: {location}" for location in self.found.locations]
 
     def sort_key(self, column: str) -> tuple[Any, ...]:
@@ -362,7 +363,7 @@ class ImageListReview:
         body = "".join(
             "<tr>"
             f"<td>{'&#10003;' if row.image in self._chosen else ''}</td><td><code>{html.escape(row.image)}</code></td>"
-            f"<td>{html.escape(row.kind)}</td><td>{_provenance(row.found.locations)}</td>"
+            f"<td>{html.escape(row.kind)}</td><td>{'<br>'.join(html.escape(place) for place in row.places)}</td>"
             "</tr>"
             for row in sorted(self.rows, key=lambda row: row.sort_key("image"))
         )
@@ -398,11 +399,6 @@ def _places_html(places: list[str]) -> str:
     if len(places) > PLACES_SHOWN:
         lines.append(f"<i>and {len(places) - PLACES_SHOWN} more places</i>")
     return "<br>".join(lines)
-
-
-def _provenance(locations: tuple[Location, ...]) -> str:
-    """Each place the image was written: source, file:line and the object or chart."""
-    return "<br>".join(html.escape(f"{location.source}: {location}") for location in locations)
 
 
 def _sources(rows: list[_Row]) -> list[str]:
