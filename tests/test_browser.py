@@ -195,6 +195,11 @@ def test_a_300_image_review_searches_selects_none_and_keeps_build_in_view(lab: J
     assert excluded.locator(".widget-label-basic").evaluate("label => getComputedStyle(label).fontStyle") == "italic"
     assert page.locator(".kubenb-review-kind-excluded").inner_text() == "excluded"
     screenshot(page, "browser-review-300-start.png")
+    page.locator(".kubenb-review-head", has_text="image").click()  # again: descending
+    page.locator(".kubenb-review-head", has_text="image ▼").wait_for(timeout=WIDGET_TIMEOUT_MS)
+    assert rows.first.inner_text() == "registry.example.com/team/service-299:1.0"
+    page.locator(".kubenb-review-head", has_text="image").click()
+    page.locator(".kubenb-review-head", has_text="image ▲").wait_for(timeout=WIDGET_TIMEOUT_MS)
 
     search.fill("service-12")
     count = page.locator(".kubenb-review-count")

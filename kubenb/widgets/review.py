@@ -299,13 +299,14 @@ class ImageListReview:
         self._refresh()
 
     def _refresh(self) -> None:
-        """Filter and sort every row, then draw the current page."""
+        """Filter and sort every row, then draw the current page; the header's arrow and the counts
+        change last, so a browser showing them shows the rows they describe."""
         self._shown = self._matching()
+        self.page = min(self.page, self._last_page())
+        self._draw_page()
         for column, header in self.headers.items():
             arrow = (" ▼" if self.descending else " ▲") if column == self.sort_column else ""
             header.description = f"{column}{arrow}"
-        self.page = min(self.page, self._last_page())
-        self._draw_page()
         self.status.value = self._counts()
 
     def _matching(self) -> list[_Row]:
