@@ -232,3 +232,72 @@ def test_interrupting_a_foreground_build_stops_it_and_the_demo_registry_survives
         assert "ZMQError" not in notebook.output_text() and "Traceback" not in notebook.output_text()
         notebook.run_cell(3)
     assert not demo_serves(demo_host)
+
+
+REVIEW_IMAGES = 300
+VIEWPORT_HEIGHT = 1000
+
+
+def in_viewport(locator: Any) -> bool:
+    box = locator.bounding_box()
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= VIEWPORT_HEIGHT
+
+
+def test_a_300_image_review_searches_selects_none_and_keeps_build_in_view(lab: JupyterLab, page: Any) -> None:
+    context = lab.root_dir / "big-context"
+    context.mkdir()
+    (context / "Kubefile").write_text(KUBEFILE)
+    (context / "imageList").write_text("".join(f"registry.example.com/team/service-{i}:1.0\n"
+                                               for i in range(REVIEW_IMAGES)))
+    (context / ".kubenb").mkdir()
+    (context / ".kubenb" / "exclude").write_text("registry.example.com/team/service-5:1.0\n")  # an earlier review
+    write_notebook(lab.root_dir / "review.ipynb", ["%load_ext kubenb", f"%%kubefile --context {context}\n{KUBEFILE}"])
+    notebook = JupyterLabPage(page, lab).open("review.ipynb")
+    notebook.run_all()
+    assert not notebook.errors(), notebook.errors()
+
+    review = page.locator(".kubenb-review")
+    search = page.locator(".kubenb-review-search input")
+    search.wait_for(timeout=WIDGET_TIMEOUT_MS)
+    review.evaluate("element => element.scrollIntoView({block: 'start'})")
+    assert page.locator(".kubenb-review-head").all_inner_texts() == ["image ▲", "kind", "where found"]
+    rows = page.locator(".kubenb-include:visible")
+    assert rows.first.inner_text() == "registry.example.com/team/service-0:1.0"
+    assert rows.nth(2).inner_text() == "registry.example.com/team/service-2:1.0"  # 2 before 10: natural order
+    assert in_viewport(search) and in_viewport(page.locator(".kubenb-build")), "Build is below the fold"
+    excluded = page.locator(".kubenb-include.kubenb-kind-excluded")
+    assert excluded.inner_text() == "registry.example.com/team/service-5:1.0"
+    assert not excluded.locator("input").is_checked()
+    assert excluded.locator(".widget-label-basic").evaluate("label => getComputedStyle(label).fontStyle") == "italic"
+    assert page.locator(".kubenb-review-kind-excluded").inner_text() == "excluded"
+    screenshot(page, "browser-review-300-start.png")
+    page.locator(".kubenb-review-head", has_text="image").click()  # again: descending
+    page.locator(".kubenb-review-head", has_text="image ▼").wait_for(timeout=WIDGET_TIMEOUT_MS)
+    assert rows.first.inner_text() == "registry.example.com/team/service-299:1.0"
+    page.locator(".kubenb-review-head", has_text="image").click()
+    page.locator(".kubenb-review-head", has_text="image ▲").wait_for(timeout=WIDGET_TIMEOUT_MS)
+
+    search.fill("service-12")
+    count = page.locator(".kubenb-review-count")
+    count.filter(has_text="11 shown").wait_for(timeout=WIDGET_TIMEOUT_MS)
+    page.locator(".kubenb-select-none").click()
+    status = page.locator(".kubenb-review-status")
+    status.filter(has_text="288 of 300 images included").wait_for(timeout=WIDGET_TIMEOUT_MS)
+    expected = ["registry.example.com/team/service-12:1.0",
+                *(f"registry.example.com/team/service-{i}:1.0" for i in range(120, 130))]
+    assert rows.all_inner_texts() == expected
+    assert not any(box.is_checked() for box in rows.locator("input[type=checkbox]").all())
+    assert count.inner_text() == "11 shown (300 in all)"
+    review.evaluate("element => element.scrollIntoView({block: 'start'})")
+    assert in_viewport(search) and in_viewport(page.locator(".kubenb-build")), "Build is below the fold"
+    screenshot(page, "browser-review-300.png")
+
+    search.fill("")
+    count.filter(has_text="rows 1 to 50 of 300 shown").wait_for(timeout=WIDGET_TIMEOUT_MS)
+    ticks = {row.inner_text(): row.locator("input").is_checked() for row in rows.all()}
+    assert ticks["registry.example.com/team/service-11:1.0"] and not ticks["registry.example.com/team/service-12:1.0"]
+    page.locator(".kubenb-save").click()
+    status.filter(has_text="Saved").wait_for(timeout=WIDGET_TIMEOUT_MS)
+    saved = [line for line in (context / ".kubenb" / "exclude").read_text().splitlines()
+             if line and not line.startswith("#")]
+    assert saved == sorted([*expected, "registry.example.com/team/service-5:1.0"])

@@ -25,6 +25,7 @@ from kubenb.errors import DiscoveryError
 from kubenb.events import BlobProgress, BlobStarted, ImageDone, ImageSkipped, ImageStarted, Message, Retrying
 from kubenb.store import Store
 from kubenb.widgets import BuildPanel, ImageListReview, LoginForm
+from kubenb.widgets.review import natural_key
 from tests.support.registry import Registry
 
 BUSYBOX = "docker.io/library/busybox:1.36"
@@ -64,8 +65,23 @@ def reviewed(tmp_path: Path) -> tuple[Path, ImageListReview]:
     return context, ImageListReview(list_images(context), context)
 
 
-def visible(review: ImageListReview) -> list[str]:
-    return [row.image for row in review.rows if row.box.layout.display != "none"]
+def drawn(review: ImageListReview) -> dict[str, Any]:
+    """The rows drawn on screen, top to bottom: image name -> its slot (checkbox, kind, where cells)."""
+    return {slot.checkbox.description: slot for slot in review.slots if slot.layout.display != "none"}
+
+
+def many_images(root: Path, count: int, *, excluded: tuple[int, ...] = ()) -> tuple[Path, ImageListReview]:
+    """A context whose imageList names ``service-0`` .. ``service-<count-1>``, last first, some left out."""
+    names = [service(i) for i in range(count)]
+    context = make_context(root, "FROM scratch\nCOPY imageList manifests\n",
+                           images="".join(f"{name}\n" for name in reversed(names)))
+    if excluded:
+        Engine().save_choice(context, list_images(context), [n for i, n in enumerate(names) if i not in excluded])
+    return context, ImageListReview(list_images(context), context)
+
+
+def service(number: int) -> str:
+    return f"registry.example.com/team/service-{number}:1.0"
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
@@ -93,16 +109,21 @@ def test_review_shows_a_ticked_row_per_image_and_unticked_opt_in_rows(reviewed: 
     assert {image: box.value for image, box in review.checkboxes.items()} == {
         ALPINE: True, BUSYBOX: True, APP: True, SIDECAR: False,
     }
-    for image, checkbox in review.checkboxes.items():
-        assert checkbox.description == image
-        assert "kubenb-include" in checkbox._dom_classes
+    rows = drawn(review)
+    assert list(rows) == [ALPINE, BUSYBOX, SIDECAR, APP]  # sorted by image name
+    assert {image: slot.checkbox.value for image, slot in rows.items()} == {
+        ALPINE: True, BUSYBOX: True, APP: True, SIDECAR: False,
+    }
+    assert all("kubenb-include" in slot.checkbox._dom_classes for slot in rows.values())
     assert review.chosen() == sorted([ALPINE, BUSYBOX, APP])
     (sidecar,) = [row for row in review.rows if row.image == SIDECAR]
     assert sidecar.kind == "potential"
-    assert "potential" in sidecar.box.children[1].value
-    (app,) = [row for row in review.rows if row.image == APP]
-    provenance = app.box.children[2].value
+    assert ">potential</span>" in rows[SIDECAR].kind.value
+    assert "kubenb-kind-potential" in rows[SIDECAR].checkbox._dom_classes
+    provenance = rows[APP].where.value
     assert "manifest" in provenance and "manifests/app.yaml:9" in provenance and "Deployment/app" in provenance
+    assert [header.description for header in review.headers.values()] == ["image ▲", "kind", "where found"]
+    assert review.pager.value == "4 shown" and review.status.value == "3 of 4 images included"
     assert review.save_button.description == "Save choice" and "kubenb-save" in review.save_button._dom_classes
     table = review._repr_html_()
     assert "<table" in table and SIDECAR in table and "potential" in table
@@ -112,7 +133,8 @@ def test_review_shows_a_ticked_row_per_image_and_unticked_opt_in_rows(reviewed: 
 def test_review_choice_is_saved_and_every_later_listing_honours_it(reviewed: tuple[Path, ImageListReview]) -> None:
     context, review = reviewed
     review.checkboxes[ALPINE].value = False
-    review.checkboxes[SIDECAR].value = True
+    drawn(review)[SIDECAR].checkbox.value = True  # a click on the drawn row
+    assert not drawn(review)[ALPINE].checkbox.value  # the code's untick is drawn
     assert "(not saved)" in review.status.value
     frame = review.dataframe()
     assert frame["include"].dtype == bool
@@ -138,6 +160,81 @@ def test_review_choice_is_saved_and_every_later_listing_honours_it(reviewed: tup
     assert [str(f.image) for f in list_images(context).images] == sorted([ALPINE, BUSYBOX, APP, SIDECAR])
 
 
+def test_excluded_images_show_unticked_and_marked_excluded(tmp_path: Path) -> None:
+    _, review = many_images(tmp_path, 5, excluded=(1, 3))
+    rows = drawn(review)
+    assert {image: slot.checkbox.value for image, slot in rows.items()} == {
+        service(0): True, service(1): False, service(2): True, service(3): False, service(4): True}
+    for number in (1, 3):
+        slot = rows[service(number)]
+        assert "kubenb-kind-excluded" in slot.checkbox._dom_classes
+        assert ">excluded</span>" in slot.kind.value and "left out by an earlier review" in slot.kind.value
+    review.sort_by("kind")
+    assert list(drawn(review)) == [service(0), service(2), service(4), service(1), service(3)]
+
+
+@pytest.mark.parametrize(("names", "ordered"), [
+    (["service-105", "service-14", "service-2"], ["service-2", "service-14", "service-105"]),
+    (["app:1.10", "app:1.9", "app:1.9.1"], ["app:1.9", "app:1.9.1", "app:1.10"]),
+    (["B-2", "a-10", "a-9"], ["a-9", "a-10", "B-2"]),
+    (["x10y", "x9z", "x9y"], ["x9y", "x9z", "x10y"]),
+    (["v²", "v2", "v1"], ["v1", "v2", "v²"]),  # a superscript is not a number to compare
+])
+def test_natural_key_compares_numbers_inside_names_as_numbers(names: list[str], ordered: list[str]) -> None:
+    assert sorted(names, key=natural_key) == ordered
+
+
+def test_clicking_a_header_sorts_by_that_column_naturally_and_again_reverses(tmp_path: Path) -> None:
+    _, review = many_images(tmp_path, 120)
+    assert review.visible()[:4] == [service(0), service(1), service(2), service(3)]
+    review.headers["image"].click()
+    assert review.visible()[:3] == [service(119), service(118), service(117)]
+    assert review.headers["image"].description == "image ▼"
+    review.headers["where found"].click()  # imageList:1 is the last name written, service-119
+    assert review.visible()[:3] == [service(119), service(118), service(117)]
+    assert review.headers["where found"].description == "where found ▲"
+    assert review.headers["image"].description == "image"
+    review.headers["where found"].click()
+    assert review.visible()[:2] == [service(0), service(1)]
+    with pytest.raises(ValueError, match="no column 'size'"):
+        review.sort_by("size")
+
+
+def test_only_a_page_of_rows_is_drawn_and_paging_reaches_the_rest(tmp_path: Path) -> None:
+    _, review = many_images(tmp_path, 120)
+    assert len(review.slots) == 50 and len(review.visible()) == 50
+    assert review.pager.value == "rows 1 to 50 of 120 shown" and review.prev_button.disabled
+    review.next_button.click()
+    review.next_button.click()
+    assert review.visible() == [service(i) for i in range(100, 120)]
+    assert review.pager.value == "rows 101 to 120 of 120 shown" and review.next_button.disabled
+    assert [slot.layout.display for slot in review.slots[20:]] == ["none"] * 30
+    drawn(review)[service(110)].checkbox.value = False
+    assert service(110) not in review.chosen() and len(review.chosen()) == 119
+
+
+def test_search_filters_rows_and_select_none_unticks_only_what_it_shows(tmp_path: Path) -> None:
+    _, review = many_images(tmp_path, 300)
+    review.next_button.click()
+    review.search.value = "SERVICE-12"  # any case; back to the first page
+    assert review.visible() == [service(12), *(service(i) for i in range(120, 130))]
+    assert review.pager.value == "11 shown (300 in all)"
+    review.select_none_button.click()
+    assert not any(slot.checkbox.value for slot in drawn(review).values())
+    assert review.status.value == "289 of 300 images included (not saved)"
+    assert set(review.chosen()) == {service(i) for i in range(300)} - set(review.visible())
+
+    review.search.value = "service-12 imagelist:288"  # every word must match
+    assert review.visible() == [service(12)]
+    review.search.value = "nothing-like-this"
+    assert review.visible() == [] and review.pager.value == "no image matches the filter (300 in all)"
+    review.search.value = ""
+    assert review.pager.value == "rows 1 to 50 of 300 shown" and len(review.chosen()) == 289
+    review.search.value = "service-12"
+    review.select_all_button.click()
+    assert len(review.chosen()) == 300
+
+
 def test_filters_hide_rows_and_never_change_the_choice(reviewed: tuple[Path, ImageListReview]) -> None:
     _, review = reviewed
     assert list(review.source_filter.options) == ["all", "imageList", "manifest"]
@@ -145,14 +242,14 @@ def test_filters_hide_rows_and_never_change_the_choice(reviewed: tuple[Path, Ima
     review.checkboxes[BUSYBOX].value = False
     before = review.chosen()
     review.source_filter.value = "imageList"
-    assert sorted(visible(review)) == [ALPINE, BUSYBOX]
+    assert review.visible() == [ALPINE, BUSYBOX]
     review.registry_filter.value = "quay.io"
-    assert visible(review) == []
+    assert review.visible() == []
     review.source_filter.value = "all"
-    assert visible(review) == [APP]
+    assert review.visible() == [APP]
     assert review.chosen() == before
     review.registry_filter.value = "all"
-    assert sorted(visible(review)) == sorted(review.checkboxes)
+    assert sorted(review.visible()) == sorted(review.checkboxes)
     assert review.chosen() == before
 
 
