@@ -34,7 +34,7 @@ from kubenb.errors import InvalidReferenceError, KubenbError
 from kubenb.events import EventSink, ignore
 from kubenb.model import ImageList, Kubefile
 
-__all__ = ["add_build_options", "build_options", "build_parser", "engine_for", "main"]
+__all__ = ["add_build_options", "build_options", "build_parser", "engine_for", "list_images_of", "main"]
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -135,11 +135,16 @@ def _grouped(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
     return grouped
 
 
-def _run_list_images(options: argparse.Namespace) -> int:
-    images = engine_for(options).list_images(
+def list_images_of(options: argparse.Namespace) -> ImageList:
+    """The image list parsed ``list-images`` options ask for (the CLI prints it, the magic returns it)."""
+    return engine_for(options).list_images(
         options.context, kubefile=options.file, values=_grouped(options.values), set=_grouped(options.set),
         kube_version=options.kube_version, build_args=dict(options.build_arg), helm_backend=options.helm_backend,
     )
+
+
+def _run_list_images(options: argparse.Namespace) -> int:
+    images = list_images_of(options)
     for warning in images.warnings:
         print(f"kubenb: warning: {warning}", file=sys.stderr)
     for invalid in images.invalid:
