@@ -270,3 +270,22 @@ def test_out_stores_the_value_and_save_images_returns_its_record(
     assert saved.fetched_bytes > 0
     with pytest.raises(UsageError, match="--out needs a variable name"):
         run(shell, "%kubenb images --out")
+
+
+def test_push_pull_and_load_return_what_they_moved(shell: InteractiveShell, context: Path, tmp_path: Path,
+                                                   source: DemoRegistry) -> None:
+    root, other = tmp_path / "store", tmp_path / "other"
+    (context / "Kubefile").write_text("FROM scratch\nCOPY imageList manifests\n")
+    (context / "imageList").write_text("")
+    built = run(shell, f"%kubenb build {context} -t web:1 --root {root}")
+    destination = f"{source.host}/team/web:1"
+    digest = run(shell, f"%kubenb push web:1 {destination} --root {root}")
+    assert digest == built.manifest_digest
+    pulled = run(shell, f"%kubenb pull {destination} --root {other}")
+    assert isinstance(pulled, ClusterImage) and pulled.id == built.id
+    archive = tmp_path / "web.tar"
+    assert run(shell, f"%kubenb save web:1 -o {archive} --root {root}") is None  # it only reports
+    loaded = run(shell, f"%kubenb load -i {archive} --root {tmp_path / 'third'}")
+    assert [image.name for image in loaded] == ["web:1"] and loaded[0].id == built.id
+    parsed = run(shell, f"%kubenb parse -f {context / 'Kubefile'}")
+    assert [i.to_text() for i in parsed.instructions] == ["FROM scratch", "COPY imageList manifests"]
