@@ -13,11 +13,12 @@ import getpass
 import json
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import NoReturn, TextIO, TypeVar
 
 from kubenb.display import EventPrinter, human_size, image_list_csv, image_list_plain, image_list_table, locations_text
 from kubenb.engine import (
@@ -30,13 +31,25 @@ from kubenb.engine import (
     undeclared_arguments,
     why,
 )
-from kubenb.errors import InvalidReferenceError, KubenbError
-from kubenb.events import EventSink, ignore
+from kubenb.errors import Cancelled, InvalidReferenceError, KubenbError
+from kubenb.events import CancelToken, EventSink, ignore
 from kubenb.model import ImageList, Kubefile
 
-__all__ = ["add_build_options", "build_options", "build_parser", "engine_for", "list_images_of", "main"]
+__all__ = ["add_build_options", "build_options", "build_parser", "engine_for", "list_images_of", "main",
+           "run_command", "run_until_interrupted"]
 
 Command = Callable[[argparse.Namespace], int]
+_T = TypeVar("_T")
+
+#: The commands that take long (downloads, uploads, build steps) and stop where they are on
+#: Ctrl-C: they run in a worker thread with a cancel token the main thread sets.
+#: What an interrupted one leaves, said in its one line.
+CANCELLABLE = {
+    "build": "nothing was named; the store is as it was",
+    "pull": "nothing was named; the store is as it was",
+    "save-images": "nothing half-written was kept; run it again to fetch only what is missing",
+    "push": "no tag was written at the destination; run it again to go on",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -250,11 +263,12 @@ def _run_logout(options: argparse.Namespace) -> int:
 
 
 def engine_for(options: argparse.Namespace, events: EventSink = ignore) -> Engine:
-    """The engine parsed options ask for: ``--root`` and the registry options a command has."""
+    """The engine parsed options ask for: ``--root``, the registry options a command has, and
+    the cancel token ``main`` set for a command that Ctrl-C stops."""
     return Engine(
         getattr(options, "root", None), mirrors=dict(getattr(options, "registry_mirror", [])),
         insecure=getattr(options, "insecure_registry", None) or [], ca_files=getattr(options, "registry_ca", []),
-        events=events,
+        events=events, cancel_token=getattr(options, "cancel_token", None),
     )
 
 
@@ -455,8 +469,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the return value is the process exit status."""
     options = build_parser().parse_args(argv)
     try:
-        status: int = options.run(options)
-        return status
+        return run_command(options)
+    except Cancelled as error:
+        print(f"kubenb: {error}", file=sys.stderr)
+        return 130
     except KubenbError as error:
         if getattr(options, "debug", False):
             traceback.print_exc()
@@ -469,3 +485,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stdout is gone: point it at /dev/null so the interpreter's final flush raises nothing
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, as a shell reports a command killed by it
+
+
+def run_command(options: argparse.Namespace) -> int:
+    """Run parsed options (the CLI's and ``%kubenb``'s); Ctrl-C stops a long command where it is."""
+    run: Command = options.run
+    return run_until_interrupted(options, run) if options.command in CANCELLABLE else run(options)
+
+
+def run_until_interrupted(options: argparse.Namespace, work: Callable[[argparse.Namespace], _T]) -> _T:
+    """Run ``work(options)`` in a worker thread while this one waits; Ctrl-C (KeyboardInterrupt,
+    which only the main thread receives) sets the command's cancel token, so in-flight downloads
+    are cut at once and the work undoes itself, and then raises ``Cancelled``. ``%kubenb`` runs
+    the commands whose value it returns through here too.
+
+    Without this, the interrupt lands in the main thread while the download pool's workers go
+    on: every download in flight finished before the command could stop. The wait is on an
+    event, not ``Thread.join``: a join broken by KeyboardInterrupt can mark the thread ended
+    while it still runs. A second Ctrl-C while the work undoes itself stops the waiting.
+    """
+    token = options.cancel_token = CancelToken()
+    done = threading.Event()
+    outcome: list[_T | BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work(options))
+        except BaseException as error:  # handed to the main thread, which raises it
+            outcome.append(error)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"kubenb {options.command}", daemon=True).start()
+    try:
+        while not done.wait(0.1):  # short waits: a simulated Ctrl-C (interrupt_main) is seen between them
+            pass
+    except KeyboardInterrupt:
+        token.cancel()
+        done.wait()  # quick: the cancel shut the sockets down and killed any RUN
+        if isinstance(outcome[0], BaseException):  # ended by the cancel (or failed meanwhile): nothing named
+            hint = CANCELLABLE.get(options.command, "nothing was named; the store is as it was")
+            raise Cancelled(f"{options.command} interrupted", hint=hint) from None
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]

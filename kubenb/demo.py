@@ -13,6 +13,7 @@ private registries and ``kubenb login`` offline.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gzip
 import hashlib
 import io
@@ -22,6 +23,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -88,8 +90,13 @@ class DemoRegistry:
 
     With ``username`` and ``password`` it serves with htpasswd (bcrypt) auth, like a private
     registry: the password goes to ``htpasswd`` on its stdin (never on a command line) and is
-    never printed, logged or shown in the repr. The process is stopped at interpreter exit too,
-    so a kernel that exits without ``stop()`` leaves no registry running.
+    never printed, logged or shown in the repr.
+
+    The registry runs in a session of its own: a kernel interrupt sends SIGINT to the kernel's
+    whole process group, and a teaching notebook's registry must outlive the build it stopped.
+    Out of that group, nothing ends it with its parent any more, so it is stopped at interpreter
+    exit (``atexit``), and a watchdog process (in its own session too) stops it when the parent
+    dies without running ``atexit`` (a kernel killed).
     """
 
     def __init__(self, images: Iterable[str] = (), *, folder: Path | None = None, padding: int = 0,
@@ -110,6 +117,7 @@ class DemoRegistry:
         self.port = _free_port()
         self.host = f"127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
         self._workdir: Path | None = None
 
     def __repr__(self) -> str:
@@ -182,6 +190,13 @@ class DemoRegistry:
         """End the registry process (terminate, then kill) and remove what it made; safe twice."""
         atexit.unregister(self.stop)
         process, self._process = self._process, None
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:  # one byte: stand down (EOF alone would mean that we died)
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                watchdog.communicate(b"x", timeout=10)
+            if watchdog.poll() is None:
+                watchdog.kill()
+                watchdog.wait()
         if process is not None:
             process.terminate()
             try:
@@ -221,7 +236,11 @@ class DemoRegistry:
         environment = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
         with (self._workdir / "registry.log").open("wb") as log:
             self._process = subprocess.Popen([binary, "serve", str(config_path)], env=environment,
-                                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                             start_new_session=True)
+        self._watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(self._process.pid)],
+                                          stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, start_new_session=True)
 
     def _wait(self, timeout: float = 20) -> None:
         expected = 200 if self.username is None else 401
@@ -247,6 +266,18 @@ class DemoRegistry:
         except OSError:
             return "(no log)"
         return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
+
+
+#: Beside the registry: its stdin is a pipe from us. One byte means ``stop()`` stands it down;
+#: end of file without one means that we died, and the registry is terminated with us.
+_WATCHDOG = """
+import os, signal, sys
+if not sys.stdin.buffer.read(1):
+    try:
+        os.kill(int(sys.argv[1]), signal.SIGTERM)
+    except OSError:
+        pass
+"""
 
 
 def _write_htpasswd(path: Path, username: str, password: str) -> None:

@@ -33,7 +33,15 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.display import display
 from traitlets import Bool, Enum, Unicode
 
-from kubenb.cli import add_build_options, build_options, build_parser, engine_for, list_images_of
+from kubenb.cli import (
+    add_build_options,
+    build_options,
+    build_parser,
+    engine_for,
+    list_images_of,
+    run_command,
+    run_until_interrupted,
+)
 from kubenb.display import (
     EventPrinter,
     JsonView,
@@ -161,17 +169,19 @@ def _run_build(options: BuildOptions, root: Path | None, builder: str, progress:
         from kubenb.widgets import BuildPanel  # noqa: PLC0415
 
         panel = BuildPanel(options, engine=Engine(root), builder=builder)
-        if progress != "none":
-            display(panel)  # type: ignore[no-untyped-call]
-        panel.start()
-        if background:
-            return panel
         try:
+            if progress != "none":
+                display(panel)  # type: ignore[no-untyped-call]
+            panel.start()
+            if background:
+                return panel
             image = panel.wait()
         except KeyboardInterrupt:
-            panel.cancel()
-            panel.wait()
-            raise Cancelled("the build was interrupted", hint="nothing was named; the store is as it was") from None
+            panel.cancel()  # unconditionally: whatever the interrupt broke, the token is set
+            _wait_out(panel.wait, lambda: not panel.running)
+            if panel.result is None:
+                raise _interrupted() from None
+            return panel.result  # named before the interrupt took effect: say so by returning it
         if panel.error is not None:
             raise panel.error
         return image
@@ -205,11 +215,27 @@ def _until_interrupted(engine: Engine, options: BuildOptions, builder: str) -> C
             pass
     except KeyboardInterrupt:
         engine.cancel()
-        done.wait()
-        raise Cancelled("the build was interrupted", hint="nothing was named; the store is as it was") from None
+        _wait_out(done.wait, done.is_set)
+        if not isinstance(outcome[0], ClusterImage):
+            raise _interrupted() from None
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
     return outcome[0]
+
+
+def _wait_out(wait: Callable[[float], object], ended: Callable[[], bool]) -> None:
+    """Wait for a cancelled build to undo itself (a second or so: the cancel cut its downloads).
+
+    Further interrupts meanwhile are let pass: leaving now would leave a build thread behind
+    the cell, writing into whatever cell runs next, and maybe naming the image after all.
+    """
+    while not ended():
+        with contextlib.suppress(KeyboardInterrupt):
+            wait(0.1)
+
+
+def _interrupted() -> Cancelled:
+    return Cancelled("the build was interrupted", hint="nothing was named; the store is as it was")
 
 
 def _widget_progress(progress: str) -> bool:
@@ -343,6 +369,8 @@ class KubenbMagics(Magics):
 
 #: Commands whose ``-o`` is an output format: given, the magic prints the CLI's text.
 _FORMATTED = ("images", "list-images", "parse")
+#: Commands the engine's cancel token stops (``build`` stops through ``_run_build``).
+_CANCELLABLE_VALUES = ("save-images", "pull", "push")
 
 
 def _take_out(argv: list[str]) -> tuple[list[str], str | None]:
@@ -367,9 +395,11 @@ def _value(options: argparse.Namespace, text: bool, progress: str) -> Any:
     """Run the command; its value (data for code, with a rich display), or None once the CLI's
     own text is printed: for an asked-for format and for commands that only report."""
     make = None if text else _VALUES.get(options.command)
+    if make is not None and options.command in _CANCELLABLE_VALUES:  # Ctrl-C stops them at once
+        return run_until_interrupted(options, lambda parsed: make(parsed, progress))
     if make is not None:
         return make(options, progress)
-    status = options.run(options)
+    status = run_command(options)  # Ctrl-C stops save-images, pull, push at once
     if status:
         raise UsageError(f"kubenb {options.command} failed with status {status}")
     return None

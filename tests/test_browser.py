@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from kubenb.demo import DemoRegistry
+from tests.support.faulty import Fault, FaultyProxy, Hold
 from tests.support.jupyter import JupyterLab, JupyterLabPage, chromium, screenshot, write_notebook
 
 pytestmark = [pytest.mark.jupyter, pytest.mark.browser, pytest.mark.timeout(420)]
@@ -156,3 +158,77 @@ def test_kubefile_review_widget_builds_only_ticked_images(
     images = image_annotation(inspect(kubenb_root, "demo:1"))
     assert any("busybox" in image for image in images), images
     assert not any("alpine" in image for image in images), images
+
+
+# -- a kernel interrupt during a foreground build ----------------------------------------------
+
+INTERRUPT_IMAGES = ["busybox:1.36", "alpine:3.20", "registry.k8s.io/pause:3.9"]
+#: After the interrupt, the held downloads are let go: a build that went on regardless would
+#: name its image within seconds (the issue saw one named 25 s after an interrupt, on a slow link).
+GRACE_S = 5
+
+
+def kubenb_cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kubenb", "--root", str(root), *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def demo_serves(host: str) -> bool:
+    try:
+        return requests.get(f"http://{host}/v2/", timeout=5).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+@pytest.mark.registry
+def test_interrupting_a_foreground_build_stops_it_and_the_demo_registry_survives(
+        lab: JupyterLab, page: Any, kubenb_root: Path) -> None:
+    """The notebook starts its own DemoRegistry (in the kernel, as a teaching notebook does);
+    the test's proxy in front of it holds every blob download, so the build cannot end by
+    itself; the stop button interrupts the kernel (SIGINT to its process group)."""
+    context = lab.root_dir / "interrupt-context"
+    context.mkdir()
+    (context / "imageList").write_text("".join(f"{image}\n" for image in INTERRUPT_IMAGES))
+    host_file = lab.root_dir / "interrupt-demo-host.txt"
+    held = Hold()
+    with FaultyProxy("http://127.0.0.1:9") as proxy:  # its upstream is the kernel's registry, once started
+        proxy.add(Fault(r"/blobs/", held, times=10_000, method="GET"))
+        mirrors = " ".join(f"--registry-mirror {domain}={proxy.host}" for domain in ("docker.io", "registry.k8s.io"))
+        write_notebook(lab.root_dir / "interrupt.ipynb", [
+            "%load_ext kubenb\nfrom pathlib import Path\nfrom kubenb.demo import DemoRegistry\n"
+            f"demo = DemoRegistry({INTERRUPT_IMAGES!r}).start()\n_ = Path({str(host_file)!r}).write_text(demo.host)",
+            f"%%kubefile --context {context} -t stopped:1 --build {mirrors}\nFROM scratch\nCOPY imageList manifests\n",
+            "import requests\nprint('later', requests.get(demo.url + '/v2/', timeout=10).status_code)",
+            "demo.stop()",
+        ])
+        notebook = JupyterLabPage(page, lab).open("interrupt.ipynb")
+        try:
+            notebook.run_cell(0)
+            demo_host = host_file.read_text()
+            proxy.upstream = f"http://{demo_host}"
+            notebook.run_cell(1, wait=False)
+            assert held.held.wait(BUILD_TIMEOUT_MS / 1000), "the build never started a download"
+            notebook.interrupt()
+            notebook.wait_cell(1, timeout=60)
+        finally:
+            with proxy.lock:
+                proxy.faults.clear()
+            held.release.set()  # a build still running would now go on and finish
+            screenshot(page, "browser-interrupt.png")
+        errors = notebook.errors()
+        assert len(errors) == 1 and "the build was interrupted; nothing was named" in errors[0], errors
+        assert "Traceback" not in notebook.output_text()
+        page.wait_for_timeout(GRACE_S * 1000)  # the one wait: time for a leftover build to name its image
+        listed = kubenb_cli(kubenb_root, "images", "-o", "json")
+        assert "stopped:1" not in [image["name"] for image in json.loads(listed.stdout)], listed.stdout
+        checked = kubenb_cli(kubenb_root, "check")
+        assert checked.returncode == 0, checked.stderr
+        assert not list((kubenb_root / "tmp").glob("build-*"))
+        assert demo_serves(demo_host), "the interrupt killed the notebook's demo registry"
+
+        notebook.run_cell(2)
+        assert "later 200" in notebook.output_text()
+        assert notebook.errors() == errors, notebook.errors()  # no traceback from a leftover thread
+        assert "ZMQError" not in notebook.output_text() and "Traceback" not in notebook.output_text()
+        notebook.run_cell(3)
+    assert not demo_serves(demo_host)

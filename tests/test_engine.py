@@ -19,18 +19,11 @@ from kubenb.model import ClusterImage
 from kubenb.store import Store
 from tests.support.oci import push, single_image
 from tests.support.registry import Registry
+from tests.test_reliability import context_with
 
 #: docs/architecture.md and DESIGN: one method per user verb.
 VERBS = ("list_images", "build", "images", "inspect", "tag", "rmi", "save", "load", "push", "pull", "export",
          "save_images", "login", "logout", "check")
-
-
-def context_with(tmp_path: Path, image_list: str) -> Path:
-    context = tmp_path / "context"
-    context.mkdir()
-    (context / "Kubefile").write_text("FROM scratch\nCOPY imageList manifests\n")
-    (context / "imageList").write_text(image_list)
-    return context
 
 
 def test_the_engine_has_one_method_per_user_verb() -> None:

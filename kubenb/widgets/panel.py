@@ -28,6 +28,8 @@ __all__ = ["BuildPanel"]
 
 #: Seconds between two redraws of the byte counter: blob chunks arrive far faster than eyes read.
 REFRESH = 0.1
+#: Seconds between two looks at an interrupt while waiting for a build.
+WAIT_STEP = 0.1
 
 
 class BuildPanel:
@@ -90,15 +92,27 @@ class BuildPanel:
         threading.Thread(target=self._work, name=f"kubenb build {self.options.tag}", daemon=True).start()
 
     def cancel(self) -> None:
-        """Ask the build to stop where it is (a RUN killed, downloads cut); the store is left as it was."""
+        """Ask the build to stop where it is (a RUN killed, downloads cut); the store is left as it was.
+
+        The token is set whatever ``running`` says: an interrupt may have broken the waiting
+        that state is read from, and setting the token of an ended build does nothing.
+        """
+        self._run.cancel()
         if self.running:
-            self._run.cancel()
             self.cancel_button.disabled = True
             self.summary.value = "Cancelling&hellip;"
 
     def wait(self, timeout: float | None = None) -> ClusterImage | None:
-        """The built image once the build has ended (None on failure, cancel or timeout)."""
-        self._ended.wait(timeout)
+        """The built image once the build has ended (None on failure, cancel or timeout).
+
+        It waits in short steps, so a Ctrl-C (a kernel interrupt, ``interrupt_main``) reaches
+        the caller at once, which then cancels the build.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._ended.wait(WAIT_STEP if deadline is None else
+                                   max(0.0, min(WAIT_STEP, deadline - time.monotonic()))):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
         return self.result
 
     def _reset(self) -> None:

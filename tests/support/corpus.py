@@ -19,6 +19,11 @@ def expected_cases() -> list[Path]:
     return sorted((CORPUS / "expected").glob("*.json"))
 
 
+def runtime_cases() -> list[Path]:
+    """The run-time image contexts (tests/corpus/runtime/<case>/): ready-made contexts with an expected.json."""
+    return sorted(p for p in (CORPUS / "runtime").iterdir() if (p / "expected.json").exists())
+
+
 def peer_cases() -> list[Path]:
     return sorted(p for p in (CORPUS / "peers").iterdir() if (p / "expected.json").exists())
 

@@ -312,6 +312,13 @@ _KERNEL_STATE = """() => {
 }"""
 _PROMPTS = """() => Array.from(document.querySelectorAll(
   '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputArea-prompt')).map(e => e.textContent.trim())"""
+_RUN_CELL = """(index) => {
+  const widget = window.jupyterapp.shell.currentWidget;
+  widget.content.activeCellIndex = index;
+  window.jupyterapp.commands.execute('notebook:run-cell');  // not awaited: the cell may run for long
+  return true;
+}"""
+_INTERRUPT = """() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.interrupt()"""
 _ERRORS = """() => Array.from(document.querySelectorAll(
   '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'))
   .map(e => e.textContent)"""
@@ -361,6 +368,29 @@ class JupyterLabPage:
             raise AssertionError(f"cells did not finish within {timeout:.0f}s: prompts {self.prompts()}\n"
                                  f"{self.errors()}")
         self.wait_idle(timeout)
+
+    def run_cell(self, index: int, *, wait: bool = True, timeout: float = 120) -> None:
+        """Run the cell at ``index`` alone (made active, then the Run Selected Cell command); with
+        ``wait``, wait until its prompt shows a number and the kernel is idle."""
+        self.page.evaluate(_RUN_CELL, index)
+        if wait:
+            self.wait_cell(index, timeout)
+
+    def wait_cell(self, index: int, timeout: float = 120) -> None:
+        """Wait until the cell at ``index`` has run (its prompt shows a number) and the kernel is idle."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            prompts = self.prompts()
+            if len(prompts) > index and prompts[index] not in {"[ ]:", "[*]:", ""}:
+                break
+            self.page.wait_for_timeout(250)
+        else:
+            raise AssertionError(f"cell {index} did not finish within {timeout:.0f}s: prompts {self.prompts()}")
+        self.wait_idle(timeout)
+
+    def interrupt(self) -> None:
+        """Interrupt the kernel as the toolbar's stop button does (the server signals the kernel)."""
+        self.page.evaluate(_INTERRUPT)
 
     def prompts(self) -> list[str]:
         prompts: list[str] = self.page.evaluate(_PROMPTS)
