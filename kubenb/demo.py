@@ -56,6 +56,7 @@ def work_folder(name: str = "kubenb-nb") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
+
 def seed_images(folder: Path, images: Iterable[str], *, padding: int = 0) -> None:
     """Write a single-layer image under each name into the registry folder ``folder``.
 
