@@ -51,7 +51,7 @@ import json, sys, time
 from IPython.core.interactiveshell import InteractiveShell
 shell = InteractiveShell.instance()
 shell.run_line_magic("load_ext", "kubenb")
-cell = "%%kubefile --context {context} --root {store} -o plan\\n" + {kubefile!r}
+cell = "%%kubefile --context {context} --root {store} --out plan\\n" + {kubefile!r}
 times = []
 for _ in range(2):
     started = time.perf_counter()

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import NoReturn, TextIO, TypeVar
 
 from kubenb.display import EventPrinter, human_size, image_list_csv, image_list_plain, image_list_table, locations_text
 from kubenb.engine import (
@@ -35,9 +35,11 @@ from kubenb.errors import Cancelled, InvalidReferenceError, KubenbError
 from kubenb.events import CancelToken, EventSink, ignore
 from kubenb.model import ImageList, Kubefile
 
-__all__ = ["add_build_options", "build_options", "build_parser", "engine_for", "main", "run_command"]
+__all__ = ["add_build_options", "build_options", "build_parser", "engine_for", "list_images_of", "main",
+           "run_command", "run_until_interrupted"]
 
 Command = Callable[[argparse.Namespace], int]
+_T = TypeVar("_T")
 
 #: The commands that take long (downloads, uploads, build steps) and stop where they are on
 #: Ctrl-C: they run in a worker thread with a cancel token the main thread sets.
@@ -146,11 +148,16 @@ def _grouped(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
     return grouped
 
 
-def _run_list_images(options: argparse.Namespace) -> int:
-    images = engine_for(options).list_images(
+def list_images_of(options: argparse.Namespace) -> ImageList:
+    """The image list parsed ``list-images`` options ask for (the CLI prints it, the magic returns it)."""
+    return engine_for(options).list_images(
         options.context, kubefile=options.file, values=_grouped(options.values), set=_grouped(options.set),
         kube_version=options.kube_version, build_args=dict(options.build_arg), helm_backend=options.helm_backend,
     )
+
+
+def _run_list_images(options: argparse.Namespace) -> int:
+    images = list_images_of(options)
     for warning in images.warnings:
         print(f"kubenb: warning: {warning}", file=sys.stderr)
     for invalid in images.invalid:
@@ -482,14 +489,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_command(options: argparse.Namespace) -> int:
     """Run parsed options (the CLI's and ``%kubenb``'s); Ctrl-C stops a long command where it is."""
-    status: int = _until_interrupted(options) if options.command in CANCELLABLE else options.run(options)
-    return status
+    run: Command = options.run
+    return run_until_interrupted(options, run) if options.command in CANCELLABLE else run(options)
 
 
-def _until_interrupted(options: argparse.Namespace) -> int:
-    """Run the command in a worker thread while this one waits; Ctrl-C (KeyboardInterrupt, which
-    only the main thread receives) sets the command's cancel token, so in-flight downloads are
-    cut at once and the work undoes itself, and then raises ``Cancelled``.
+def run_until_interrupted(options: argparse.Namespace, work: Callable[[argparse.Namespace], _T]) -> _T:
+    """Run ``work(options)`` in a worker thread while this one waits; Ctrl-C (KeyboardInterrupt,
+    which only the main thread receives) sets the command's cancel token, so in-flight downloads
+    are cut at once and the work undoes itself, and then raises ``Cancelled``. ``%kubenb`` runs
+    the commands whose value it returns through here too.
 
     Without this, the interrupt lands in the main thread while the download pool's workers go
     on: every download in flight finished before the command could stop. The wait is on an
@@ -498,11 +506,11 @@ def _until_interrupted(options: argparse.Namespace) -> int:
     """
     token = options.cancel_token = CancelToken()
     done = threading.Event()
-    outcome: list[int | BaseException] = []
+    outcome: list[_T | BaseException] = []
 
     def run() -> None:
         try:
-            outcome.append(options.run(options))
+            outcome.append(work(options))
         except BaseException as error:  # handed to the main thread, which raises it
             outcome.append(error)
         finally:
@@ -515,8 +523,9 @@ def _until_interrupted(options: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         token.cancel()
         done.wait()  # quick: the cancel shut the sockets down and killed any RUN
-        if not isinstance(outcome[0], int):  # ended by the cancel (or failed meanwhile): nothing named
-            raise Cancelled(f"{options.command} interrupted", hint=CANCELLABLE[options.command]) from None
+        if isinstance(outcome[0], BaseException):  # ended by the cancel (or failed meanwhile): nothing named
+            hint = CANCELLABLE.get(options.command, "nothing was named; the store is as it was")
+            raise Cancelled(f"{options.command} interrupted", hint=hint) from None
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
     return outcome[0]

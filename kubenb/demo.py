@@ -38,7 +38,24 @@ from kubenb.oci.media_types import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
 from kubenb.reference import parse_reference
 from kubenb.registry_folder import RegistryFolder
 
-__all__ = ["DemoRegistry", "seed_images"]
+__all__ = ["DemoRegistry", "seed_images", "work_folder"]
+
+#: The folders and registries a notebook asked for, so that its setup cells can run again.
+_FOLDERS: dict[str, Path] = {}
+_REGISTRIES: dict[tuple[object, ...], DemoRegistry] = {}
+
+
+def work_folder(name: str = "kubenb-nb") -> Path:
+    """A temporary folder for a notebook: the same one each time this process asks for ``name``
+    (so a setup cell can run again without losing what later cells made), made again if it was
+    removed, and deleted when the process (the kernel) exits."""
+    folder = _FOLDERS.get(name)
+    if folder is None:
+        folder = _FOLDERS[name] = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+        atexit.register(shutil.rmtree, folder, True)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
 
 def seed_images(folder: Path, images: Iterable[str], *, padding: int = 0) -> None:
     """Write a single-layer image under each name into the registry folder ``folder``.
@@ -135,10 +152,26 @@ class DemoRegistry:
         """``--registry-mirror`` values sending these registries' images here."""
         return {domain: self.host for domain in domains}
 
+    @classmethod
+    def reuse(cls, images: Iterable[str] = (), *, folder: Path | None = None, padding: int = 0,
+              username: str | None = None, password: str | None = None) -> DemoRegistry:
+        """The registry this process started with the same arguments, started (again) if it is not
+        running; a new one the first time. A notebook cell that starts its registry this way can
+        run again: it keeps its host, so what earlier cells made with that host still works."""
+        key = (tuple(images), folder, padding, username, password)
+        registry = _REGISTRIES.get(key)
+        if registry is None:
+            registry = _REGISTRIES[key] = cls(images, folder=folder, padding=padding,
+                                              username=username, password=password)
+        return registry.start()
+
     def start(self) -> DemoRegistry:
-        """Seed the folder and start the registry; returns self once ``/v2/`` answers."""
-        if self._process is not None:
+        """Seed the folder and start the registry; returns self once ``/v2/`` answers. A running
+        registry is left as it is; a stopped one (or one whose process died) starts again."""
+        if self.running:
             return self
+        if self._process is not None:
+            self.stop()  # its process died: clear what it left, then start afresh
         atexit.register(self.stop)
         try:
             binary = shutil.which("docker-registry") or shutil.which("registry")

@@ -8,7 +8,7 @@ import io
 import threading
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tqdm import tqdm
 
@@ -24,9 +24,12 @@ from kubenb.events import (
 )
 from kubenb.model import ClusterImage, FoundImage, ImageList, Kubefile, Location, Place
 
-__all__ = ["EventPrinter", "cluster_image_html", "cluster_image_text", "event_line", "human_size", "image_list_csv",
-           "image_list_html", "image_list_plain", "image_list_table", "kubefile_html", "kubefile_text",
-           "locations_text"]
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = ["EventPrinter", "JsonView", "cluster_image_html", "cluster_image_text", "cluster_images_dataframe",
+           "event_line", "human_size", "image_list_csv", "image_list_html", "image_list_plain", "image_list_table",
+           "kubefile_html", "kubefile_text", "locations_text"]
 
 
 #: The heading of the images a review left out (``.kubenb/exclude``) in the text outputs.
@@ -218,3 +221,44 @@ def _sources(found: FoundImage) -> str:
 
 def _e(text: str) -> str:
     return html.escape(text, quote=True)
+
+
+# -- values a notebook keeps: data first, each with a short text for the terminal -------------
+
+#: The columns of :func:`cluster_images_dataframe`: what ``kubenb images`` shows, and more.
+CLUSTER_IMAGE_COLUMNS = ("name", "id", "created", "size", "platform", "images", "manifest_digest")
+
+
+def cluster_images_dataframe(images: Sequence[ClusterImage]) -> pandas.DataFrame:
+    """The store's images as a DataFrame (``x = %kubenb images``): one row per name, the size in
+    bytes so it sorts and sums, ``images`` the number of images each carries."""
+    import pandas  # noqa: PLC0415  (slow to import; only tables need it)
+
+    rows = [{"name": i.name, "id": i.id, "created": i.created, "size": i.size, "platform": i.platform,
+             "images": len(i.carried_images), "manifest_digest": i.manifest_digest} for i in images]
+    return pandas.DataFrame(rows, columns=list(CLUSTER_IMAGE_COLUMNS))
+
+
+class JsonView(dict[str, Any]):
+    """A dict (``%kubenb inspect NAME``) that a notebook shows as a collapsible JSON tree.
+
+    It stays a plain dict for code (``info["labels"]``); displayed, it offers
+    ``application/json``, which JupyterLab draws folded, and one short line of text instead of
+    the whole document, so a cell's output stays a few lines high.
+    """
+
+    def __init__(self, value: dict[str, Any], title: str = "") -> None:
+        super().__init__(value)
+        self.title = title
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return {"application/json": dict(self), "text/plain": self.summary()}
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's text for a dict subclass goes through its pretty-printer: the summary too."""
+        printer.text(self.summary())
+
+    def summary(self) -> str:
+        """One line: the title and the keys, each with the size of what it holds."""
+        parts = [f"{key} ({len(value)})" if isinstance(value, (dict, list)) else key for key, value in self.items()]
+        return f"{self.title or 'JSON'}: {', '.join(parts)}"

@@ -33,25 +33,36 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.display import display
 from traitlets import Bool, Enum, Unicode
 
-from kubenb.cli import add_build_options, build_options, build_parser, run_command
+from kubenb.cli import (
+    add_build_options,
+    build_options,
+    build_parser,
+    engine_for,
+    list_images_of,
+    run_command,
+    run_until_interrupted,
+)
 from kubenb.display import (
     EventPrinter,
+    JsonView,
     cluster_image_html,
     cluster_image_text,
+    cluster_images_dataframe,
     image_list_html,
     image_list_table,
     kubefile_html,
     kubefile_text,
 )
-from kubenb.engine import BuildOptions, Engine
+from kubenb.engine import BuildOptions, Engine, expand_kubefile, parse_kubefile
 from kubenb.errors import Cancelled, KubenbError
-from kubenb.model import ClusterImage, ImageList, Kubefile
+from kubenb.model import ROW_KINDS, ClusterImage, ImageList, Kubefile
 
 __all__ = ["KubenbMagics", "Plan", "load_ipython_extension"]
 
 PROGRESS = ("auto", "widget", "text", "none")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _F = TypeVar("_F", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -259,7 +270,8 @@ class _HelpShown(Exception):
 def _kubefile_parser() -> _CellParser:
     parser = _CellParser(prog="%%kubefile", add_help=True,
                          description="Write the cell's Kubefile into the context, preview its images, or build.")
-    parser.add_argument("-o", "--output", metavar="VAR", help="store the plan (or the built image) in VAR")
+    parser.add_argument("--out", metavar="VAR", help="store the plan (or the built image) in VAR instead of showing it")
+    parser.add_argument("-o", "--output", default=None, help=argparse.SUPPRESS)  # the old form: a clear error
     parser.add_argument("--context", default=None, metavar="DIR", help="the build context (default: this folder)")
     parser.add_argument("-f", "--file", default="Kubefile", metavar="NAME", help="the Kubefile's name in the context")
     parser.add_argument("--build", action="store_true", help="build now instead of previewing")
@@ -302,6 +314,9 @@ class KubenbMagics(Magics):
         """Write the Kubefile of this cell into the context, then preview its images or build."""
         namespace = self.shell.user_ns if self.shell is not None else {}
         options = _kubefile_parser().parse_args(shlex.split(_fill(line, namespace, "the magic line")))
+        if options.output is not None:
+            raise UsageError(f"%%kubefile: -o {options.output}: -o is an output format or file, as on the CLI, "
+                             f"and %%kubefile has none; keep the result in a variable with --out {options.output}")
         context = Path(options.context).expanduser() if options.context else Path.cwd()
         if not context.is_dir():
             raise UsageError(f"--context {context}: no such folder; create it or name another")
@@ -321,8 +336,8 @@ class KubenbMagics(Magics):
                               plan, values={c: list(f) for c, f in requested.values.items()},
                               set={c: list(e) for c, e in requested.set_values.items()},
                               kube_version=options.kube_version))
-        if options.output:
-            namespace[options.output] = result
+        if options.out:
+            namespace[options.out] = result
             return None
         return result
 
@@ -330,10 +345,12 @@ class KubenbMagics(Magics):
     @line_magic
     @_friendly
     def kubenb(self, line: str) -> Any:
-        """The CLI's commands (images, inspect, tag, rmi, list-images, save, load, push, pull,
-        login, logout) with the CLI's own parser; a password never goes on the line."""
+        """The CLI's commands with the CLI's own parser, returning data as ``%sql`` does:
+        ``x = %kubenb images`` is a DataFrame (see :func:`_value`); ``-o`` means what it means on
+        the CLI, and with an output format the CLI's text is printed instead. ``--out VAR``
+        stores the value in VAR. A password never goes on the line."""
         namespace = self.shell.user_ns if self.shell is not None else {}
-        argv = shlex.split(_fill(line, namespace, "the magic line"))
+        argv, variable = _take_out(shlex.split(_fill(line, namespace, "the magic line")))
         options = _parse_cli(argv)
         if options is None:
             return None
@@ -341,10 +358,90 @@ class KubenbMagics(Magics):
             options.root = self.root
         if options.command == "login":
             return _login(options)
-        status = run_command(options)  # Ctrl-C stops save-images, pull, push at once
-        if status:
-            raise UsageError(f"kubenb {options.command} failed with status {status}")
-        return None
+        value = _value(options, _asks_for_text(options, argv), self.progress)
+        if variable:
+            namespace[variable] = value
+            return None
+        return value
+
+
+# -- what %kubenb returns ---------------------------------------------------------------------
+
+#: Commands whose ``-o`` is an output format: given, the magic prints the CLI's text.
+_FORMATTED = ("images", "list-images", "parse")
+#: Commands the engine's cancel token stops (``build`` stops through ``_run_build``).
+_CANCELLABLE_VALUES = ("save-images", "pull", "push")
+
+
+def _take_out(argv: list[str]) -> tuple[list[str], str | None]:
+    """``--out VAR`` (or ``--out=VAR``) taken off the line: the CLI has no such option."""
+    for index, arg in enumerate(argv):
+        if arg.startswith("--out="):
+            return [*argv[:index], *argv[index + 1:]], arg.removeprefix("--out=")
+        if arg == "--out":
+            if index + 1 == len(argv) or argv[index + 1].startswith("-"):
+                raise UsageError("%kubenb: --out needs a variable name: --out VAR")
+            return [*argv[:index], *argv[index + 2:]], argv[index + 1]
+    return argv, None
+
+
+def _asks_for_text(options: argparse.Namespace, argv: list[str]) -> bool:
+    """An output format named on the line (``-o json``), or ``--why``: the user asked for text."""
+    named = any(arg in ("-o", "--output") or arg.startswith(("-o", "--output=")) for arg in argv[1:])
+    return (named and options.command in _FORMATTED) or bool(getattr(options, "why", None))
+
+
+def _value(options: argparse.Namespace, text: bool, progress: str) -> Any:
+    """Run the command; its value (data for code, with a rich display), or None once the CLI's
+    own text is printed: for an asked-for format and for commands that only report."""
+    make = None if text else _VALUES.get(options.command)
+    if make is not None and options.command in _CANCELLABLE_VALUES:  # Ctrl-C stops them at once
+        return run_until_interrupted(options, lambda parsed: make(parsed, progress))
+    if make is not None:
+        return make(options, progress)
+    status = run_command(options)  # Ctrl-C stops save-images, pull, push at once
+    if status:
+        raise UsageError(f"kubenb {options.command} failed with status {status}")
+    return None
+
+
+def _list_images(options: argparse.Namespace, progress: str) -> Any:
+    found = list_images_of(options)
+    for warning in found.warnings:
+        print(f"kubenb: warning: {warning}", file=sys.stderr)
+    frame = found.to_dataframe(include=ROW_KINDS)
+    frame.attrs["warnings"] = list(found.warnings)
+    return frame
+
+
+def _build(options: argparse.Namespace, progress: str) -> ClusterImage:
+    context = Path(options.context)
+    kubefile = Path(options.file) if options.file else context / "Kubefile"
+    requested = build_options(options, context=context, kubefile=kubefile, tag=options.tag)
+    image: ClusterImage = _run_build(requested, getattr(options, "root", None), options.builder, progress, False)
+    return image
+
+
+def _with_progress(options: argparse.Namespace, call: Callable[[Engine], _T]) -> _T:
+    """An engine call whose progress lines go to the cell's output."""
+    with EventPrinter(sys.stdout) as printer:
+        return call(engine_for(options, printer))
+
+
+_VALUES: dict[str, Callable[[argparse.Namespace, str], Any]] = {
+    "images": lambda o, _: cluster_images_dataframe(engine_for(o).images()),
+    "list-images": _list_images,
+    "inspect": lambda o, _: JsonView(engine_for(o).inspect(o.name), title=o.name),
+    "parse": lambda o, _: expand_kubefile(parse_kubefile(o.file), dict(o.build_arg)),
+    "build": _build,
+    "tag": lambda o, _: engine_for(o).tag(o.source, o.target),
+    "load": lambda o, _: engine_for(o).load(o.input),
+    "check": lambda o, _: engine_for(o).check(o.registry_folder),
+    "save-images": lambda o, _: _with_progress(o, lambda engine: engine.save_images(
+        o.output, o.images, list_file=o.file, platforms=o.platform, skip_missing_platform=o.skip_missing_platform)),
+    "pull": lambda o, _: _with_progress(o, lambda engine: engine.pull(o.reference, platform=o.platform)),
+    "push": lambda o, _: _with_progress(o, lambda engine: engine.push(o.name, o.destination or o.name)),
+}
 
 
 def _parse_cli(argv: list[str]) -> argparse.Namespace | None:

@@ -295,13 +295,18 @@ class ImageList:
 
     def to_dataframe(self, *, include: Iterable[str] = ("image",)) -> pandas.DataFrame:
         """A pandas DataFrame of :meth:`rows` for the kinds in ``include`` (image, potential, test,
-        excluded)."""
+        excluded, invalid); an invalid row holds the reference as written and its ``reason``."""
         import pandas  # noqa: PLC0415  (pandas is slow to import; only tables need it)
 
         kinds = set(include)
         rows = [row for row in self.rows() if row["kind"] in kinds]
+        if "invalid" in kinds:
+            rows += [_invalid_row(invalid) for invalid in self.invalid]
         return pandas.DataFrame(rows, columns=list(ROW_COLUMNS))
 
+
+#: Every kind of row :meth:`ImageList.to_dataframe` can hold, in the order it lists them.
+ROW_KINDS: tuple[str, ...] = ("image", "potential", "test", "excluded", "invalid")
 
 ROW_COLUMNS: tuple[str, ...] = (
     "image", "registry", "repository", "tag", "digest", "kind", "source", "file", "line", "path",
@@ -316,6 +321,16 @@ def _row(found: FoundImage, location: Location, kind: str) -> dict[str, Any]:
         "digest": ref.digest, "kind": kind, "source": location.source, "file": location.file,
         "line": location.line, "path": location.path, "object": location.object,
         "chart": location.chart, "written": location.written, "reason": location.reason,
+    }
+
+
+def _invalid_row(invalid: InvalidImage) -> dict[str, Any]:
+    location = invalid.location
+    return {
+        "image": invalid.written, "registry": None, "repository": None, "tag": None, "digest": None,
+        "kind": "invalid", "source": location.source, "file": location.file, "line": location.line,
+        "path": location.path, "object": location.object, "chart": location.chart,
+        "written": invalid.written, "reason": invalid.reason,
     }
 
 

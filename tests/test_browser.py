@@ -301,3 +301,34 @@ def test_a_300_image_review_searches_selects_none_and_keeps_build_in_view(lab: J
     saved = [line for line in (context / ".kubenb" / "exclude").read_text().splitlines()
              if line and not line.startswith("#")]
     assert saved == sorted([*expected, "registry.example.com/team/service-5:1.0"])
+
+
+def test_kubenb_inspect_is_a_folded_json_tree_and_images_a_table(lab: JupyterLab, page: Any,
+                                                                 kubenb_root: Path) -> None:
+    """Issue 15: ``%kubenb inspect`` shows JupyterLab's collapsible JSON (a few lines, not
+    thousands of pixels of text), ``%kubenb images`` an HTML table, and both are data in code."""
+    context = lab.root_dir / "inspect-context"
+    context.mkdir()
+    (context / "imageList").write_text("")
+    (context / "Kubefile").write_text("FROM scratch\nCOPY imageList manifests\nLABEL team=platform\n")
+    built = kubenb_cli(kubenb_root, "build", str(context), "-t", "shown:1")
+    assert built.returncode == 0, built.stderr
+    write_notebook(lab.root_dir / "values.ipynb", [
+        "%load_ext kubenb",
+        "%kubenb inspect shown:1",
+        "%kubenb images",
+        "details = %kubenb inspect shown:1\nstored = %kubenb images\n"
+        "print('LABEL', details['image']['labels']['team'], 'ROWS', list(stored['name']))",
+    ])
+    notebook = JupyterLabPage(page, lab).open("values.ipynb")
+    for index in range(4):
+        notebook.run_cell(index)
+    cells = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell")
+    tree = cells.nth(1).locator(".jp-RenderedJSON")  # JupyterLab's JSON viewer, not text
+    tree.wait_for(timeout=WIDGET_TIMEOUT_MS)
+    height = tree.bounding_box()["height"]
+    screenshot(page, "browser-kubenb-values.png")
+    assert height < 400, f"the inspect output is {height:.0f} px high"
+    assert cells.nth(2).locator(".jp-OutputArea-output table").count() == 1  # the DataFrame's table
+    assert "LABEL platform ROWS" in notebook.output_text() and "'shown:1'" in notebook.output_text()
+    assert notebook.errors() == [] and "Traceback" not in notebook.output_text()

@@ -13,7 +13,7 @@ import psutil
 import pytest
 import requests
 
-from kubenb.demo import DemoRegistry
+from kubenb.demo import DemoRegistry, work_folder
 from kubenb.errors import KubenbError
 from tests.support.skopeo import Skopeo
 
@@ -105,3 +105,46 @@ def test_missing_htpasswd_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_
     assert "secret-pw" not in str(caught.value)
     assert registry.pid is None
     assert not registry.folder.exists()
+
+
+# -- what lets a notebook's setup cells run again (issue 15) ----------------------------------
+
+
+def test_reuse_gives_the_running_registry_back_and_starts_a_stopped_one_on_its_host() -> None:
+    first = DemoRegistry.reuse(["busybox:1.36"])
+    try:
+        pid = first.pid
+        assert DemoRegistry.reuse(["busybox:1.36"]) is first and first.pid == pid  # a re-run: same process
+        other = DemoRegistry.reuse(["busybox:1.36"], username="u", password=secrets.token_urlsafe(8))
+        assert other is not first and other.host != first.host  # other arguments: another registry
+        other.stop()
+        first.stop()
+        again = DemoRegistry.reuse(["busybox:1.36"])  # after a clean-up cell: started again, same host
+        assert again is first and again.running and again.host == first.host
+        answer = requests.get(f"{again.url}/v2/library/busybox/tags/list", timeout=5)
+        assert answer.json()["tags"] == ["1.36"]  # its own folder was removed by stop(): seeded again
+    finally:
+        first.stop()
+
+
+def test_start_starts_again_a_registry_whose_process_died() -> None:
+    registry = DemoRegistry(["busybox:1.36"]).start()
+    try:
+        psutil.Process(registry.pid).kill()
+        psutil.Process(registry.pid).wait(10)
+        assert not registry.running
+        assert registry.start().running
+        assert requests.get(f"{registry.url}/v2/", timeout=5).status_code == 200
+    finally:
+        registry.stop()
+
+
+def test_work_folder_is_the_same_for_a_name_and_is_made_again_when_removed() -> None:
+    folder = work_folder("kubenb-test-work")
+    (folder / "kept").write_text("x")
+    assert work_folder("kubenb-test-work") == folder and (folder / "kept").exists()
+    assert work_folder("kubenb-test-other") != folder
+    shutil.rmtree(folder)
+    assert work_folder("kubenb-test-work") == folder and folder.is_dir()
+    shutil.rmtree(folder)
+    shutil.rmtree(work_folder("kubenb-test-other"))

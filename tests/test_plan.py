@@ -220,7 +220,7 @@ def test_the_kubefile_cell_preview_reads_the_kubefile_once(tmp_path: Path, kubef
     context = preview_context(tmp_path / "context")
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "kubenb")
-    outcome = shell.run_cell(f"%%kubefile --context {context} --root {tmp_path / 'store'} -o plan\n{PREVIEWED}")
+    outcome = shell.run_cell(f"%%kubefile --context {context} --root {tmp_path / 'store'} --out plan\n{PREVIEWED}")
     assert outcome.error_in_exec is None and outcome.error_before_exec is None
     plan = shell.user_ns.pop("plan")
     assert [str(f.image) for f in plan.image_list.images] == ["docker.io/library/nginx:1.25"]
@@ -266,7 +266,7 @@ def test_the_cell_builds_what_it_previewed(tmp_path: Path, kubefile_reads: dict[
     context = build_context(tmp_path / "context")
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "kubenb")
-    outcome = shell.run_cell(f"%%kubefile --context {context} --root {tmp_path / 'store'} -t cell:1 -o plan\n"
+    outcome = shell.run_cell(f"%%kubefile --context {context} --root {tmp_path / 'store'} -t cell:1 --out plan\n"
                              "FROM scratch\nCOPY a.yaml manifests/\n")
     assert outcome.error_in_exec is None and outcome.error_before_exec is None
     plan = shell.user_ns.pop("plan")

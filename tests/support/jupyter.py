@@ -260,11 +260,12 @@ def write_notebook(path: Path, cells: Sequence[str]) -> Path:
 
 
 def run_notebook(path: Path, timeout: float = 120, env: Mapping[str, str] | None = None,
-                 home: Path | None = None) -> Any:
+                 home: Path | None = None, cwd: Path | None = None) -> Any:
     """Execute the notebook at ``path`` with nbclient on the venv's python; returns the notebook.
 
     A failing cell raises ``CellExecutionError``. ``env`` is added to the kernel's environment;
-    ``home`` (default: beside the notebook) holds the pinned kernelspec and Jupyter folders.
+    ``home`` (default: beside the notebook) holds the pinned kernelspec and Jupyter folders;
+    ``cwd`` (default: the notebook's folder) is where the kernel runs, as JupyterLab runs it.
     """
     home = home or path.parent / ".jupyter-home"
     environment = jupyter_environment(home, env)
@@ -272,10 +273,11 @@ def run_notebook(path: Path, timeout: float = 120, env: Mapping[str, str] | None
                               ensure_native_kernel=False)
     notebook = nbformat.read(str(path), as_version=4)
     manager = KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+    folder = cwd or path.parent
     client = NotebookClient(notebook, km=manager, timeout=int(timeout), kernel_name=KERNEL_NAME,
-                            resources={"metadata": {"path": str(path.parent)}})
+                            resources={"metadata": {"path": str(folder)}})
     try:
-        client.execute(env=environment, cwd=str(path.parent))
+        client.execute(env=environment, cwd=str(folder))
     finally:  # nbclient leaves a kernel manager it was given running
         if manager.has_kernel:
             manager.shutdown_kernel(now=False)
