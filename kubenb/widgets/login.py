@@ -10,17 +10,20 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import ipywidgets as widgets
 
 from kubenb.engine import Engine
-from kubenb.errors import KubenbError
+from kubenb.errors import AuthenticationError, KubenbError
+from kubenb.widgets.base import Composite
 
 __all__ = ["LoginForm"]
 
+#: What to do after a refusal, said for the form: the CLI's hint ("run kubenb login") is for a terminal.
+RETRY = "check the user and the password, then press Log in again"
 
-class LoginForm:
+
+class LoginForm(Composite):
     """User, password and a Log in button for ``registry``; credentials are checked, then saved."""
 
     def __init__(self, registry: str, *, username: str = "", insecure: bool = False,
@@ -34,8 +37,11 @@ class LoginForm:
         self.status = widgets.HTML(value=f"Log in to <code>{html.escape(registry)}</code>")
         self.status.add_class("kubenb-login-status")
         self.button.on_click(lambda _button: self.login())
-        self.widget = widgets.VBox([self.user, self.password, widgets.HBox([self.button, self.status])])
-        self.widget.add_class("kubenb-login-form")
+        super().__init__([self.user, self.password, widgets.HBox([self.button, self.status])])
+        self.add_class("kubenb-login-form")
+
+    def text(self) -> str:
+        return f"LoginForm({self.registry})"
 
     def login(self) -> Path | None:
         """Check and save the credentials; the credentials file, or None when the login failed."""
@@ -43,15 +49,21 @@ class LoginForm:
         try:
             path = self.engine.login(self.registry, user, password)
         except KubenbError as error:
-            self.status.value = html.escape(_redact(str(error), password))
+            self.status.value = html.escape(_redact(_for_the_form(error), password))
             return None
         finally:
             self.password.value = ""
         self.status.value = html.escape(f"Logged in to {self.registry} as {user}")
         return path
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+
+def _for_the_form(error: KubenbError) -> str:
+    """The error's one line with a hint that speaks of this form, not of a command to type."""
+    where = f"{error.location}: " if error.location else ""
+    hint = error.hint or ""
+    if isinstance(error, AuthenticationError) or "kubenb login" in hint:
+        hint = RETRY
+    return f"{where}{error.message}; {hint}" if hint else f"{where}{error.message}"
 
 
 def _redact(text: str, secret: str) -> str:

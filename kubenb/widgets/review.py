@@ -18,6 +18,7 @@ import ipywidgets as widgets
 
 from kubenb.engine import Engine
 from kubenb.model import FoundImage, ImageList, Location
+from kubenb.widgets.base import Composite
 
 if TYPE_CHECKING:
     import pandas
@@ -54,7 +55,7 @@ class _Row:
         return (source == ALL or source in sources) and registry in (ALL, self.found.image.domain)
 
 
-class ImageListReview:
+class ImageListReview(Composite):
     """A row per image with an include tick and where it was found, filters, and a Save button.
 
     ``found`` is the list as ``list_images(context)`` shows it (any earlier review applied), so
@@ -80,12 +81,12 @@ class ImageListReview:
         for checkbox in self.checkboxes.values():
             checkbox.observe(self._ticked, names="value")
         self.save_button.on_click(lambda _button: self.save())
-        self.widget = widgets.VBox([
+        super().__init__([
             widgets.HBox([self.source_filter, self.registry_filter]),
             *(row.box for row in self.rows),
             widgets.HBox([self.save_button, self.status]),
         ])
-        self.widget.add_class("kubenb-review")
+        self.add_class("kubenb-review")
 
     def chosen(self) -> list[str]:
         """The images ticked, normalised and sorted: what a build will carry once saved."""
@@ -117,8 +118,8 @@ class ImageListReview:
         for row in self.rows:
             row.box.layout.display = None if row.matches(source, registry) else "none"
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+    def text(self) -> str:
+        return f"ImageListReview({self.context}): {self._counts()}"
 
     def _repr_html_(self) -> str:
         """A static table for places where widgets do not render (nbconvert, GitHub)."""
