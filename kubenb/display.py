@@ -151,21 +151,27 @@ def human_size(size: int) -> str:
 #: JupyterLab's CSS variables, and where none is defined (nbviewer, GitHub) the page's own
 #: colours show through, never a colour of ours. Left-aligned: instructions and references are
 #: read left to right (JupyterLab right-aligns numbers in DataFrames, which these are not).
+#: Every rule starts at the ``kubenb-html`` wrapper: JupyterLab's own rules for rendered HTML
+#: (``:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td``) must lose to ours.
 TABLE_STYLE = """<style>
-table.kubenb-table {border-collapse: collapse; border: none; margin: 0.25em 0 0.75em;
+.kubenb-html table.kubenb-table {border-collapse: collapse; border: none; margin: 0.25em 0 0.75em;
   table-layout: auto; color: var(--jp-ui-font-color1, inherit); font-size: var(--jp-ui-font-size1, inherit)}
-table.kubenb-table th, table.kubenb-table td {text-align: left; vertical-align: top;
+.kubenb-html table.kubenb-table th, .kubenb-html table.kubenb-table td {text-align: left; vertical-align: top;
   padding: 0.3em 0.8em; border: none; white-space: pre-line; max-width: none; line-height: normal}
-table.kubenb-table thead th {font-weight: bold; vertical-align: bottom; color: var(--jp-ui-font-color0, inherit);
+.kubenb-html table.kubenb-table thead th {font-weight: bold; vertical-align: bottom;
+  color: var(--jp-ui-font-color0, inherit);
   border-bottom: var(--jp-border-width, 1px) solid var(--jp-border-color1, currentColor)}
-table.kubenb-table tbody tr:nth-child(odd) {background: var(--jp-layout-color0, transparent)}
-table.kubenb-table tbody tr:nth-child(even) {background: var(--jp-rendermime-table-row-background, transparent)}
-table.kubenb-table tbody tr:hover {background: var(--jp-rendermime-table-row-hover-background, transparent)}
-table.kubenb-table td.kubenb-number {text-align: right; color: var(--jp-ui-font-color2, inherit);
+.kubenb-html table.kubenb-table tbody tr:nth-child(odd) {background: var(--jp-layout-color0, transparent)}
+.kubenb-html table.kubenb-table tbody tr:nth-child(even) {
+  background: var(--jp-rendermime-table-row-background, transparent)}
+.kubenb-html table.kubenb-table tbody tr:hover {
+  background: var(--jp-rendermime-table-row-hover-background, transparent)}
+.kubenb-html table.kubenb-table td.kubenb-number {text-align: right; color: var(--jp-ui-font-color2, inherit);
   font-variant-numeric: tabular-nums}
-table.kubenb-table code {background: none; padding: 0; color: var(--jp-content-font-color1, inherit);
+.kubenb-html table.kubenb-table td code {background: none; padding: 0;
+  color: var(--jp-content-font-color1, inherit);
   font-family: var(--jp-code-font-family, monospace); font-size: var(--jp-code-font-size, inherit)}
-.kubenb-caption {margin: 0.5em 0 0.1em; color: var(--jp-ui-font-color1, inherit)}
+.kubenb-html .kubenb-caption {margin: 0.5em 0 0.1em; text-align: left; color: var(--jp-ui-font-color1, inherit)}
 </style>"""
 
 
@@ -189,7 +195,7 @@ _KIND_TITLES = (("images", "Images the build carries"), ("potential", "Potential
 
 def image_list_html(images: ImageList) -> str:
     """Static tables of an image list with provenance; readable with no kernel and no widgets."""
-    parts = [f"<div class='kubenb-image-list'>{TABLE_STYLE}"]
+    parts = [f"<div class='kubenb-html kubenb-image-list'>{TABLE_STYLE}"]
     for kind, title in _KIND_TITLES:
         group: Sequence[FoundImage] = getattr(images, kind)
         if kind != "images" and not group:
@@ -209,7 +215,7 @@ def kubefile_html(kubefile: Kubefile) -> str:
     """The instructions with their line numbers, as the preview shows them."""
     rows = [(str(i.line), f"<code>{_e(i.to_text())}</code>") for i in kubefile.instructions]
     name = _e(str(kubefile.path)) if kubefile.path else "Kubefile"
-    return (f"<div class='kubenb-kubefile'>{TABLE_STYLE}"
+    return (f"<div class='kubenb-html kubenb-kubefile'>{TABLE_STYLE}"
             + _caption(f"<b>{name}</b>: {len(kubefile.instructions)} instruction(s)")
             + html_table(("line", "instruction"), rows, numbers=(0,)) + "</div>")
 
@@ -226,7 +232,7 @@ def cluster_image_text(image: ClusterImage) -> str:
 def cluster_image_html(image: ClusterImage) -> str:
     rows = [(f"<code>{_e(ref)}</code>", f"<code>{_e(digest[:19])}</code>")
             for ref, digest in image.carried_images.items()]
-    return (f"<div class='kubenb-cluster-image'>{TABLE_STYLE}"
+    return (f"<div class='kubenb-html kubenb-cluster-image'>{TABLE_STYLE}"
             + _caption(f"<b>{_e(image.name)}</b> <code>{image.short_id}</code> {human_size(image.size)}, "
                        f"{_e(image.platform)}, created {_e(image.created)}")
             + html_table(("image", "digest"), rows) + "</div>")

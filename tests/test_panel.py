@@ -86,8 +86,10 @@ def test_a_cancelled_build_says_cancelled_once_and_is_not_a_failure(tmp_path: Pa
 
 def test_the_log_box_follows_its_end(tmp_path: Path) -> None:
     """A reversed flex column: the browser keeps its end in view (the browser test sees it)."""
-    layout = panel(tmp_path).log_box.layout
+    shown = panel(tmp_path)
+    layout = shown.log_view.layout
     assert (layout.display, layout.flex_flow, layout.overflow) == ("flex", "column-reverse", "auto")
+    assert shown.log_view.children == (shown.log_box,) and shown.log_box.layout.flex == "0 0 auto"
 
 
 # --- the display protocol ----------------------------------------------------------------------

@@ -19,6 +19,8 @@ from kubenb.widgets.base import Composite
 
 __all__ = ["LoginForm"]
 
+#: Button and status start where the fields do, under them (past the labels' column).
+UNDER_FIELDS = "2px 0 2px calc(var(--jp-widgets-inline-label-width, 80px) + 6px)"
 #: What to do after a refusal, said for the form: the CLI's hint ("run kubenb login") is for a terminal.
 RETRY = "check the user and the password, then press Log in again"
 
@@ -32,12 +34,14 @@ class LoginForm(Composite):
         self.engine = Engine(insecure=[registry] if insecure else [], ca_files=ca_files)
         self.user = widgets.Text(value=username, description="User", placeholder="user name")
         self.password = widgets.Password(value="", description="Password")
-        self.button = widgets.Button(description="Log in", icon="sign-in", button_style="primary")
+        self.button = widgets.Button(description="Log in", icon="sign-in", button_style="primary",
+                                     layout=widgets.Layout(margin=UNDER_FIELDS))
         self.button.add_class("kubenb-login")
-        self.status = widgets.HTML(value=f"Log in to <code>{html.escape(registry)}</code>")
+        self.status = widgets.HTML(value=f"Log in to <code>{html.escape(registry)}</code>",
+                                   layout=widgets.Layout(margin=UNDER_FIELDS))
         self.status.add_class("kubenb-login-status")
         self.button.on_click(lambda _button: self.login())
-        super().__init__([self.user, self.password, widgets.HBox([self.button, self.status])])
+        super().__init__([self.user, self.password, self.button, self.status])
         self.add_class("kubenb-login-form")
 
     def text(self) -> str:
@@ -49,12 +53,17 @@ class LoginForm(Composite):
         try:
             path = self.engine.login(self.registry, user, password)
         except KubenbError as error:
-            self.status.value = html.escape(_redact(_for_the_form(error), password))
+            self._say(_redact(_for_the_form(error), password), "error")
             return None
         finally:
             self.password.value = ""
-        self.status.value = html.escape(f"Logged in to {self.registry} as {user}")
+        self._say(f"Logged in to {self.registry} as {user}", "success")
         return path
+
+    def _say(self, text: str, kind: str) -> None:
+        """``text`` in the theme's error or success colour (JupyterLab's variables)."""
+        self.status.value = html.escape(text)
+        self.status.style.text_color = f"var(--jp-{kind}-color1)"
 
 
 def _for_the_form(error: KubenbError) -> str:

@@ -39,8 +39,11 @@ __all__ = ["BuildPanel", "ByteCounts"]
 
 #: Seconds between two redraws of the byte counters: blob chunks arrive far faster than eyes read.
 REFRESH = 0.1
-#: The log box scrolls itself: in a reversed flex column the browser keeps the end in view.
-FOLLOW_END = widgets.Layout(max_height="20em", overflow="auto", display="flex", flex_flow="column-reverse")
+#: The log box scrolls itself: in a reversed flex column the browser keeps the end in view
+#: (the log inside must not shrink, hence ``flex: 0 0 auto`` on it).
+FOLLOW_END = dict(max_height="20em", overflow="auto", display="flex", flex_flow="column-reverse",
+                  border="var(--jp-border-width, 1px) solid var(--jp-border-color2, currentColor)",
+                  padding="0 0.5em", margin="0.3em 0")
 
 
 @dataclass
@@ -129,16 +132,18 @@ class BuildPanel(Composite):
         self.progress = _bar("Images", "kubenb-images-bar")
         self.bytes_bar = _bar("Bytes", "kubenb-bytes-bar")
         self.bytes_label = _html("", "kubenb-bytes")
+        self.images_label = _html("", "kubenb-images")
         self.current = _html("", "kubenb-current")
-        self.log_box = widgets.Output(layout=FOLLOW_END)
-        self.log_box.add_class("kubenb-log")
+        self.log_box = widgets.Output(layout=widgets.Layout(flex="0 0 auto"))  # its full height, in:
+        self.log_view = widgets.Box([self.log_box], layout=widgets.Layout(**FOLLOW_END))  # the box that scrolls
+        self.log_view.add_class("kubenb-log")
         self.summary = _html(f"Ready to build <code>{html.escape(options.tag)}</code>", "kubenb-summary")
         self.build_button.on_click(lambda _button: self.start())
         self.cancel_button.on_click(lambda _button: self.cancel())
         super().__init__([
-            widgets.HBox([self.build_button, self.cancel_button, self.progress]),
+            widgets.HBox([self.build_button, self.cancel_button, self.progress, self.images_label]),
             widgets.HBox([self.bytes_bar, self.bytes_label]),
-            self.current, self.log_box, self.summary,
+            self.current, self.log_view, self.summary,
         ])
         self.add_class("kubenb-build-panel")
 
@@ -182,7 +187,7 @@ class BuildPanel(Composite):
         self.bytes, self._active = ByteCounts(), []
         for bar in (self.progress, self.bytes_bar):
             bar.value, bar.max, bar.bar_style = 0, 1, ""
-        self.bytes_label.value = self.current.value = ""
+        self.bytes_label.value = self.images_label.value = self.current.value = ""
         self.log_box.outputs = ()  # not clear_output(): outside a kernel that writes to stdout
         self.summary.value = f"Building <code>{html.escape(self.options.tag)}</code>&hellip;"
         self.build_button.disabled = True
@@ -210,6 +215,8 @@ class BuildPanel(Composite):
         style = "success" if image is not None else "warning" if isinstance(error, Cancelled) else "danger"
         for bar in (self.progress, self.bytes_bar):
             bar.bar_style = style
+            if image is not None:  # built, if from the build cache with nothing pulled: done is full
+                bar.value = bar.max
         self.summary.value = html.escape(_summary(image, error))
         self.build_button.disabled = False
         self.cancel_button.disabled = True
@@ -219,16 +226,20 @@ class BuildPanel(Composite):
             if isinstance(event, ImageStarted):
                 self._active.append(event.image)
                 self.progress.max = max(event.total, 1)
-                self._draw_bytes()
+                self._draw_images()
             elif isinstance(event, (ImageDone, ImageSkipped)):
                 self.progress.value = min(self.progress.value + 1, self.progress.max)
                 self._active = [image for image in self._active if image != event.image]
-                self._draw_bytes()
+                self._draw_images()
             elif self.bytes.take(event) and time.monotonic() - self._drawn >= REFRESH:
                 self._draw_bytes()
             line = event_line(event)
             if line is not None:
                 self.log_box.append_stdout(line + "\n")
+
+    def _draw_images(self) -> None:
+        self.images_label.value = f"{self.progress.value} of {self.progress.max} images"
+        self._draw_bytes()
 
     def _draw_bytes(self) -> None:
         """The overall bar and a line per image being saved (under the lock)."""
