@@ -8,7 +8,9 @@ printed) for a person to look at.
 
 from __future__ import annotations
 
+import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,14 +28,18 @@ IMAGES = ["busybox:1.36", "alpine:3.20"]
 LINES = 60
 KUBEFILE = ("FROM scratch\nCOPY imageList manifests\n"
             f"RUN i=0; while [ $i -lt {LINES} ]; do i=$((i+1)); echo log-line-$i; done\n")
+LABEXTENSION = Path(__file__).resolve().parents[1] / "kubenb" / "labextension"
 THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
     root = tmp_path_factory.mktemp("kubenb-root")
-    with JupyterLab(tmp_path_factory.mktemp("notebooks"), tmp_path_factory.mktemp("jupyter-home"),
-                    env={"KUBENB_ROOT": str(root)}) as running:
+    lab = JupyterLab(tmp_path_factory.mktemp("notebooks"), tmp_path_factory.mktemp("jupyter-home"),
+                     env={"KUBENB_ROOT": str(root)})
+    # where pip puts it (share/jupyter/labextensions/kubenb), here on the lab's own JUPYTER_PATH
+    shutil.copytree(LABEXTENSION, Path(lab.env["JUPYTER_PATH"]) / "labextensions" / "kubenb")
+    with lab as running:
         yield running
 
 
@@ -188,3 +194,31 @@ def test_screenshots_of_each_front_end_in_light_and_dark(lab: JupyterLab, page: 
         assert looks["align"] == "left" and looks["background"] == "rgba(0, 0, 0, 0)", (theme, looks)
         assert looks["colour"] == looks["theme"], (theme, looks)
     assert colours["light"]["colour"] != colours["dark"]["colour"]
+
+
+CELL_LANGUAGE = """(index) => {
+  const cell = window.jupyterapp.shell.currentWidget.content.widgets[index];
+  return cell.model.mimeType;
+}"""
+
+
+def test_a_kubefile_cell_is_highlighted_as_a_kubefile_not_as_python(lab: JupyterLab, page: Any) -> None:
+    """kubenb's JupyterLab extension gives %%kubefile cells the Dockerfile syntax JupyterLab knows."""
+    cells = ["x = 1  # python", "%%kubefile --help\nFROM scratch\nRUN while true; do echo; done\n"]
+    write_notebook(lab.root_dir / "highlight.ipynb", cells)
+    JupyterLabPage(page, lab).open("highlight.ipynb")
+    page.wait_for_function(f"() => ({CELL_LANGUAGE})(1) === 'text/x-dockerfile'", timeout=WIDGET_TIMEOUT_MS)
+    assert page.evaluate(CELL_LANGUAGE, 0) == "text/x-ipython"
+    editors = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .cm-content")
+    kubefile, python = editors.nth(1), editors.nth(0)
+    python.locator("span", has_text=re.compile("^#")).first.wait_for(timeout=WIDGET_TIMEOUT_MS)
+    kubefile.locator("span", has_text=re.compile("^RUN$")).first.wait_for(timeout=WIDGET_TIMEOUT_MS)
+    assert kubefile.locator("span", has_text=re.compile("^while$")).count() == 0  # a Python keyword, not here
+    for theme in THEMES:
+        set_theme(page, theme)
+        shoot(page, page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"), f"kubefile-cell-{theme}.png")
+    set_theme(page, "light")
+    # the magic line removed: the cell is Python again
+    page.evaluate("""() => window.jupyterapp.shell.currentWidget.content.widgets[1].model.sharedModel
+                        .setSource('while True: break')""")
+    page.wait_for_function(f"() => ({CELL_LANGUAGE})(1) === 'text/x-ipython'", timeout=WIDGET_TIMEOUT_MS)
