@@ -222,3 +222,25 @@ def test_a_kubefile_cell_is_highlighted_as_a_kubefile_not_as_python(lab: Jupyter
     page.evaluate("""() => window.jupyterapp.shell.currentWidget.content.widgets[1].model.sharedModel
                         .setSource('while True: break')""")
     page.wait_for_function(f"() => ({CELL_LANGUAGE})(1) === 'text/x-ipython'", timeout=WIDGET_TIMEOUT_MS)
+
+
+def test_cancel_in_the_panel_shows_cancelled_once_not_a_failure(lab: JupyterLab, page: Any) -> None:
+    """The RUN prints forever: only the Cancel button ends this build."""
+    context = lab.root_dir / "cancel-context"
+    context.mkdir()
+    forever = "FROM scratch\nRUN i=0; while true; do i=$((i+1)); echo tick-$i; sleep 0.1; done\n"
+    cell = f"%%kubefile --context {context} -t cancel:1 --background\n{forever}"
+    write_notebook(lab.root_dir / "cancel.ipynb", ["%load_ext kubenb", cell])
+    notebook = JupyterLabPage(page, lab).open("cancel.ipynb")
+    notebook.run_all()
+    shown = output_of(page, 1).locator(".kubenb-build-panel")
+    shown.locator(".kubenb-log", has_text="tick-3").wait_for(timeout=WIDGET_TIMEOUT_MS)
+    shown.locator(".kubenb-cancel").click()
+    summary = shown.locator(".kubenb-summary", has_text="Cancelled")
+    summary.wait_for(timeout=WIDGET_TIMEOUT_MS)
+    assert summary.inner_text().strip() == "Cancelled"
+    text = output_of(page, 1).inner_text()
+    assert text.lower().count("cancel") == 2, text  # the Cancel button's label and the summary, nothing else
+    assert shown.locator(".progress-bar-danger").count() == 0  # not drawn as a failure
+    assert not notebook.errors(), notebook.errors()
+    shoot(page, shown, "panel-cancelled.png")
