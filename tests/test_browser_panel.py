@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from kubenb.demo import DemoRegistry
+from tests.support.faulty import Fault, FaultyProxy, Trickle
 from tests.support.jupyter import ARTIFACTS, JupyterLab, JupyterLabPage, chromium, write_notebook
 
 pytestmark = [pytest.mark.jupyter, pytest.mark.browser, pytest.mark.registry, pytest.mark.timeout(600)]
@@ -244,3 +245,39 @@ def test_cancel_in_the_panel_shows_cancelled_once_not_a_failure(lab: JupyterLab,
     assert shown.locator(".progress-bar-danger").count() == 0  # not drawn as a failure
     assert not notebook.errors(), notebook.errors()
     shoot(page, shown, "panel-cancelled.png")
+
+
+def image_lines(shown: Any) -> dict[str, tuple[str, str]]:
+    """The panel's per-image lines: image -> (received, expected) as printed."""
+    lines = shown.locator(".kubenb-current").inner_text().strip().splitlines()
+    parsed = {}
+    for line in lines:
+        image, _, numbers = line.partition(": ")
+        received, _, expected = numbers.partition(" of ")
+        parsed[image] = (received, expected)
+    return parsed
+
+
+def test_parallel_pulls_show_each_image_its_own_bytes(lab: JupyterLab, page: Any, demo: DemoRegistry) -> None:
+    """A slow link (each blob trickles in) keeps both images in flight at once; before the fix
+    the image started last showed every byte: "3.0 MB of 1.5 MB"."""
+    context = make_context(lab, "parallel-context")
+    with FaultyProxy(demo.url) as slow:
+        slow.add(Fault(path="/blobs/", action=Trickle(pieces=60, pause=0.05), times=20))
+        kubefile = "FROM scratch\nLABEL test=parallel\nCOPY imageList manifests\n"
+        cell = f"%%kubefile --context {context} -t parallel:1 --registry-mirror docker.io={slow.host} --background"
+        write_notebook(lab.root_dir / "parallel.ipynb", ["%load_ext kubenb", f"{cell}\n{kubefile}"])
+        JupyterLabPage(page, lab).open("parallel.ipynb").run_all()
+        shown = output_of(page, 1).locator(".kubenb-build-panel")
+        page.wait_for_function("""() => {
+          const line = document.querySelector('.kubenb-current');
+          return line && line.innerText.split('\\n').filter(l => / of /.test(l)).length === 2;
+        }""", timeout=BUILD_TIMEOUT_MS)
+        during = image_lines(shown)
+        shoot(page, shown, "panel-parallel.png")
+        shown.locator(".kubenb-summary", has_text="Built parallel:1").wait_for(timeout=BUILD_TIMEOUT_MS)
+    assert set(during) == {"docker.io/library/alpine:3.20", "docker.io/library/busybox:1.36"}, during
+    for image, (received, expected) in during.items():
+        assert expected == "1.5 MB", (image, received, expected)  # its own layer, not both
+        assert float(received.split()[0]) * (1000 if received.endswith("MB") else 1) <= 1500, (image, received)
+    assert shown.locator(".kubenb-bytes").inner_text() == "3.0 MB of 3.0 MB"
