@@ -71,6 +71,7 @@ def test_the_overall_bar_is_the_sum_of_the_images_and_ends_full(tmp_path: Path) 
     assert shown.bytes_bar.value == shown.bytes_bar.max == 6 * MB
     assert shown.bytes.of(B) == (2 * MB, 2 * MB)
     assert shown.current.value == "" and shown.progress.value == shown.progress.max == 2
+    assert shown.images_label.value == "2 of 2 images"
 
 
 def test_a_cancelled_build_says_cancelled_once_and_is_not_a_failure(tmp_path: Path) -> None:
