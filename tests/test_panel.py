@@ -7,7 +7,9 @@ blobs interleave), as a person reads them: each image's line, the overall bar, t
 from __future__ import annotations
 
 import html
+import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,11 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.display import display
 from IPython.utils.capture import capture_output
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 from kubenb.display import human_size, kubefile_html
 from kubenb.engine import BuildOptions, Engine
@@ -197,3 +204,18 @@ def test_a_refused_login_in_the_form_speaks_of_the_form(auth_registry: Registry,
     status = html.unescape(form.status.value)
     assert "refused the credentials of user" in status and status.endswith(RETRY)
     assert "kubenb login" not in status and status.count(";") == 1
+
+
+def test_the_jupyterlab_extension_is_installed_with_the_package() -> None:
+    """pip puts data-files under the environment's share/jupyter/labextensions, where JupyterLab looks."""
+    repo = Path(__file__).resolve().parents[1]
+    extension = repo / "kubenb" / "labextension"
+    metadata = json.loads((extension / "package.json").read_text())
+    assert (extension / metadata["jupyterlab"]["_build"]["load"]).is_file()
+    data_files = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    installed = {f"{target}/{Path(source).name}": source
+                 for target, sources in data_files.items() for source in sources}
+    target = "share/jupyter/labextensions/kubenb"
+    shipped = {f"{target}/{path.relative_to(extension).as_posix()}": path.relative_to(repo).as_posix()
+               for path in extension.rglob("*") if path.is_file()}
+    assert installed == shipped

@@ -175,7 +175,7 @@ def test_build_panel_builds_what_the_review_chose(tmp_path: Path) -> None:
     assert not panel.running and panel.error is None
     assert image is not None and panel.result == image
     assert panel.summary.value.startswith("Built widgets:v1")
-    assert image.short_id in panel.summary.value and "1 images" in panel.summary.value
+    assert image.short_id in panel.summary.value and "1 image)" in panel.summary.value
     assert "kubenb-summary" in panel.summary._dom_classes
     assert panel.progress.max == 1 and panel.progress.value == 1
     assert panel.bytes.total > 0 and panel.bytes_bar.value == panel.bytes_bar.max == panel.bytes.total

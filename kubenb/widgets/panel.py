@@ -238,7 +238,7 @@ class BuildPanel(Composite):
                 self.log_box.append_stdout(line + "\n")
 
     def _draw_images(self) -> None:
-        self.images_label.value = f"{self.progress.value} of {self.progress.max} images"
+        self.images_label.value = f"{self.progress.value} of {_images(self.progress.max)}"
         self._draw_bytes()
 
     def _draw_bytes(self) -> None:
@@ -281,4 +281,8 @@ def _summary(image: ClusterImage | None, error: BaseException | None) -> str:
     if error is not None:
         return str(error) if isinstance(error, KubenbError) else f"{type(error).__name__}: {error}"
     assert image is not None
-    return f"Built {image.name} ({image.short_id}, {human_size(image.size)}, {len(image.carried_images)} images)"
+    return f"Built {image.name} ({image.short_id}, {human_size(image.size)}, {_images(len(image.carried_images))})"
+
+
+def _images(count: int) -> str:
+    return f"{count} image" if count == 1 else f"{count} images"
