@@ -24,10 +24,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from kubenb.demo import DemoRegistry
 from kubenb.display import human_size, kubefile_html
 from kubenb.engine import BuildOptions, Engine
 from kubenb.errors import Cancelled
-from kubenb.events import BlobDone, BlobProgress, BlobsPlanned, BlobStarted, ImageDone, ImageStarted
+from kubenb.events import BlobDone, BlobProgress, BlobsPlanned, BlobStarted, Event, ImageDone, ImageStarted
 from kubenb.kubefile import parse
 from kubenb.widgets import BuildPanel, ImageListReview, LoginForm
 from kubenb.widgets.login import RETRY
@@ -219,3 +220,21 @@ def test_the_jupyterlab_extension_is_installed_with_the_package() -> None:
     shipped = {f"{target}/{path.relative_to(extension).as_posix()}": path.relative_to(repo).as_posix()
                for path in extension.rglob("*") if path.is_file()}
     assert installed == shipped
+
+
+def test_a_real_save_announces_every_blob_with_its_size_before_fetching(tmp_path: Path) -> None:
+    """The overall bar's end comes from BlobsPlanned: its sizes are those of the blobs fetched."""
+    events: list[Event] = []
+    shown = panel(tmp_path)
+    with DemoRegistry(["busybox:1.36", "alpine:3.20"], padding=50_000) as demo:
+        engine = Engine(tmp_path / "store", mirrors=demo.mirrors()).with_events(
+            lambda event: (events.append(event), shown._on_event(event)))
+        engine.save_images(tmp_path / "folder", [A, B])
+    (planned,) = [event for event in events if isinstance(event, BlobsPlanned)]
+    after = events[events.index(planned):]
+    fetched = {event.digest: event.size for event in after if isinstance(event, BlobStarted)}
+    assert dict(zip(planned.digests, planned.sizes, strict=True)) == fetched  # sizes known before the bytes
+    assert shown.bytes.received == shown.bytes.total > sum(planned.sizes) - 1  # every byte, none twice
+    for image in (A, B):
+        received, expected = shown.bytes.of(image)
+        assert received == expected > 50_000
