@@ -27,9 +27,9 @@ from kubenb.model import ClusterImage, FoundImage, ImageList, Kubefile, Location
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["EventPrinter", "JsonView", "cluster_image_html", "cluster_image_text", "cluster_images_dataframe",
-           "event_line", "human_size", "image_list_csv", "image_list_html", "image_list_plain", "image_list_table",
-           "kubefile_html", "kubefile_text", "locations_text"]
+__all__ = ["TABLE_STYLE", "EventPrinter", "JsonView", "cluster_image_html", "cluster_image_text",
+           "cluster_images_dataframe", "event_line", "html_table", "human_size", "image_list_csv", "image_list_html",
+           "image_list_plain", "image_list_table", "kubefile_html", "kubefile_text", "locations_text"]
 
 
 #: The heading of the images a review left out (``.kubenb/exclude``) in the text outputs.
@@ -165,37 +165,77 @@ def human_size(size: int) -> str:
 
 # -- HTML: what a notebook keeps, and what GitHub and nbviewer show ----------------------------
 
+#: Tables drawn as JupyterLab draws its own, in whatever theme is on: every colour is one of
+#: JupyterLab's CSS variables, and where none is defined (nbviewer, GitHub) the page's own
+#: colours show through, never a colour of ours. Left-aligned: instructions and references are
+#: read left to right (JupyterLab right-aligns numbers in DataFrames, which these are not).
+#: Every rule starts at the ``kubenb-html`` wrapper: JupyterLab's own rules for rendered HTML
+#: (``:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td``) must lose to ours.
+TABLE_STYLE = """<style>
+.kubenb-html table.kubenb-table {border-collapse: collapse; border: none; margin: 0.25em 0 0.75em;
+  table-layout: auto; color: var(--jp-ui-font-color1, inherit); font-size: var(--jp-ui-font-size1, inherit)}
+.kubenb-html table.kubenb-table th, .kubenb-html table.kubenb-table td {text-align: left; vertical-align: top;
+  padding: 0.3em 0.8em; border: none; white-space: pre-line; max-width: none; line-height: normal}
+.kubenb-html table.kubenb-table thead th {font-weight: bold; vertical-align: bottom;
+  color: var(--jp-ui-font-color0, inherit);
+  border-bottom: var(--jp-border-width, 1px) solid var(--jp-border-color1, currentColor)}
+.kubenb-html table.kubenb-table tbody tr:nth-child(odd) {background: var(--jp-layout-color0, transparent)}
+.kubenb-html table.kubenb-table tbody tr:nth-child(even) {
+  background: var(--jp-rendermime-table-row-background, transparent)}
+.kubenb-html table.kubenb-table tbody tr:hover {
+  background: var(--jp-rendermime-table-row-hover-background, transparent)}
+.kubenb-html table.kubenb-table td.kubenb-number {text-align: right; color: var(--jp-ui-font-color2, inherit);
+  font-variant-numeric: tabular-nums}
+.kubenb-html table.kubenb-table td code {background: none; padding: 0;
+  color: var(--jp-content-font-color1, inherit);
+  font-family: var(--jp-code-font-family, monospace); font-size: var(--jp-code-font-size, inherit)}
+.kubenb-html .kubenb-caption {margin: 0.5em 0 0.1em; text-align: left; color: var(--jp-ui-font-color1, inherit)}
+</style>"""
+
+
+def html_table(head: Sequence[str], rows: Sequence[Sequence[str]], *, numbers: Sequence[int] = ()) -> str:
+    """A table styled as JupyterLab's; ``rows`` hold HTML already escaped, ``numbers`` the
+    columns aligned right."""
+    header = "".join(f"<th>{_e(title)}</th>" for title in head)
+    body = "".join("<tr>" + "".join(
+        f"<td class='kubenb-number'>{cell}</td>" if column in numbers else f"<td>{cell}</td>"
+        for column, cell in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table class='kubenb-table'><thead><tr>{header}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _caption(text: str) -> str:
+    return f"<p class='kubenb-caption'>{text}</p>"
+
+
 _KIND_TITLES = (("images", "Images the build carries"), ("potential", "Potential images (not carried unless opted in)"),
                 ("test", "Test images (Helm test hooks; not carried)"), ("excluded", "Left out by the review"))
 
 
 def image_list_html(images: ImageList) -> str:
     """Static tables of an image list with provenance; readable with no kernel and no widgets."""
-    parts = [f"<div class='kubenb-image-list'><p><b>{len(images.images)} image(s)</b></p>"]
+    parts = [f"<div class='kubenb-html kubenb-image-list'>{TABLE_STYLE}"]
     for kind, title in _KIND_TITLES:
         group: Sequence[FoundImage] = getattr(images, kind)
         if kind != "images" and not group:
             continue
-        rows = "".join(
-            f"<tr><td><code>{_e(str(found.image))}</code></td><td>{_e(_sources(found))}</td>"
-            f"<td>{_e(locations_text(found.locations))}</td></tr>" for found in group)
-        parts.append(f"<p>{_e(title)}: {len(group)}</p><table><thead><tr><th>image</th><th>source</th>"
-                     f"<th>found in</th></tr></thead><tbody>{rows}</tbody></table>")
+        rows = [(f"<code>{_e(str(found.image))}</code>", _e(_sources(found)),
+                 _e(locations_text(found.locations).strip())) for found in group]
+        parts.append(_caption(f"<b>{_e(title)}</b>: {len(group)}") + html_table(("image", "source", "found in"), rows))
     if images.invalid:
-        rows = "".join(f"<tr><td><code>{_e(i.written)}</code></td><td>{_e(str(i.location))}</td><td>{_e(i.reason)}"
-                       "</td></tr>" for i in images.invalid)
-        parts.append(f"<p>Invalid references: {len(images.invalid)}</p><table><thead><tr><th>written</th>"
-                     f"<th>where</th><th>why</th></tr></thead><tbody>{rows}</tbody></table>")
-    parts.extend(f"<p>warning: {_e(warning)}</p>" for warning in images.warnings)
+        rows = [(f"<code>{_e(i.written)}</code>", _e(str(i.location)), _e(i.reason)) for i in images.invalid]
+        parts.append(_caption(f"<b>Invalid references</b>: {len(images.invalid)}")
+                     + html_table(("written", "where", "why"), rows))
+    parts.extend(_caption(f"warning: {_e(warning)}") for warning in images.warnings)
     return "".join(parts) + "</div>"
 
 
 def kubefile_html(kubefile: Kubefile) -> str:
     """The instructions with their line numbers, as the preview shows them."""
-    rows = "".join(f"<tr><td>{i.line}</td><td><code>{_e(i.to_text())}</code></td></tr>" for i in kubefile.instructions)
+    rows = [(str(i.line), f"<code>{_e(i.to_text())}</code>") for i in kubefile.instructions]
     name = _e(str(kubefile.path)) if kubefile.path else "Kubefile"
-    return (f"<div class='kubenb-kubefile'><p><b>{name}</b>: {len(kubefile.instructions)} instruction(s)</p>"
-            f"<table><thead><tr><th>line</th><th>instruction</th></tr></thead><tbody>{rows}</tbody></table></div>")
+    return (f"<div class='kubenb-html kubenb-kubefile'>{TABLE_STYLE}"
+            + _caption(f"<b>{name}</b>: {len(kubefile.instructions)} instruction(s)")
+            + html_table(("line", "instruction"), rows, numbers=(0,)) + "</div>")
 
 
 def kubefile_text(kubefile: Kubefile) -> str:
@@ -208,11 +248,12 @@ def cluster_image_text(image: ClusterImage) -> str:
 
 
 def cluster_image_html(image: ClusterImage) -> str:
-    rows = "".join(f"<tr><td><code>{_e(ref)}</code></td><td><code>{_e(digest[:19])}</code></td></tr>"
-                   for ref, digest in image.carried_images.items())
-    return (f"<div class='kubenb-cluster-image'><p><b>{_e(image.name)}</b> <code>{image.short_id}</code> "
-            f"{human_size(image.size)}, {_e(image.platform)}, created {_e(image.created)}</p>"
-            f"<table><thead><tr><th>image</th><th>digest</th></tr></thead><tbody>{rows}</tbody></table></div>")
+    rows = [(f"<code>{_e(ref)}</code>", f"<code>{_e(digest[:19])}</code>")
+            for ref, digest in image.carried_images.items()]
+    return (f"<div class='kubenb-html kubenb-cluster-image'>{TABLE_STYLE}"
+            + _caption(f"<b>{_e(image.name)}</b> <code>{image.short_id}</code> {human_size(image.size)}, "
+                       f"{_e(image.platform)}, created {_e(image.created)}")
+            + html_table(("image", "digest"), rows) + "</div>")
 
 
 def _sources(found: FoundImage) -> str:

@@ -92,9 +92,11 @@ class BlobDone(Event):
 @dataclass(frozen=True)
 class BlobsPlanned(Event):
     """Every blob a save will fetch from here on, in an order fixed by its inputs, known once
-    the images' manifests are read and before any layer is fetched; blobs may land in any order."""
+    the images' manifests are read and before any layer is fetched; blobs may land in any order.
+    ``sizes`` are theirs, in the same order: a progress bar knows its end before the first byte."""
 
     digests: tuple[str, ...]
+    sizes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ from kubenb.model import ROW_KINDS, ClusterImage, ImageList, Kubefile
 __all__ = ["KubenbMagics", "Plan", "load_ipython_extension"]
 
 PROGRESS = ("auto", "widget", "text", "none")
+_MAGIC_LINE = re.compile(r"%%kubefile(?:[ \t]|$)")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _F = TypeVar("_F", bound=Callable[..., Any])
 _T = TypeVar("_T")
@@ -68,6 +69,9 @@ _T = TypeVar("_T")
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext kubenb``: the magics, and HTML/text reprs for kubenb's results."""
     ipython.register_magics(KubenbMagics)
+    cleanup = ipython.input_transformers_cleanup
+    if _body_for_help not in cleanup:
+        cleanup.append(_body_for_help)
     formatters = ipython.display_formatter.formatters
     renderings: list[tuple[type, Callable[[Any], str], Callable[[Any], str]]] = [
         (ImageList, image_list_html, image_list_table),
@@ -77,6 +81,18 @@ def load_ipython_extension(ipython: Any) -> None:
     for kind, as_html, as_text in renderings:
         formatters["text/html"].for_type(kind, as_html)
         formatters["text/plain"].for_type(kind, _pretty(as_text))
+
+
+def _body_for_help(lines: list[str]) -> list[str]:
+    """Give an empty ``%%kubefile`` cell an empty line for a body.
+
+    IPython refuses a cell magic with an empty body before calling it, so ``%%kubefile --help``
+    alone in a cell would fail with "the cell body is empty"; the magic itself then answers
+    (the help, or a line saying the Kubefile is missing).
+    """
+    if lines and _MAGIC_LINE.match(lines[0]) and not "".join(lines[1:]).strip():
+        return [lines[0].rstrip("\n") + "\n", "\n"]
+    return lines
 
 
 def _pretty(render: Callable[[Any], str]) -> Callable[[Any, Any, bool], None]:
@@ -156,21 +172,23 @@ class Plan:
         if _widget_progress(self.progress):
             import ipywidgets  # noqa: PLC0415
 
-            view = ipywidgets.VBox([ipywidgets.HTML(kubefile_html(self.kubefile)), self.review().widget,
-                                    self.panel().widget])
+            view = ipywidgets.VBox([ipywidgets.HTML(kubefile_html(self.kubefile)), self.review(), self.panel()])
             bundle.update(view._repr_mimebundle_(include=include, exclude=exclude) or {})
             bundle["text/html"] = self._repr_html_()
         return bundle
 
 
 def _run_build(options: BuildOptions, root: Path | None, builder: str, progress: str, background: bool) -> Any:
-    """A build with the progress asked for; Ctrl-C cancels it and leaves the store as it was."""
+    """A build with the progress asked for; Ctrl-C cancels it and leaves the store as it was.
+
+    In the background the running panel is returned, not displayed: the cell's result shows it,
+    once (a variable keeps it unseen, as any widget)."""
     if background or _widget_progress(progress):
         from kubenb.widgets import BuildPanel  # noqa: PLC0415
 
         panel = BuildPanel(options, engine=Engine(root), builder=builder)
         try:
-            if progress != "none":
+            if progress != "none" and not background:  # a background panel is the cell's value
                 display(panel)  # type: ignore[no-untyped-call]
             panel.start()
             if background:
@@ -317,6 +335,8 @@ class KubenbMagics(Magics):
         if options.output is not None:
             raise UsageError(f"%%kubefile: -o {options.output}: -o is an output format or file, as on the CLI, "
                              f"and %%kubefile has none; keep the result in a variable with --out {options.output}")
+        if not cell.strip():
+            raise UsageError("%%kubefile: the cell has no Kubefile; write its instructions below the magic line")
         context = Path(options.context).expanduser() if options.context else Path.cwd()
         if not context.is_dir():
             raise UsageError(f"--context {context}: no such folder; create it or name another")
@@ -338,6 +358,8 @@ class KubenbMagics(Magics):
                               kube_version=options.kube_version))
         if options.out:
             namespace[options.out] = result
+            if options.background:
+                display(result)  # type: ignore[no-untyped-call]  # a running build stays in sight
             return None
         return result
 

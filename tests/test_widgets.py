@@ -92,7 +92,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
 
 
 def log_text(panel: BuildPanel) -> str:
-    return "".join(output.get("text", "") for output in panel.log.outputs)
+    return "".join(output.get("text", "") for output in panel.log_box.outputs)
 
 
 def descendants(widget: Any) -> Iterator[Any]:
@@ -272,10 +272,12 @@ def test_build_panel_builds_what_the_review_chose(tmp_path: Path) -> None:
     assert not panel.running and panel.error is None
     assert image is not None and panel.result == image
     assert panel.summary.value.startswith("Built widgets:v1")
-    assert image.short_id in panel.summary.value and "1 images" in panel.summary.value
+    assert image.short_id in panel.summary.value and "1 image)" in panel.summary.value
     assert "kubenb-summary" in panel.summary._dom_classes
     assert panel.progress.max == 1 and panel.progress.value == 1
-    assert BUSYBOX in panel.current.value and "received" in panel.current.value
+    assert panel.bytes.total > 0 and panel.bytes_bar.value == panel.bytes_bar.max == panel.bytes.total
+    assert panel.bytes.of(BUSYBOX)[0] == panel.bytes.total and panel.bytes_bar.bar_style == "success"
+    assert panel.current.value == ""  # no image is being saved any more
     assert "Step 2/2: COPY imageList manifests" in log_text(panel)
     assert set(json.loads(image.annotations["io.kubenb.images"])) == {BUSYBOX}
     assert not panel.build_button.disabled and panel.cancel_button.disabled

@@ -168,7 +168,8 @@ class _Saver:
             raise _missing_platforms(lacking, verb)
         for plan in lacking:
             self.events(Message(_skipped_line(plan), level="warning"))
-        self.events(BlobsPlanned(self.to_fetch(plans)))
+        needed = self.to_fetch(plans)
+        self.events(BlobsPlanned(tuple(needed), tuple(needed.values())))
         numbered = {plan.ref: n for n, plan in enumerate(plans, 1)}
         saved, more = self.each(plans, lambda plan: self.save(plan, numbered[plan.ref], len(plans)))
         self.cancel.check()  # an image cut short by the cancel is not one that failed
@@ -179,14 +180,14 @@ class _Saver:
             )
         return SaveResult(tuple(saved))
 
-    def to_fetch(self, plans: Sequence[_Plan]) -> tuple[str, ...]:
-        """The blobs the plans still need from their registries, in the order the saves ask
-        for them (image by image, each manifest's blobs in its order): fixed by the inputs,
-        and close to the order in which they land."""
-        needed = {blob.digest: None for plan in plans if plan.selection is not None and not plan.left_out
+    def to_fetch(self, plans: Sequence[_Plan]) -> dict[str, int]:
+        """The blobs the plans still need from their registries and their sizes, in the order
+        the saves ask for them (image by image, each manifest's blobs in its order): fixed by
+        the inputs, and close to the order in which they land."""
+        needed = {blob.digest: blob.size for plan in plans if plan.selection is not None and not plan.left_out
                   for manifest in plan.selection.manifests
                   for blob in parse_references(manifest.data, manifest.media_type).blobs if not blob.foreign}
-        return tuple(digest for digest in needed if not self.folder.has_blob(digest))
+        return {digest: size for digest, size in needed.items() if not self.folder.has_blob(digest)}
 
     def each(self, items: Sequence[T], work: Callable[[T], R]) -> tuple[list[R], list[str]]:
         """``work`` on every item in the image pool: the results, and each failure named; a

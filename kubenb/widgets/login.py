@@ -10,17 +10,22 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import ipywidgets as widgets
 
 from kubenb.engine import Engine
-from kubenb.errors import KubenbError
+from kubenb.errors import AuthenticationError, KubenbError
+from kubenb.widgets.base import Composite
 
 __all__ = ["LoginForm"]
 
+#: Button and status start where the fields do, under them (past the labels' column).
+UNDER_FIELDS = "2px 0 2px calc(var(--jp-widgets-inline-label-width, 80px) + 6px)"
+#: What to do after a refusal, said for the form: the CLI's hint ("run kubenb login") is for a terminal.
+RETRY = "check the user and the password, then press Log in again"
 
-class LoginForm:
+
+class LoginForm(Composite):
     """User, password and a Log in button for ``registry``; credentials are checked, then saved."""
 
     def __init__(self, registry: str, *, username: str = "", insecure: bool = False,
@@ -29,13 +34,18 @@ class LoginForm:
         self.engine = Engine(insecure=[registry] if insecure else [], ca_files=ca_files)
         self.user = widgets.Text(value=username, description="User", placeholder="user name")
         self.password = widgets.Password(value="", description="Password")
-        self.button = widgets.Button(description="Log in", icon="sign-in", button_style="primary")
+        self.button = widgets.Button(description="Log in", icon="sign-in", button_style="primary",
+                                     layout=widgets.Layout(margin=UNDER_FIELDS))
         self.button.add_class("kubenb-login")
-        self.status = widgets.HTML(value=f"Log in to <code>{html.escape(registry)}</code>")
+        self.status = widgets.HTML(value=f"Log in to <code>{html.escape(registry)}</code>",
+                                   layout=widgets.Layout(margin=UNDER_FIELDS))
         self.status.add_class("kubenb-login-status")
         self.button.on_click(lambda _button: self.login())
-        self.widget = widgets.VBox([self.user, self.password, widgets.HBox([self.button, self.status])])
-        self.widget.add_class("kubenb-login-form")
+        super().__init__([self.user, self.password, self.button, self.status])
+        self.add_class("kubenb-login-form")
+
+    def text(self) -> str:
+        return f"LoginForm({self.registry})"
 
     def login(self) -> Path | None:
         """Check and save the credentials; the credentials file, or None when the login failed."""
@@ -43,15 +53,26 @@ class LoginForm:
         try:
             path = self.engine.login(self.registry, user, password)
         except KubenbError as error:
-            self.status.value = html.escape(_redact(str(error), password))
+            self._say(_redact(_for_the_form(error), password), "error")
             return None
         finally:
             self.password.value = ""
-        self.status.value = html.escape(f"Logged in to {self.registry} as {user}")
+        self._say(f"Logged in to {self.registry} as {user}", "success")
         return path
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+    def _say(self, text: str, kind: str) -> None:
+        """``text`` in the theme's error or success colour (JupyterLab's variables)."""
+        self.status.value = html.escape(text)
+        self.status.style.text_color = f"var(--jp-{kind}-color1)"
+
+
+def _for_the_form(error: KubenbError) -> str:
+    """The error's one line with a hint that speaks of this form, not of a command to type."""
+    where = f"{error.location}: " if error.location else ""
+    hint = error.hint or ""
+    if isinstance(error, AuthenticationError) or "kubenb login" in hint:
+        hint = RETRY
+    return f"{where}{error.message}; {hint}" if hint else f"{where}{error.message}"
 
 
 def _redact(text: str, secret: str) -> str:

@@ -29,6 +29,7 @@ from ipywidgets.widgets.widget_string import HTMLStyle
 
 from kubenb.engine import Engine
 from kubenb.model import FoundImage, ImageList
+from kubenb.widgets.base import Composite
 
 if TYPE_CHECKING:
     import pandas
@@ -161,7 +162,7 @@ class _Tick:
         self._review.tick(self.image, ticked)
 
 
-class ImageListReview:
+class ImageListReview(Composite):
     """A table of images with include ticks, kinds and where each was found, and a Save button.
 
     ``found`` is the list as ``list_images(context)`` shows it (any earlier review applied), so
@@ -180,7 +181,7 @@ class ImageListReview:
         self._build_controls()
         self._shown = self._matching()
         self._build_table()
-        self.widget = widgets.VBox([
+        super().__init__([
             widgets.HTML(_STYLE),
             widgets.HBox([self.search, self.select_all_button, self.select_none_button]),
             widgets.HBox([self.source_filter, self.registry_filter]),
@@ -188,7 +189,7 @@ class ImageListReview:
             widgets.HBox([self.prev_button, self.next_button, self.pager]),
             widgets.HBox([self.save_button, self.status]),
         ])
-        self.widget.add_class("kubenb-review")
+        self.add_class("kubenb-review")
         self._refresh()
 
     # --- what the person chose ----------------------------------------------------------------
@@ -356,8 +357,8 @@ class ImageListReview:
 
     # --- displays -----------------------------------------------------------------------------
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+    def text(self) -> str:
+        return f"ImageListReview({self.context}): {self._counts()}"
 
     def _repr_html_(self) -> str:
         """A static table for places where widgets do not render (nbconvert, GitHub)."""
