@@ -167,7 +167,7 @@ def test_the_magic_shows_a_background_panel_kept_in_a_variable(shell: Interactiv
     context = tmp_path / "context"
     context.mkdir()
     count, result = panels_shown(shell, f"%%kubefile --context {context} --root {tmp_path / 'store'} "
-                                        "-t kept:1 --background -o running\nFROM scratch\n")
+                                        "-t kept:1 --background --out running\nFROM scratch\n")
     assert result is None and count == 1
     assert shell.user_ns.pop("running").wait(timeout=120) is not None
 
