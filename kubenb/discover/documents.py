@@ -64,6 +64,12 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
                 self._resolved[value] = tag
         return tag
 
+    def descend_resolver(self, current_node: object, current_index: object) -> None:
+        """Path resolvers only: the safe loader has none (called for every node)."""
+
+    def ascend_resolver(self) -> None:
+        """Path resolvers only: the safe loader has none (called for every node)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Document:
