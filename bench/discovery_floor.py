@@ -10,8 +10,9 @@ folder and read back (``read_input_file``, timed apart), then the same texts are
         also shown with the garbage collector off, for scale: ``load_documents`` leaves it
         running (in a notebook it is the user's kernel's), and it walks the millions of new
         dicts and lists again and again (about 0.1x of the floor)
-    (c) kubenb: ``split_documents`` then ``load_documents`` (yaml-rs when it surely agrees
-        with PyYAML, PyYAML otherwise)
+    (c) kubenb: ``split_documents`` then ``load_documents`` (PyYAML's C composer, each
+        document once, CustomResourceDefinitions included here, and the value built from
+        the node tree)
 
 (b) and (c) run ``--rounds`` times, back to back and in alternating order, timed in CPU
 seconds of this process: on a shared machine wall time (and even CPU time) drifts by tens of

@@ -2,13 +2,16 @@
 
     .venv/bin/python bench/yaml_positions.py [--copies 20] [--rounds 5]
 
-Discovery takes its values from yaml-rs (PyYAML where the two could differ) and needs, for
-each image found, the line its value is written on. yaml-rs gives no positions, so this
-measures the candidates that do, on the documents discovery parses (every corpus manifest
-``--copies`` times, CustomResourceDefinitions skipped as discovery skips them, plus every
-rendered corpus chart once per copy), in CPU seconds, best of ``--rounds``:
+Discovery needs each document's value and, for each image found, the line its value is
+written on. It has one parser: PyYAML's C composer composes each document once, and the
+value is built from that node tree (kubenb/discover/documents.py). This measures it and the
+other candidates on the documents discovery parses (every corpus manifest ``--copies``
+times, CustomResourceDefinitions skipped as discovery skips them, plus every rendered corpus
+chart once per copy), in CPU seconds, best of ``--rounds``, against yaml-rs loading the same
+documents (values only, no positions: the floor):
 
-    values       yaml-rs per document (no positions), and kubenb's ``parse_documents``
+    kubenb       ``parse_documents`` (values and node trees), then the same with the walk and
+                 every hit's line (``NodeLines``): what discovery does with YAML
     PyYAML       CSafeLoader ``compose`` (nodes with start marks) of every document, and of
                  only those that hold an image; the full CSafeLoader load, for scale
     rapidyaml    ``ryml.parse_in_place`` (if the ``rapidyaml`` package is installed): every
@@ -16,7 +19,8 @@ rendered corpus chart once per copy), in CPU seconds, best of ``--rounds``:
                  has no node-position call: the line is worked out from the address of the
                  value's bytes inside the parsed buffer (via numpy), which is why it is only
                  measured here
-    adopted      ``NodeLines`` (kubenb/discover/positions.py) answering every hit's line
+    lines        ``NodeLines`` (kubenb/discover/positions.py) answering every hit's line from
+                 the trees ``parse_documents`` kept
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ def corpus_documents() -> list[Document]:
     return [doc for doc in docs if not _CRD.search(doc.text)]
 
 
-def with_hits(docs: list[Document]) -> list[tuple[Document, yaml.Node | None, list[Hit]]]:
+def with_hits(docs: list[Document]) -> list[tuple[Document, yaml.Node, list[Hit]]]:
     found = []
     for parsed in parse_documents(docs):
         hits = list(walk_object(parsed.value, ObjectContext("manifest", parsed.document.file)))
@@ -92,6 +96,18 @@ def each_document(docs: list[Document]) -> Callable[[], None]:
     return run
 
 
+def with_lines(docs: list[Document]) -> Callable[[], None]:
+    """What discovery does with YAML: values, the walk, and every hit's line."""
+    def run() -> None:
+        for parsed in parse_documents(docs):
+            hits = list(walk_object(parsed.value, ObjectContext("manifest", parsed.document.file)))
+            if hits:
+                lines = NodeLines(parsed.document, parsed.node)
+                for hit in hits:
+                    lines.line_of(hit.steps, hit.written)
+    return run
+
+
 def compose(text: str) -> object:
     return yaml.compose(text, Loader=yaml.CSafeLoader)
 
@@ -105,7 +121,7 @@ def cpu_best(rounds: int, run: Callable[[], object]) -> float:
     return best
 
 
-def ryml_lines(work: list[tuple[Document, yaml.Node | None, list[Hit]]]) -> Callable[[], None] | None:
+def ryml_lines(work: list[tuple[Document, yaml.Node, list[Hit]]]) -> Callable[[], None] | None:
     """rapidyaml's lines for every hit, or None if it is not installed."""
     if RYML is None or NUMPY is None:
         return None
@@ -139,13 +155,17 @@ def main() -> None:
     options.add_argument("--json", action="store_true")
     args = options.parse_args()
     docs = corpus_documents() * args.copies
-    work = with_hits(docs)
-    hit_docs = [doc for doc, _, _ in work]
+    # The node trees of the image documents are kept only for the rows that need them, after
+    # the others: millions of live nodes make every collection of the (untouched) garbage
+    # collector slower, which would time the collector, not the parsers.
+    hit_docs = [doc for doc, _, _ in with_hits(docs)]
     size = sum(len(d.text.encode()) for d in docs) / 1e6
     hit_size = sum(len(d.text.encode()) for d in hit_docs) / 1e6
     floor = cpu_best(args.rounds, each(docs, lambda text: yaml_rs.loads(text, parse_datetime=False)))
     rows = [
-        Row("yaml", "kubenb parse_documents (values)", cpu_best(args.rounds, each_document(docs)),
+        Row("yaml", "kubenb parse_documents (values+nodes)", cpu_best(args.rounds, each_document(docs)),
+            "yaml-rs loads, no positions", floor),
+        Row("yaml", "kubenb values, walk, every hit's line", cpu_best(args.rounds, with_lines(docs)),
             "yaml-rs loads, no positions", floor),
         Row("yaml", "PyYAML C compose, every document",
             cpu_best(args.rounds, each(docs, compose)),
@@ -157,6 +177,7 @@ def main() -> None:
             cpu_best(max(1, args.rounds // 2), each(docs, lambda text: yaml.load(text, Loader=yaml.CSafeLoader))),
             "yaml-rs loads, no positions", floor),
     ]
+    work = with_hits(hit_docs)
     ryml_run = ryml_lines(work)
     if ryml_run is not None:
         rows += [
@@ -167,13 +188,13 @@ def main() -> None:
                 "yaml-rs loads, no positions", floor),
         ]
 
-    def adopted() -> None:
+    def lines_only() -> None:
         for doc, node, hits in work:
             lines = NodeLines(doc, node)
             for hit in hits:
                 lines.line_of(hit.steps, hit.written)
 
-    rows.append(Row("yaml", "adopted: NodeLines, image docs", cpu_best(args.rounds, adopted),
+    rows.append(Row("yaml", "NodeLines alone, image docs", cpu_best(args.rounds, lines_only),
                     "yaml-rs loads, no positions", floor))
     show(rows, as_json=args.json,
          title=f"{len(docs)} documents, {size:.1f} MB; {len(hit_docs)} hold images, {hit_size:.1f} MB; "

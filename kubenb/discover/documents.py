@@ -1,45 +1,74 @@
-"""Manifest text -> parsed YAML documents: split the way Helm splits, parsed fast, judged by PyYAML.
+"""Manifest text -> parsed YAML documents: split the way Helm splits, composed once by PyYAML.
 
 Kubernetes tools read YAML 1.1 (``yes`` is a bool, ``0644`` is octal, ``<<`` merges), as
-PyYAML's C loader does; it is the reference for the corpus, and ten times slower than
-yaml-rs, a YAML 1.2 parser. So each document is parsed with yaml-rs and kept only when
-nothing in it can read differently under the two; everything else, errors included, goes to
-PyYAML, whose messages name the line. That decision must cost little next to yaml-rs, and
-Python scans text fast only for literals, so it takes two steps: cheap signs (the parsed value
-written by ``marshal`` and scanned for the few values that differ, literal-led searches for
-``0644``-like numbers, ``!!`` tags, anchors), then, only on a sign, a regex for the scalars
-concerned, each checked to really start a plain scalar.
+PyYAML's C loader does: it is the reference, and the one parser. Each document is composed
+once by its C composer; the node tree carries the lines provenance needs
+(``kubenb/discover/positions.py``) and the value is built from the same tree by
+``build_value``, which does for the shapes manifests are made of (text keys, plain mappings
+and lists, the scalar tags the resolver gives) what PyYAML's constructor does, without its
+per-node bookkeeping, and hands anything else to that constructor. Errors, named by file and
+line, are PyYAML's.
 """
 
 from __future__ import annotations
 
-import marshal
 import re
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AnyStr, NoReturn
+from typing import Any, AnyStr, ClassVar, NoReturn
 
 import yaml
-import yaml_rs
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from kubenb.errors import DiscoveryError
 
-__all__ = ["MAX_ALIAS_NODES", "MAX_FILE_BYTES", "MAX_LINE_BYTES", "Document", "Parsed", "load_documents",
-           "parse_documents", "read_input_file", "split_documents"]
+__all__ = ["MAX_ALIAS_NODES", "MAX_FILE_BYTES", "MAX_LINE_BYTES", "Document", "Parsed", "build_value",
+           "load_documents", "parse_documents", "read_input_file", "split_documents"]
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_LINE_BYTES = 4 * 1024 * 1024
 #: Nodes that aliases may add to one document; a "billion laughs" bomb needs far more.
 MAX_ALIAS_NODES = 100_000
-#: Block nesting takes a column per level, so a line with a 2000-column indentation/indicator
-#: prefix goes to PyYAML (it stops at 1000 levels): yaml-rs recurses without limit, about 1 kB
-#: of stack a level (Linux gives threads 8 MB; 4000 levels need about 4 MB).
-_DEEP = 2000
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_RS_ALIAS_LIMITS = yaml_rs.AliasLimits(max_total_replayed_events=MAX_ALIAS_NODES)
 _SYNTAX_HINT = "fix the YAML syntax at that line"
+_STR = "tag:yaml.org,2002:str"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
+#: Scalar tags whose PyYAML constructor is a plain function of the node (``yes`` -> True...).
+_SCALAR_TAGS = ("null", "bool", "int", "float", "binary", "timestamp")
+#: Plain scalars remembered with the tag PyYAML's resolver gave them (keys repeat endlessly).
+_RESOLVED_MAX, _RESOLVED_LENGTH = 20_000, 100
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """PyYAML's C safe loader, whose resolver remembers what it resolved.
+
+    The composer asks the resolver for every node's tag, and PyYAML's ``resolve`` tries a few
+    regexes per plain scalar in Python: a third of the composing time. A plain scalar's tag
+    depends on its text alone (the safe loader has no path resolvers), so the answer for a
+    short text is kept (bounded); a quoted scalar is a string, a collection a seq or a map.
+    """
+
+    _resolved: ClassVar[dict[str, str]] = {}
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is not ScalarNode:
+            return _SEQ if kind is SequenceNode else _MAP
+        if not implicit[0]:
+            return _STR
+        tag = self._resolved.get(value)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(value) <= _RESOLVED_LENGTH and len(self._resolved) < _RESOLVED_MAX:
+                self._resolved[value] = tag
+        return tag
+
+    def descend_resolver(self, current_node: object, current_index: object) -> None:
+        """Path resolvers only: the safe loader has none (called for every node)."""
+
+    def ascend_resolver(self) -> None:
+        """Path resolvers only: the safe loader has none (called for every node)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +84,11 @@ class Document:
 
 @dataclass(frozen=True, slots=True)
 class Parsed:
-    """A document's value and, when PyYAML read it, PyYAML's node tree (it has the lines)."""
+    """A document's value and the node tree it was built from (the nodes have the lines)."""
 
     document: Document
     value: object
-    node: yaml.Node | None = None
+    node: yaml.Node
 
 
 def read_input_file(path: Path, display: str, *, max_bytes: int = MAX_FILE_BYTES,
@@ -188,171 +217,25 @@ def load_documents(docs: Sequence[Document]) -> list[tuple[Document, object]]:
 
 
 def parse_documents(docs: Iterable[Document]) -> Iterator[Parsed]:
-    """As ``load_documents``, one document at a time, with PyYAML's node tree where PyYAML read
-    the document (a tree weighs several times its value: the caller drops it when done).
+    """As ``load_documents``, one document at a time, each with the node tree its value was
+    built from (a tree weighs several times its value: the caller drops it when done).
 
     The process-wide garbage collector is left alone: in a notebook it is the user's kernel's.
     """
-    return (parsed for doc in docs if (parsed := _load(doc)).value is not None)
+    return (parsed for doc in docs if (parsed := _parse(doc)) is not None and parsed.value is not None)
 
 
-def _load(doc: Document) -> Parsed:
-    """yaml-rs when it surely agrees with PyYAML, else PyYAML (which also words the errors).
-    One document per call: its value is checked while still in the CPU cache."""
-    if _fast_path_open(doc.text):
-        try:
-            value = _parse_fast(doc.text)
-        except Exception:  # any failure at all: PyYAML judges the document
-            return _parse_judged(doc)
-        if value is not None and not _differs(doc.text, value):
-            return Parsed(doc, value)
-    return _parse_judged(doc)
-
-
-def _parse_fast(text: str) -> object:
-    """yaml-rs with PyYAML's duplicate-key rule and tight alias limits (bombs fail fast)."""
-    return yaml_rs.loads(text, parse_datetime=False, alias_limits=_RS_ALIAS_LIMITS,
-                         duplicate_key_policy=yaml_rs.DuplicateKeyPolicy.LastWins)
-
-
-_PREFIX = re.compile(r"[ \t?:-]*")
-_ROOT_BLOCK = re.compile(r"(?:[ \t]*(?:#[^\n]*)?\n)*[ \t]*(?:[!&]\S*[ \t]+)*[|>]")
-_BLOCK_HEADER = re.compile(r"(?:^|[ \t])[|>][-+0-9]*(?:[ \t]+#.*)?$", re.M)
-_ODD_UTF8 = [re.compile(p) for p in (rb"\xc2[\x80-\x9f]", rb"\xe2\x80[\xa8\xa9]",
-                                     rb"\xef(?:\xbb\xbf|\xbf[\xbe\xbf])")]
-
-
-def _fast_path_open(text: str) -> bool:
-    """False for what yaml-rs must not see: directives, deep nesting, a block scalar as the
-    whole document (a "#" line at column 0 is a comment to PyYAML, text to yaml-rs), some block
-    scalars at the very end, and characters that are line breaks or errors to PyYAML but text
-    to yaml-rs (C1 controls, U+2028/2029, inner BOMs: looked for in non-ASCII text only)."""
-    if text.startswith("%") or _ROOT_BLOCK.match(text) or _ends_in_block_scalar(text):
-        return False
-    if any(_end_of(_PREFIX, text, start, len(text)) - start >= _DEEP
-           for start in _long_lines(text, "\n", _DEEP)):
-        return False
-    if text.isascii():
-        return True
-    try:
-        return not any(pattern.search(text.encode("utf-8")) for pattern in _ODD_UTF8)
-    except UnicodeEncodeError:  # lone surrogates
-        return False
-
-
-def _ends_in_block_scalar(text: str) -> bool:
-    """Whether the text may end in a block scalar yaml-rs reads wrongly at the end of a stream:
-    left empty, or without a final line break (``a: |`` is "" and ``a: |\\n  x`` is "x" to
-    PyYAML and the spec; yaml-rs adds a "\\n"). Walks back from the last line to the line it
-    hangs from; past 10000 lines it gives up and lets PyYAML read the document."""
-    end = len(text)
-    while end and text[end - 1] in " \t\n":
-        end -= 1
-    stop = text.rfind("\n", 0, end) + 1
-    if _BLOCK_HEADER.search(text, stop, end):
-        return True
-    if text.endswith("\n"):
-        return False
-    least = len(text[stop:end]) - len(text[stop:end].lstrip(" "))  # of the lines after
-    for _ in range(10_000):
-        if stop == 0 or least == 0:
-            return False
-        start = text.rfind("\n", 0, stop - 1) + 1
-        line = text[start:stop - 1]
-        indent = len(line) - len(line.lstrip(" "))
-        if indent < least and line.strip():
-            if _BLOCK_HEADER.search(line):
-                return True  # every line after it is more indented: its content
-            least = indent
-        stop = start
-    return True
-
-
-# Signs in the marshal (format 1) bytes of a yaml-rs value, each pass led by a literal so it
-# is fast: floats are written as text (b"f", length, repr); strings as b"u"/b"t", 4-byte
-# length, UTF-8. Short strings YAML 1.1 reads as bool, merge or value; strings opening like a
-# timestamp (1999-12-31) or a base-60 number (12:30, 190:20:30); any float.
-_VALUE_SIGNS = [re.compile(pattern, re.S) for pattern in (
-    rb"f[\x01-\x18](?:[-0-9]|inf|nan)",
-    rb"\x01\x00\x00\x00=(?<=[ut]\x01\x00\x00\x00=)",
-    rb"\x02\x00\x00\x00(?<=[ut]\x02\x00\x00\x00)(?:[oOnN][nNoO]|<<)",
-    rb"\x03\x00\x00\x00(?<=[ut]\x03\x00\x00\x00)(?:[yY][eE][sS]|[oO][fF][fF])",
-    rb"-(?<=[ut][\x08-\xff]\x00\x00\x00[0-9]{4}-)",
-    rb":(?<=[0-9_]:)(?:(?<=[0-9_]{8}:)|" + b"|".join(
-        rb"(?<=[ut][\x02-\xff]\x00\x00\x00%s[0-9][0-9_]{%d}:)" % (sign, n)
-        for sign in (b"", b"[-+]") for n in range(8)) + rb")",
-)]
-# Signs in the text: numbers led by 0 or _ (0644 is 420 in YAML 1.1 but 644 in 1.2; 0o17,
-# 0X1F, _1 are numbers only in 1.2); node properties and flow keys: "!!binary", "! 12" (12 to
-# PyYAML), anchors (&a:b ends at ":" in 1.1; an alias inside its own anchor is None to
-# yaml-rs), "[?a]" (a key to PyYAML). A "!custom" tag is kept by yaml-rs where PyYAML refuses
-# it: a leniency.
-_TEXT_SIGNS = {char: re.compile(re.escape(char) + r"(?<![^\s\[{,:+\-\"'].)" + after)
-               for char, after in (("0", "(?:[0-9_oOXB]|[xb]_)"), ("_", "[0-9_.]"),
-                                   ("!", r"(?<![^\s\[{,].)[!<\s]"), ("&", r"(?<![^\s\[{,].)[^\s,\[\]{}&]"),
-                                   ("?", r"(?<![^\s\[{,].)\S"))}
-_END = r"(?=[ \t]*(?:$|\#|,|:(?:[ \t]|$)|[\]}][ \t]*(?:$|[,\]}\#:])))"
-#: Plain scalars that YAML 1.1 and 1.2 read differently, as (first character, rest): bools,
-#: "=", "<<", octal and 0o/0X/0B/_ numbers, exponents without "." or sign, ".5" forms, base 60,
-#: timestamps, signed numbers; then tags, anchors and flow keys as above.
-_SCALARS = [("[yY]", "(?:es|ES)"), ("[nN]", "[oO]"), ("[oO]", "(?:[nN]|[fF][fF])"), ("=", ""),
-            ("<", "<"), ("0", "(?:[0-9_oOXB]|[xb]_)[0-9a-zA-Z_]*"), ("_", "[0-9_.eE+-]+"),
-            ("[0-9_.]", "[0-9_.]*[eE][-+]?[0-9_]+"), (r"\.", "(?:[0-9_]+|[iI][nN][fF]|[nN][aA][nN])"),
-            ("[0-9]", r"[0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?"),
-            ("[0-9]", r"[0-9]{3}-[0-9]{1,2}-[0-9]{1,2}(?:(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}"
-                      r"(?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9]{1,2}(?::[0-9]{2})?))?)?")]
-_SCALARS += [("[-+]", "(?:" + "|".join(first + rest for first, rest in _SCALARS[5:10]) + ")")]
-#: A character set first, so re skips ahead fast; the character must follow a blank, a flow
-#: indicator, ":" or the start (not be inside a word); then a branch checks which it was.
-_DIFFERENT = re.compile(
-    r"[yYnNoO=<0-9_.+\-!&?](?<=(?<![^\s\[{,:]).)(?:"
-    + "|".join(f"(?<={first}){rest}{_END}" for first, rest in _SCALARS)
-    + r"|(?<=!)[!<\s]|(?<=&)[^\s,\[\]{}&]|(?<=\?)[^\s])", re.M)
-
-
-def _differs(text: str, value: Any) -> bool:
-    """Whether PyYAML could read ``text`` otherwise than yaml-rs did (``value``): cheap signs
-    first, then, only on a sign, the precise search."""
-    try:
-        dumped = marshal.dumps(value, 1)
-    except ValueError:  # nested too deeply for marshal: let PyYAML decide
-        return True
-    floats, equals, two, three, dates, base60 = _VALUE_SIGNS
-    zero, underscore, tag, anchor, key = _TEXT_SIGNS.values()
-    signs = (floats.search(dumped) or equals.search(dumped) or two.search(dumped)
-             or three.search(dumped) or dates.search(dumped) or base60.search(dumped)
-             or zero.search(text) or ("_" in text and underscore.search(text))
-             or ("!" in text and tag.search(text)) or ("&" in text and anchor.search(text))
-             or ("?" in text and key.search(text)))
-    return bool(signs) and any(_starts_plain_scalar(text, match.start())
-                               for match in _DIFFERENT.finditer(text))
-
-
-def _starts_plain_scalar(text: str, at: int) -> bool:
-    """Whether a plain scalar can start at ``at``: after indentation, "- ", ": ", "? ", a flow
-    indicator opening a token, a JSON-like key ("a":1) or an anchor. Prose ("depending on")
-    and brackets inside a scalar (``conditions[?(@.type)]``) do not count."""
-    line = text[max(text.rfind("\n", 0, at) + 1, at - 512):at]  # a window: long lines stay cheap
-    before = line.rstrip(" \t")
-    spaced = len(before) < len(line)
-    last = before[-1:]
-    if last in ("", ","):
-        return True
-    if last in "[{":
-        return before[-2:-1] in ("", " ", "\t", "[", "{", ",", ":")
-    if (last in "-?:" and spaced) or before[-2:] in ('":', "':"):
-        return True
-    return spaced and before.rsplit(None, 1)[-1][:1] in "&!"
-
-
-def _parse_judged(doc: Document) -> Parsed:
-    """PyYAML's reading of a document, refusing alias bombs before they are built."""
-    loader = _SAFE_LOADER(doc.text)
+def _parse(doc: Document) -> Parsed | None:
+    """The document composed once by PyYAML's C composer, refusing alias bombs before anything
+    walks the tree, and its value built from that tree (``build_value``)."""
+    loader = _Loader(doc.text)
     try:
         node = loader.get_single_node()
-        if node is not None and "*" in doc.text:
+        if node is None:
+            return None
+        if "&" in doc.text and "*" in doc.text:  # an alias needs an anchor in its document
             _check_aliases(node, doc)
-        return Parsed(doc, None if node is None else loader.construct_document(node), node)
+        return Parsed(doc, build_value(node, loader), node)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         finding = error.context if error.context and not error.context.startswith("while") else ""
@@ -373,6 +256,50 @@ def _parse_judged(doc: Document) -> Parsed:
                              hint="quote the value to keep it a string") from None
     finally:
         loader.dispose()
+
+
+def build_value(root: yaml.Node, loader: Any) -> object:
+    """The value PyYAML's safe constructor gives for ``root``, built in one recursive pass.
+
+    ``loader`` is the PyYAML loader that composed ``root``: its constructor builds what this
+    pass leaves to it (merge keys, ``=`` keys, collection or unknown tags, keys that are not
+    scalars, and nesting too deep for a Python recursion), so the result is PyYAML's, errors
+    included. Aliased nodes are built once per use (``_check_aliases`` bounds that).
+    """
+    scalars: dict[str, Callable[[yaml.Node], object]] = {
+        f"tag:yaml.org,2002:{name}": getattr(loader, f"construct_yaml_{name}") for name in _SCALAR_TAGS}
+
+    def whole(node: yaml.Node) -> object:
+        return loader.construct_object(node, deep=True)
+
+    def value(node: yaml.Node) -> object:
+        kind, tag = type(node), node.tag
+        if kind is ScalarNode:
+            if tag == _STR:
+                return node.value
+            build = scalars.get(tag)
+            return whole(node) if build is None else build(node)
+        if kind is SequenceNode and tag == _SEQ:
+            return [item.value if type(item) is ScalarNode and item.tag == _STR else value(item)
+                    for item in node.value]
+        return mapping(node) if kind is MappingNode and tag == _MAP else whole(node)
+
+    def mapping(node: yaml.Node) -> object:
+        result: dict[Any, object] = {}
+        for key_node, value_node in node.value:
+            key_tag = key_node.tag
+            if type(key_node) is not ScalarNode or (key_tag != _STR and key_tag not in scalars):
+                return whole(node)  # "<<", "=", a tagged or collection key: PyYAML reads it all
+            key = key_node.value if key_tag == _STR else scalars[key_tag](key_node)
+            result[key] = (value_node.value if type(value_node) is ScalarNode and value_node.tag == _STR
+                           else value(value_node))
+        return result
+
+    try:
+        return value(root)
+    except RecursionError:  # PyYAML's constructor keeps its own stack: it reads 999 levels
+        loader.constructed_objects, loader.recursive_objects = {}, {}  # as a fresh document
+        return loader.construct_document(root)
 
 
 def _line_of(doc: Document, index: int) -> int:

@@ -1,17 +1,13 @@
 """Lines of values in a YAML document, as the parser placed them: never a search of the text.
 
-Discovery reports where each image was written. The values come from ``load_documents``
-(yaml-rs, or PyYAML where they could differ); yaml-rs gives no positions, so the lines come
-from PyYAML's C composer, the reading the values agree with: its nodes carry their start and
-end marks. A document that PyYAML already read brings its node tree along; any other is
-composed here, and only when it holds an image (a fraction of the parsed bytes: see
-docs/benchmarks.md). Aliases share their anchor's node, and ``<<`` merge keys are followed as
-PyYAML's constructor follows them, so the line is where the value is written.
+Discovery reports where each image was written. ``parse_documents`` composes each document
+once with PyYAML's C composer and builds its value from that node tree; the same nodes carry
+their start and end marks, so a hit's steps lead to the node its value came from. Aliases
+share their anchor's node, and ``<<`` merge keys are followed as PyYAML's constructor follows
+them, so the line is where the value is written.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import yaml
 
@@ -19,7 +15,6 @@ from kubenb.discover.documents import Document
 
 __all__ = ["NodeLines"]
 
-_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
 
@@ -27,15 +22,14 @@ _MERGE = "tag:yaml.org,2002:merge"
 class NodeLines:
     """Answers "on which file line is the value at these steps?" for one document."""
 
-    def __init__(self, document: Document, root: yaml.Node | None = None) -> None:
+    def __init__(self, document: Document, root: yaml.Node) -> None:
         self.document = document
         self._root = root
-        self._composed = root is not None
 
     def line_of(self, steps: tuple[object, ...], written: str = "") -> int | None:
         """The line of the value node at ``steps``; for a piece of a longer scalar (a token of a
         ConfigMap value), the line within that scalar's own source span where the piece is.
-        None when the document has no such node (it cannot be composed: discovery goes on).
+        None when the document has no such node.
 
         Lines are counted from the node's character offset, as editors count them ("\\n"
         only): PyYAML's own line numbers also count U+2028 and NEL as line breaks."""
@@ -49,22 +43,12 @@ class NodeLines:
         return self.document.line + text.count("\n", 0, start)
 
     def _node_at(self, steps: tuple[object, ...]) -> yaml.Node | None:
-        node = self._compose()
+        node: yaml.Node | None = self._root
         for step in steps:
             if node is None:
                 return None
             node = _child(node, step)
         return node
-
-    def _compose(self) -> yaml.Node | None:
-        """PyYAML's node tree of the document, composed once, on the first question."""
-        if not self._composed:
-            self._composed = True
-            try:
-                self._root = yaml.compose(self.document.text, Loader=_SAFE_LOADER)
-            except (yaml.YAMLError, RecursionError):
-                self._root = None  # PyYAML refuses what yaml-rs read: no line rather than a guess
-        return self._root
 
 
 def _child(node: yaml.Node, step: object) -> yaml.Node | None:
