@@ -432,8 +432,8 @@ def test_the_review_widget_has_the_reason(tmp_path: Path) -> None:
     frame = review.dataframe()
     reasons = set(frame[frame["kind"] == "potential"]["reason"])
     assert reasons == {"flag --engine-image", "flag --instance-manager-image"}
-    (engine,) = [row for row in review.rows if "longhorn-engine" in row.image]
-    assert "flag --engine-image" in engine.box.children[2].value
+    (engine,) = [slot for slot in review.slots if slot.image and "longhorn-engine" in slot.image]
+    assert "flag --engine-image" in engine.where.value  # the drawn "where found" cell
 
 
 def test_a_config_map_value_that_is_no_yaml_is_read_as_text(tmp_path: Path) -> None:
