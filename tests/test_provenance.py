@@ -65,7 +65,7 @@ def assert_line_holds_value(location: Location, lines: list[str]) -> None:
     assert written in line, (str(location), line)
     key = last_key(location.path or "")
     if (location.path or "").startswith("data.") or re.search(r" line \d+$", location.reason or ""):
-        return  # a token inside a ConfigMap value or a multi-line env value: the value's own line that holds it
+        return  # a piece of a multi-line value: the line holds it (above), under no key of the outer file
     if key is None:
         assert re.match(r"""\s*(?:- |["'])""", line), (str(location), line)  # a list item
     else:
@@ -183,6 +183,51 @@ def test_a_token_in_a_config_map_value_is_on_the_line_inside_that_value(tmp_path
     assert lines == {
         "quay.io/team/agent:2.0": [(5, "data.images.txt")],
         "ghcr.io/team/app:1.4": [(7, "data.images.txt"), (8, "data.other")],
+    }
+
+
+EMBEDDED = """\
+kind: ConfigMap
+metadata: {name: helper}
+data:
+  helperPod.yaml: |-
+    apiVersion: v1
+    kind: Pod
+    metadata:
+      name: helper-pod
+    spec:
+      containers:
+      - name: busybox
+        image: busybox
+---
+kind: Deployment
+metadata: {name: op}
+spec:
+  template:
+    spec:
+      containers:
+      - name: op
+        image: op:1
+        env:
+        - name: KAFKA_IMAGES
+          value: |
+            3.9.0=quay.io/strimzi/kafka:0.45.0-kafka-3.9.0
+            4.0.0=quay.io/strimzi/kafka:0.46.0-kafka-4.0.0
+"""
+
+
+def test_an_image_inside_a_literal_value_is_at_the_line_its_own_parser_gives(tmp_path: Path) -> None:
+    """A pod spec embedded in a ConfigMap: the line of its ``image:`` as the embedded document's
+    node tree places it (not the ``name: busybox`` line above, which a text search would give);
+    an env list of ``version=image`` lines: the line of each."""
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "op.yaml").write_text(EMBEDDED)
+    found = context_images(plan_build(tmp_path))
+    lines = {str(f.image): [loc.line for loc in f.locations] for f in found.potential}
+    assert lines == {
+        "docker.io/library/busybox:latest": [12],
+        "quay.io/strimzi/kafka:0.45.0-kafka-3.9.0": [25],
+        "quay.io/strimzi/kafka:0.46.0-kafka-4.0.0": [26],
     }
 
 

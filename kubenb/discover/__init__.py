@@ -167,7 +167,7 @@ def _document_hits(documents: Sequence[Document], source: str) -> Iterator[Hit]:
         if hits:  # only documents with images pay for node positions
             lines = NodeLines(document, parsed.node)
             for hit in hits:
-                yield replace(hit, location=replace(hit.location, line=lines.line_of(hit.steps, hit.written)))
+                yield replace(hit, location=replace(hit.location, line=lines.line_of(hit.steps, hit.value_line)))
 
 
 def _option_files(options: DiscoveryOptions) -> Iterable[tuple[str, Path]]:

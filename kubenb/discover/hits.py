@@ -38,6 +38,9 @@ class Hit:
     strict: bool = True
     problem: str | None = None  # known to be invalid already (e.g. a number where text belongs)
     steps: Steps = ()  # where the value sits in its YAML document, for the parser to give its line
+    #: For a piece of a multi-line value (a ConfigMap entry, an env list): the line within the
+    #: value that holds it, as the parser of that value (or its line split) counted it.
+    value_line: int | None = None
 
 
 def collect(hits: Iterable[Hit], warnings: Iterable[str] = ()) -> ImageList:

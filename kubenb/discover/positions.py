@@ -26,21 +26,23 @@ class NodeLines:
         self.document = document
         self._root = root
 
-    def line_of(self, steps: tuple[object, ...], written: str = "") -> int | None:
-        """The line of the value node at ``steps``; for a piece of a longer scalar (a token of a
-        ConfigMap value), the line within that scalar's own source span where the piece is.
-        None when the document has no such node.
+    def line_of(self, steps: tuple[object, ...], value_line: int | None = None) -> int | None:
+        """The line of the value node at ``steps``; None when the document has no such node.
+
+        ``value_line`` places a piece of a multi-line value (a ConfigMap entry, an env list):
+        the line within the value that holds it. A literal block (``|``) keeps its lines as
+        written, one per source line after its header, so that line is exact; a folded,
+        quoted or plain value joins its source lines, so the value's first line is given.
 
         Lines are counted from the node's character offset, as editors count them ("\\n"
         only): PyYAML's own line numbers also count U+2028 and NEL as line breaks."""
         node = self._node_at(steps)
         if node is None:
             return None
-        text, start = self.document.text, node.start_mark.index
-        if written and isinstance(node, yaml.ScalarNode) and node.value != written:
-            found = text.find(written, start, node.end_mark.index)
-            start = found if found >= 0 else start  # escapes or folding: the value's first line
-        return self.document.line + text.count("\n", 0, start)
+        line = self.document.line + self.document.text.count("\n", 0, node.start_mark.index)
+        if value_line is not None and isinstance(node, yaml.ScalarNode) and node.style == "|":
+            return line + value_line  # the header "|" is on the node's first line
+        return line
 
     def _node_at(self, steps: tuple[object, ...]) -> yaml.Node | None:
         node: yaml.Node | None = self._root

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubenb.discover.documents import parse_documents, split_documents
+from kubenb.discover.positions import NodeLines
 from kubenb.errors import KubenbError
 from kubenb.reference import DEFAULT_TAG, is_valid_reference
 
-__all__ = ["Candidate", "RenderNames", "embedded_objects", "flag_values", "is_custom_resource", "is_potential",
-           "names_image", "noise", "param_values", "render_names", "text_candidates"]
+__all__ = ["Candidate", "Embedded", "RenderNames", "embedded_objects", "flag_values", "is_custom_resource",
+           "is_potential", "names_image", "noise", "param_values", "render_names", "text_candidates"]
 
 #: A piece of free text that may be a reference: no spaces, quotes, brackets or ``=``.
 _TOKEN = re.compile(r"[^\s\"',;=`()\[\]{}<>|]+")
@@ -56,6 +57,7 @@ class Candidate:
     named: bool = False
     structural: bool = False
     expression: bool = False
+    value_line: int | None = None  # the line of a multi-line value that holds it
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ def text_candidates(text: str, label: str, name: str = "") -> Iterator[Candidate
     lines of ``key=image`` pairs, comma- or space-separated lists and scripts alike."""
     lines = text.strip("\n").split("\n")
     multi_line = len(lines) > 1
+    skipped = len(text) - len(text.lstrip("\n"))  # blank lines the value starts with
     named = names_image(name)
     seen: set[str] = set()
     shaped = 0
@@ -112,6 +115,7 @@ def text_candidates(text: str, label: str, name: str = "") -> Iterator[Candidate
             yield Candidate(
                 written, label + where, named=named or names_image(_key_before(line, match.start())),
                 expression=_in_expression(line, match.start(), match.end()),
+                value_line=skipped + number if multi_line else None,
             )
 
 
@@ -151,27 +155,45 @@ def _params(items: list[Any], steps: tuple[object, ...]) -> Iterator[tuple[tuple
         yield from param_values(item, (*steps, index))
 
 
-def embedded_objects(value: str, file: str) -> list[tuple[Mapping[str, Any], str]]:
+@dataclass(frozen=True)
+class Embedded:
+    """A manifest or pod spec found inside a ConfigMap value.
+
+    ``obj`` is walked like any manifest (a bare pod spec as a Pod's ``spec``: ``drop`` is the
+    path prefix that walk adds and the value does not have); ``lines`` gives the line within
+    the value of each found image, from the parser's node tree of the value.
+    """
+
+    obj: Mapping[str, Any]
+    drop: str
+    lines: NodeLines
+
+    def value_line(self, steps: tuple[object, ...]) -> int | None:
+        """The line within the ConfigMap value of what walk found at ``steps`` of ``obj``."""
+        return self.lines.line_of(steps[1:] if self.drop else steps)
+
+
+def embedded_objects(value: str, file: str) -> list[Embedded]:
     """The manifests or pod specs a ConfigMap value holds as YAML or JSON, parsed as discovery
-    parses manifests, each with the path prefix its walk must drop (a bare pod spec is walked
-    as a Pod's ``spec``). A value that is no YAML (a script, nginx.conf) holds none; only text
+    parses manifests. A value that is no YAML (a script, nginx.conf) holds none; only text
     that mentions ``image`` is parsed, so other values cost nothing."""
     if "image" not in value:
         return []
     try:
-        parsed = [p.value for p in parse_documents(split_documents(value, file))]
+        parsed = list(parse_documents(split_documents(value, file)))
     except (KubenbError, RecursionError):
         return []
-    found: list[tuple[Mapping[str, Any], str]] = []
+    found: list[Embedded] = []
     for item in parsed:
-        if not isinstance(item, Mapping):
+        obj, lines = item.value, NodeLines(item.document, item.node)
+        if not isinstance(obj, Mapping):
             continue
-        if "kind" not in item and isinstance(item.get("containers"), list):
-            found.append(({"kind": "Pod", "spec": item}, "spec."))
-        elif "kind" not in item and isinstance(item.get("spec"), Mapping) and "containers" in item["spec"]:
-            found.append(({**item, "kind": "Pod"}, ""))
+        if "kind" not in obj and isinstance(obj.get("containers"), list):
+            found.append(Embedded({"kind": "Pod", "spec": obj}, "spec.", lines))
+        elif "kind" not in obj and isinstance(obj.get("spec"), Mapping) and "containers" in obj["spec"]:
+            found.append(Embedded({**obj, "kind": "Pod"}, "", lines))
         else:
-            found.append((item, ""))
+            found.append(Embedded(obj, "", lines))
     return found
 
 

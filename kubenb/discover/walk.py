@@ -143,24 +143,25 @@ class _Walker:
     def _embedded(self, key: str, value: str) -> Iterator[Hit]:
         """Images of a manifest or pod spec written inside a ConfigMap value (a helper pod
         template): potential, with the embedded path and the outer value's line."""
-        for obj, drop in potential.embedded_objects(value, f"{self.context.file} data.{key}"):
-            for hit in walk_object(obj, self.context):
+        for embedded in potential.embedded_objects(value, f"{self.context.file} data.{key}"):
+            for hit in walk_object(embedded.obj, self.context):
                 place = hit.location.reason or ("pod spec" if hit.strict else "image key")
                 structural = Candidate(hit.written, place, structural=True)
                 kept = hit.kind == "potential" or potential.is_potential(structural, self.context.render)
                 if hit.problem is None and kept:  # inner potential hits passed the rules already
-                    inner = (hit.location.path or "").removeprefix(drop)
+                    inner = (hit.location.path or "").removeprefix(embedded.drop)
                     outer = self._hit("potential", hit.written, ("data", key), strict=False)
                     location = replace(outer.location, path=f"{outer.location.path} > {inner}",
                                        reason=f"ConfigMap {key}: {place}")
-                    yield replace(outer, location=location)
+                    yield replace(outer, location=location, value_line=embedded.value_line(hit.steps))
 
     def _potential(self, candidates: Iterator[Candidate], steps: Steps) -> Iterator[Hit]:
         """A potential hit at ``steps`` for each candidate the noise rules leave."""
         for candidate in candidates:
             if potential.is_potential(candidate, self.context.render):
                 hit = self._hit("potential", candidate.written, steps, strict=False)
-                yield replace(hit, location=replace(hit.location, reason=candidate.reason))
+                yield replace(hit, location=replace(hit.location, reason=candidate.reason),
+                              value_line=candidate.value_line)
 
     def _oci_repository(self) -> Iterator[Hit]:
         """Flux pulls ``spec.url`` at ``spec.ref.digest``, else at the tag a ``semver`` range picks
