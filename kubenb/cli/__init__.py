@@ -1,0 +1,45 @@
+"""The ``kubenb`` command line: a thin argparse front end over the engine.
+
+Each subcommand is one function (``commands``) that turns parsed options into one engine call
+and renders its result. The parser is built by ``build_parser`` (``parser``) so the ``%kubenb``
+magic can share it; ``engine_calls`` turns parsed options into what the engine takes, and
+``interrupt`` runs the long commands so Ctrl-C stops them where they are. Errors the user can
+fix are printed as one line on stderr with exit status 1; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from kubenb.cli.engine_calls import build_options, engine_for, list_images_of
+from kubenb.cli.interrupt import run_command, run_until_interrupted
+from kubenb.cli.parser import add_build_options, build_parser
+from kubenb.errors import Cancelled, KubenbError
+
+__all__ = ["add_build_options", "build_options", "build_parser", "engine_for", "list_images_of", "main",
+           "run_command", "run_until_interrupted"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; the return value is the process exit status."""
+    options = build_parser().parse_args(argv)
+    try:
+        return run_command(options)
+    except Cancelled as error:
+        print(f"kubenb: {error}", file=sys.stderr)
+        return 130
+    except KubenbError as error:
+        if getattr(options, "debug", False):
+            traceback.print_exc()
+        print(f"kubenb: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("kubenb: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `kubenb images | head`: the reader has what it wanted
+        # stdout is gone: point it at /dev/null so the interpreter's final flush raises nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by it

@@ -1,0 +1,56 @@
+"""Parsed options turned into what the engine takes: its settings, a build's options, a listing.
+
+Shared by the subcommands and the ``%kubenb``/``%%kubefile`` magics, which parse with the same
+parser pieces and must ask the engine the same things.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from kubenb.engine import BuildOptions, Engine
+from kubenb.events import EventSink, ignore
+from kubenb.model import ImageList
+
+
+def _grouped(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for key, value in pairs:
+        grouped.setdefault(key, []).append(value)
+    return grouped
+
+
+def engine_for(options: argparse.Namespace, events: EventSink = ignore) -> Engine:
+    """The engine parsed options ask for: ``--root``, the registry options a command has, and
+    the cancel token ``main`` set for a command that Ctrl-C stops."""
+    return Engine(
+        getattr(options, "root", None), mirrors=dict(getattr(options, "registry_mirror", [])),
+        insecure=getattr(options, "insecure_registry", None) or [], ca_files=getattr(options, "registry_ca", []),
+        events=events, cancel_token=getattr(options, "cancel_token", None),
+    )
+
+
+def list_images_of(options: argparse.Namespace) -> ImageList:
+    """The image list parsed ``list-images`` options ask for (the CLI prints it, the magic returns it)."""
+    return engine_for(options).list_images(
+        options.context, kubefile=options.file, values=_grouped(options.values), set=_grouped(options.set),
+        kube_version=options.kube_version, build_args=dict(options.build_arg), helm_backend=options.helm_backend,
+    )
+
+
+def build_options(options: argparse.Namespace, *, context: Path, kubefile: Path, tag: str) -> BuildOptions:
+    """The BuildOptions that parsed :func:`~kubenb.cli.parser.add_build_options` ask for."""
+    return BuildOptions(
+        tag=tag, context=context, kubefile=kubefile,
+        build_args=dict(options.build_arg),
+        values={chart: tuple(Path(f) for f in files) for chart, files in _grouped(options.values).items()},
+        set_values={chart: tuple(exprs) for chart, exprs in _grouped(options.set).items()},
+        kube_version=options.kube_version,
+        platforms=options.platform,
+        mirrors=dict(options.registry_mirror), insecure=options.insecure_registry,
+        ca_files=tuple(options.registry_ca),
+        no_cache=options.no_cache, skip_invalid=options.skip_invalid,
+        skip_missing_platform=options.skip_missing_platform,
+    )
