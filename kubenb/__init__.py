@@ -6,21 +6,54 @@ The public Python API is what ``__all__`` names; everything else may change betw
 
 from __future__ import annotations
 
-from kubenb.engine import Engine, list_images
-from kubenb.errors import (
-    AuthenticationError,
-    BuildError,
-    DiscoveryError,
-    InvalidReferenceError,
-    KubefileError,
-    KubenbError,
-    RegistryError,
-    StoreError,
-    UnsupportedError,
-)
-from kubenb.kubefile import expand, load, parse
-from kubenb.model import FoundImage, ImageList, ImageRef, Instruction, InvalidImage, Kubefile, Location
-from kubenb.reference import normalize, parse_reference
+import typing as _typing
+from importlib import import_module as _import_module
+
+if _typing.TYPE_CHECKING:  # the names for type checkers; at run time __getattr__ imports each on first use
+    from kubenb.engine import Engine, list_images
+    from kubenb.errors import (
+        AuthenticationError,
+        BuildError,
+        DiscoveryError,
+        InvalidReferenceError,
+        KubefileError,
+        KubenbError,
+        RegistryError,
+        StoreError,
+        UnsupportedError,
+    )
+    from kubenb.kubefile import expand, load, parse
+    from kubenb.model import FoundImage, ImageList, ImageRef, Instruction, InvalidImage, Kubefile, Location
+    from kubenb.reference import normalize, parse_reference
+
+#: Public name -> the module that defines it. ``import kubenb`` (which ``python -m kubenb`` and every
+#: ``kubenb.x`` submodule import run first) loads none of them: the engine pulls in the registry
+#: client, yaml and the builders, which a ``kubenb --version`` must not pay for (bench/startup.py).
+_LAZY = {
+    "Engine": "kubenb.engine", "list_images": "kubenb.engine",
+    **dict.fromkeys(("AuthenticationError", "BuildError", "DiscoveryError", "InvalidReferenceError",
+                     "KubefileError", "KubenbError", "RegistryError", "StoreError", "UnsupportedError"),
+                    "kubenb.errors"),
+    "expand": "kubenb.kubefile", "load": "kubenb.kubefile", "parse": "kubenb.kubefile",
+    **dict.fromkeys(("FoundImage", "ImageList", "ImageRef", "Instruction", "InvalidImage", "Kubefile", "Location"),
+                    "kubenb.model"),
+    "normalize": "kubenb.reference", "parse_reference": "kubenb.reference",
+}
+
+
+def __getattr__(name: str) -> object:
+    """PEP 562: a public name is imported the first time it is asked for, then kept here."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kubenb' has no attribute {name!r}")
+    value = getattr(_import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

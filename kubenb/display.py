@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
-from tqdm import tqdm
-
 from kubenb.events import (
     BlobProgress,
     BlobStarted,
@@ -26,6 +24,7 @@ from kubenb.model import ClusterImage, FoundImage, ImageList, Kubefile, Location
 
 if TYPE_CHECKING:
     import pandas
+    from tqdm import tqdm
 
 __all__ = ["TABLE_STYLE", "EventPrinter", "JsonView", "cluster_image_html", "cluster_image_text",
            "cluster_images_dataframe", "event_line", "html_table", "human_size", "image_list_csv", "image_list_html",
@@ -108,6 +107,8 @@ class EventPrinter:
         self.lock = threading.Lock()
         self.bar: tqdm[Any] | None = None
         if stream.isatty():
+            from tqdm import tqdm  # noqa: PLC0415  (25 ms to import: only a terminal's bar needs it)
+
             self.bar = tqdm(total=0, unit="B", unit_scale=True, file=stream, desc="fetching", leave=False)
 
     def __enter__(self) -> EventPrinter:

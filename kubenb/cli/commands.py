@@ -1,7 +1,10 @@
 """The handlers of the ``kubenb`` subcommands: parsed options -> one engine call -> its text.
 
 Each returns the exit status. Results go to stdout, warnings and progress to stderr; errors
-are raised (``main`` prints them as one line).
+are raised (``main`` prints them as one line). The parser imports this module only when a command
+runs, and the engine's heavier queries are imported by the handlers that use them, so
+``kubenb images`` loads the store and nothing of discovery or the registry client
+(tests/test_startup.py).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import TextIO
 
 from kubenb.cli.engine_calls import build_options, engine_for, list_images_of
 from kubenb.display import EventPrinter, human_size, image_list_csv, image_list_plain, image_list_table, locations_text
-from kubenb.engine import Engine, expand_kubefile, parse_kubefile, undeclared_arguments, why
+from kubenb.engine import Engine
 from kubenb.errors import KubenbError
 from kubenb.model import ImageList, Kubefile
 
@@ -35,6 +38,8 @@ def run_list_images(options: argparse.Namespace) -> int:
 
 
 def _print_why(images: ImageList, image: str) -> int:
+    from kubenb.engine import why  # noqa: PLC0415  (the queries load the Kubefile parser and registry names)
+
     locations = why(images, image)
     if not locations:
         raise KubenbError(f"{image} is not in the image list", hint="run kubenb list-images to see the list")
@@ -170,12 +175,16 @@ def run_export(options: argparse.Namespace) -> int:
 
 
 def _read_kubefile(path: str, stdin: TextIO) -> Kubefile:
+    from kubenb.engine import parse_kubefile  # noqa: PLC0415
+
     if path == "-":
         return parse_kubefile("<stdin>", text=stdin.read())
     return parse_kubefile(path)
 
 
 def run_parse(options: argparse.Namespace) -> int:
+    from kubenb.engine import expand_kubefile, undeclared_arguments  # noqa: PLC0415
+
     kubefile = _read_kubefile(options.file, sys.stdin)
     build_args = dict(options.build_arg)
     unknown = undeclared_arguments(kubefile, build_args)

@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kubenb.engine import BuildOptions, Engine
 from kubenb.events import EventSink, ignore
-from kubenb.model import ImageList
+
+if TYPE_CHECKING:
+    from kubenb.engine import BuildOptions, Engine
+    from kubenb.model import ImageList
 
 
 def _grouped(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
@@ -25,6 +28,8 @@ def _grouped(pairs: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
 def engine_for(options: argparse.Namespace, events: EventSink = ignore) -> Engine:
     """The engine parsed options ask for: ``--root``, the registry options a command has, and
     the cancel token ``main`` set for a command that Ctrl-C stops."""
+    from kubenb.engine import Engine  # noqa: PLC0415  (imported when a command runs, not by --help)
+
     return Engine(
         getattr(options, "root", None), mirrors=dict(getattr(options, "registry_mirror", [])),
         insecure=getattr(options, "insecure_registry", None) or [], ca_files=getattr(options, "registry_ca", []),
@@ -42,6 +47,8 @@ def list_images_of(options: argparse.Namespace) -> ImageList:
 
 def build_options(options: argparse.Namespace, *, context: Path, kubefile: Path, tag: str) -> BuildOptions:
     """The BuildOptions that parsed :func:`~kubenb.cli.parser.add_build_options` ask for."""
+    from kubenb.engine import BuildOptions  # noqa: PLC0415  (it loads the builders)
+
     return BuildOptions(
         tag=tag, context=context, kubefile=kubefile,
         build_args=dict(options.build_arg),

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from importlib.metadata import version
 from pathlib import Path
 from typing import NoReturn
 
-from kubenb.cli import commands
-from kubenb.engine import mirror_host, parse_platform
+from kubenb import __version__  # the facade's constant: importlib.metadata would take 20 ms
 from kubenb.errors import InvalidReferenceError, KubenbError
+
+Command = Callable[[argparse.Namespace], int]
 
 SKIP_MISSING_HELP = "warn about images lacking a --platform (listing them) instead of failing"
 
@@ -39,6 +39,8 @@ def _mirror(text: str) -> tuple[str, str]:
     source, equals, target = text.partition("=")
     if not equals or not source:
         raise argparse.ArgumentTypeError("expected SRC=DST" + ("" if "@" in text else f", got {text!r}"))
+    from kubenb.engine import mirror_host  # noqa: PLC0415  (only when given: it loads the registry client)
+
     try:
         return mirror_host(source), mirror_host(target)
     except KubenbError as error:
@@ -59,6 +61,8 @@ def _chart_option(separator: str) -> Callable[[str], tuple[str, str]]:
 
 
 def _platform(text: str) -> str:
+    from kubenb.engine import parse_platform  # noqa: PLC0415  (only when the option is given)
+
     try:
         return parse_platform(text)
     except InvalidReferenceError as error:
@@ -67,6 +71,20 @@ def _platform(text: str) -> str:
 
 def _platform_list(text: str) -> list[str]:
     return [_platform(part) for part in text.split(",")]
+
+
+def _handler(name: str) -> Command:
+    """The handler ``name`` of ``kubenb.cli.commands``, imported when the command runs: building the
+    parser (which ``--version`` and ``--help`` do) must not load the engine (bench/startup.py)."""
+
+    def run(options: argparse.Namespace) -> int:
+        from kubenb.cli import commands  # noqa: PLC0415
+
+        handler: Command = getattr(commands, name)
+        return handler(options)
+
+    run.__name__ = run.__qualname__ = name
+    return run
 
 
 def _common_options() -> _Parser:
@@ -82,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common_options()
     parser = _Parser(prog="kubenb", parents=[common],
                      description="Build offline Kubernetes cluster images from a Kubefile.")
-    parser.add_argument("--version", action="version", version=f"kubenb {version('kubenb')}")
+    parser.add_argument("--version", action="version", version=f"kubenb {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subcommands.required = True
     _add_parse(subcommands, common)
@@ -101,7 +119,7 @@ def _add_parse(subcommands: argparse._SubParsersAction[_Parser], common: _Parser
     sub.add_argument("-f", "--file", default="Kubefile", help="the Kubefile ('-' reads standard input)")
     sub.add_argument("-o", "--output", choices=("text", "json"), default="text")
     sub.add_argument("--build-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE")
-    sub.set_defaults(run=commands.run_parse)
+    sub.set_defaults(run=_handler("run_parse"))
 
 
 def _add_list_images(subcommands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
@@ -117,7 +135,7 @@ def _add_list_images(subcommands: argparse._SubParsersAction[_Parser], common: _
     sub.add_argument("--helm-backend", choices=("sdk", "cli"), default="sdk",
                      help="render charts with helm-python-sdk (default) or a helm binary on PATH")
     sub.add_argument("--build-arg", action="append", type=_key_value, default=[], metavar="KEY=VALUE")
-    sub.set_defaults(run=commands.run_list_images)
+    sub.set_defaults(run=_handler("run_list_images"))
 
 
 def _add_registry_options(sub: argparse.ArgumentParser) -> None:
@@ -138,7 +156,7 @@ def _add_save_images(subcommands: argparse._SubParsersAction[_Parser], common: _
                      help="only these platforms of multi-arch images (os/arch[/variant])")
     sub.add_argument("--skip-missing-platform", action="store_true", help=SKIP_MISSING_HELP)
     _add_registry_options(sub)
-    sub.set_defaults(run=commands.run_save_images)
+    sub.set_defaults(run=_handler("run_save_images"))
 
 
 def _add_login(subcommands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
@@ -152,10 +170,10 @@ def _add_login(subcommands: argparse._SubParsersAction[_Parser], common: _Parser
                        help="allow plain HTTP, or TLS without verification, to REGISTRY")
     login.add_argument("--registry-ca", action="append", type=Path, default=[], metavar="FILE",
                        help="trust the CA certificates of this PEM file too (besides the system's)")
-    login.set_defaults(run=commands.run_login)
+    login.set_defaults(run=_handler("run_login"))
     logout = subcommands.add_parser("logout", parents=[common], help="forget the credentials of a registry")
     logout.add_argument("registry", metavar="REGISTRY")
-    logout.set_defaults(run=commands.run_logout)
+    logout.set_defaults(run=_handler("run_logout"))
 
 
 def _add_build(subcommands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
@@ -163,7 +181,7 @@ def _add_build(subcommands: argparse._SubParsersAction[_Parser], common: _Parser
     sub.add_argument("context", nargs="?", default=".", metavar="CONTEXT")
     sub.add_argument("-f", "--file", default=None, help="the Kubefile (default: CONTEXT/Kubefile)")
     add_build_options(sub, tag_required=True)
-    sub.set_defaults(run=commands.run_build)
+    sub.set_defaults(run=_handler("run_build"))
 
 
 def add_build_options(parser: argparse.ArgumentParser, *, tag_required: bool) -> None:
@@ -185,28 +203,28 @@ def add_build_options(parser: argparse.ArgumentParser, *, tag_required: bool) ->
 def _add_store_commands(subcommands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
     images = subcommands.add_parser("images", parents=[common], help="list the cluster images in the store")
     images.add_argument("-o", "--output", choices=("table", "json"), default="table")
-    images.set_defaults(run=commands.run_images)
+    images.set_defaults(run=_handler("run_images"))
     inspect = subcommands.add_parser("inspect", parents=[common], help="show a cluster image as JSON")
     inspect.add_argument("name", metavar="NAME")
-    inspect.set_defaults(run=commands.run_inspect)
+    inspect.set_defaults(run=_handler("run_inspect"))
     tag = subcommands.add_parser("tag", parents=[common], help="give an image another name")
     tag.add_argument("source", metavar="SRC")
     tag.add_argument("target", metavar="DST")
-    tag.set_defaults(run=commands.run_tag)
+    tag.set_defaults(run=_handler("run_tag"))
     rmi = subcommands.add_parser("rmi", parents=[common], help="remove an image name (and unused blobs)")
     rmi.add_argument("name", metavar="NAME")
-    rmi.set_defaults(run=commands.run_rmi)
+    rmi.set_defaults(run=_handler("run_rmi"))
     save = subcommands.add_parser("save", parents=[common], help="write an image to an OCI archive")
     save.add_argument("name", metavar="NAME")
     save.add_argument("-o", "--output", required=True, metavar="FILE")
-    save.set_defaults(run=commands.run_save)
+    save.set_defaults(run=_handler("run_save"))
     load = subcommands.add_parser("load", parents=[common], help="read images from an OCI archive")
     load.add_argument("-i", "--input", required=True, metavar="FILE")
-    load.set_defaults(run=commands.run_load)
+    load.set_defaults(run=_handler("run_load"))
     export = subcommands.add_parser("export", parents=[common], help="write an image's merged rootfs to a folder")
     export.add_argument("name", metavar="NAME")
     export.add_argument("-o", "--output", required=True, metavar="DIR")
-    export.set_defaults(run=commands.run_export)
+    export.set_defaults(run=_handler("run_export"))
 
 
 def _add_push_pull(subcommands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
@@ -215,17 +233,17 @@ def _add_push_pull(subcommands: argparse._SubParsersAction[_Parser], common: _Pa
     push.add_argument("destination", nargs="?", default=None, metavar="DEST",
                       help="REGISTRY/REPOSITORY:TAG to push to (default: NAME)")
     _add_registry_options(push)
-    push.set_defaults(run=commands.run_push)
+    push.set_defaults(run=_handler("run_push"))
     pull = subcommands.add_parser("pull", parents=[common], help="pull a cluster image from an OCI registry")
     pull.add_argument("reference", metavar="REF")
     pull.add_argument("--platform", type=_platform, metavar="P",
                       help="the child of a multi-platform index to pull (default: this host's)")
     _add_registry_options(pull)
-    pull.set_defaults(run=commands.run_pull)
+    pull.set_defaults(run=_handler("run_pull"))
 
 
 def _add_check(subcommands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
     sub = subcommands.add_parser("check", parents=[common],
                                  help="verify the store (and a registry folder): every blob hashed, every reference")
     sub.add_argument("--registry-folder", metavar="DIR", help="also verify this registry folder")
-    sub.set_defaults(run=commands.run_check)
+    sub.set_defaults(run=_handler("run_check"))

@@ -9,21 +9,53 @@ import only this package, ``model``, ``events``, ``errors`` and ``display``.
 
 from __future__ import annotations
 
-from kubenb.builders import BuildOptions
-from kubenb.engine.facade import Engine
-from kubenb.engine.images import list_images, list_plan_images, with_base_images
-from kubenb.engine.queries import (
-    expand_kubefile,
-    load_kubefile,
-    mirror_host,
-    parse_kubefile,
-    parse_platform,
-    undeclared_arguments,
-    why,
-)
-from kubenb.engine.transfers import image_refs, pull_image, push_image, save_images
-from kubenb.engine.verify import CheckResult, check
-from kubenb.registry_folder import SaveResult
+import typing as _typing
+from importlib import import_module as _import_module
+
+if _typing.TYPE_CHECKING:  # the names for type checkers; at run time __getattr__ imports each on first use
+    from kubenb.builders import BuildOptions
+    from kubenb.engine.facade import Engine
+    from kubenb.engine.images import list_images, list_plan_images, with_base_images
+    from kubenb.engine.queries import (
+        expand_kubefile,
+        load_kubefile,
+        mirror_host,
+        parse_kubefile,
+        parse_platform,
+        undeclared_arguments,
+        why,
+    )
+    from kubenb.engine.transfers import image_refs, pull_image, push_image, save_images
+    from kubenb.engine.verify import CheckResult, check
+    from kubenb.registry_folder import SaveResult
+
+#: Name -> the module that defines it, imported on first use (PEP 562): a command loads only the
+#: parts of the engine it calls (``kubenb images`` never loads the registry client or the builders).
+_LAZY = {
+    "BuildOptions": "kubenb.builders",
+    "Engine": "kubenb.engine.facade",
+    **dict.fromkeys(("list_images", "list_plan_images", "with_base_images"), "kubenb.engine.images"),
+    **dict.fromkeys(("expand_kubefile", "load_kubefile", "mirror_host", "parse_kubefile", "parse_platform",
+                     "undeclared_arguments", "why"), "kubenb.engine.queries"),
+    **dict.fromkeys(("image_refs", "pull_image", "push_image", "save_images"), "kubenb.engine.transfers"),
+    **dict.fromkeys(("CheckResult", "check"), "kubenb.engine.verify"),
+    "SaveResult": "kubenb.registry_folder",
+}
+
+
+def __getattr__(name: str) -> object:
+    """PEP 562: a name is imported the first time it is asked for, then kept here."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kubenb.engine' has no attribute {name!r}")
+    value = getattr(_import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "BuildOptions",

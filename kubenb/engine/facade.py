@@ -11,21 +11,22 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubenb.builders import BuildOptions
-from kubenb.builders import build as run_builder
-from kubenb.discover import save_choice
-from kubenb.engine.images import list_images, list_plan_images
-from kubenb.engine.transfers import pull_image, push_image, save_images
-from kubenb.engine.verify import CheckResult, check
 from kubenb.events import CancelToken, EventSink, ignore
-from kubenb.kubefile import BuildPlan, plan_build
 from kubenb.model import ClusterImage, ImageList
-from kubenb.registry import login, logout
-from kubenb.registry.credentials import registry_host
-from kubenb.registry_folder import SaveResult
 from kubenb.store import Store, default_root
+
+if TYPE_CHECKING:
+    from kubenb.builders import BuildOptions
+    from kubenb.engine.verify import CheckResult
+    from kubenb.kubefile import BuildPlan
+    from kubenb.registry_folder import SaveResult
+
+# Each verb imports the layers below it where it runs (the PLC0415 exemptions): the builders, the
+# registry client (requests) and discovery (yaml) cost a quarter of a second to import, which a
+# ``kubenb images`` or ``kubenb tag`` must not pay (bench/startup.py).
+
 
 __all__ = ["Engine"]
 
@@ -75,25 +76,35 @@ class Engine:
                     build_args: Mapping[str, str] | None = None, **options: Any) -> ImageList:
         """The image list of a lite build of ``context`` (``options``: ``values``, ``set``,
         ``kube_version``, ``helm_backend``), with the images its base cluster image carries."""
+        from kubenb.engine.images import list_images  # noqa: PLC0415
+
         return list_images(context, kubefile=kubefile, root=self.root, build_args=build_args, **options)
 
     def plan(self, context: str | Path = ".", *, kubefile: str | Path | None = None,
              build_args: Mapping[str, str] | None = None) -> BuildPlan:
         """The Kubefile of ``context`` read, expanded and its COPY sources resolved, once: a
         preview and the build after it both take this plan, so they see the same Kubefile."""
+        from kubenb.kubefile import plan_build  # noqa: PLC0415
+
         return plan_build(context, kubefile, build_args)
 
     def list_plan_images(self, plan: BuildPlan, **options: Any) -> ImageList:
         """``list_images`` of a plan already made (a preview that may then build it)."""
+        from kubenb.engine.images import list_plan_images  # noqa: PLC0415
+
         return list_plan_images(plan, root=self.root, **options)
 
     def save_choice(self, context: str | Path, found: ImageList, chosen: Iterable[str]) -> list[Path]:
         """Make ``chosen`` the images a build of ``context`` carries (a review); the files written."""
+        from kubenb.discover import save_choice  # noqa: PLC0415
+
         return save_choice(Path(context), found, chosen)
 
     def build(self, options: BuildOptions, *, builder: str = "lite") -> ClusterImage:
         """Build ``options.kubefile`` into the image ``options.tag``; this engine's registry
         options are added to those of ``options``. A cancel leaves the store as it was."""
+        from kubenb.builders import build as run_builder  # noqa: PLC0415
+
         self.cancel_token.check()
         merged = replace(
             options,
@@ -138,6 +149,8 @@ class Engine:
 
     def check(self, registry_folder: str | Path | None = None) -> CheckResult:
         """Verify the store and, if given, a registry folder; problems are returned, not raised."""
+        from kubenb.engine.verify import check  # noqa: PLC0415
+
         return check(self._named_root, registry_folder)
 
     # -- registries ---------------------------------------------------------------------------
@@ -149,15 +162,21 @@ class Engine:
     def save_images(self, output: str | Path, images: Sequence[str] = (), *, list_file: str | Path | None = None,
                     platforms: Collection[str] | None = None, skip_missing_platform: bool = False) -> SaveResult:
         """Pull ``images`` (and those of ``list_file``) into the registry folder ``output``."""
+        from kubenb.engine.transfers import save_images  # noqa: PLC0415
+
         return save_images(output, images, list_file=list_file, platforms=platforms,
                            skip_missing_platform=skip_missing_platform, **self._registry_options())
 
     def push(self, name: str, destination: str | None = None) -> str:
         """Push the stored image ``name`` to ``destination`` (default: ``name``); the manifest digest."""
+        from kubenb.engine.transfers import push_image  # noqa: PLC0415
+
         return push_image(name, destination, root=self.root, **self._registry_options())
 
     def pull(self, reference: str, *, name: str | None = None, platform: str | None = None) -> ClusterImage:
         """Pull the cluster image ``reference`` into the store (from an index, ``platform``'s child)."""
+        from kubenb.engine.transfers import pull_image  # noqa: PLC0415
+
         return pull_image(reference, root=self.root, name=name, platform=platform, **self._registry_options())
 
     def login(self, registry: str, username: str, password: str) -> Path:
@@ -165,9 +184,14 @@ class Engine:
 
         Plain HTTP (or unverified TLS) only when ``registry`` is one of this engine's insecure hosts.
         """
+        from kubenb.registry import login  # noqa: PLC0415
+        from kubenb.registry.credentials import registry_host  # noqa: PLC0415
+
         insecure = registry_host(registry) in {registry_host(host) for host in self.insecure}
         return login(registry, username, password, insecure=insecure, ca_files=self.ca_files)
 
     def logout(self, registry: str) -> bool:
         """Forget the saved credentials of ``registry``; False when there were none."""
+        from kubenb.registry import logout  # noqa: PLC0415
+
         return logout(registry)
