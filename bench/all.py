@@ -1,6 +1,6 @@
 """Every headline benchmark in one run, one table: ``make bench`` (``python bench/all.py``).
 
-Runs discovery.py, cache.py, build.py, preview.py and kubefile_parse.py, each in its own process with ``--json``,
+Runs discovery.py, cache.py, build.py, preview.py, kubefile_parse.py and startup.py, each in its own process with ``--json``,
 and prints their rows together: what kubenb took, the named baseline, the ratio and the goal.
 docs/benchmarks.md quotes this table. The deep dives (discovery_floor.py, charts_floor.py)
 are run by hand.
@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from table import Row, from_json, table
 
-SCRIPTS = ("discovery.py", "cache.py", "build.py", "preview.py", "kubefile_parse.py")
+SCRIPTS = ("discovery.py", "cache.py", "build.py", "preview.py", "kubefile_parse.py", "startup.py")
 
 
 def main() -> None:

@@ -11,21 +11,43 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
+import typing as _typing
 from collections.abc import Sequence
+from importlib import import_module as _import_module
 
-from kubenb.cli.engine_calls import build_options, engine_for, list_images_of
-from kubenb.cli.interrupt import run_command, run_until_interrupted
 from kubenb.cli.parser import add_build_options, build_parser
 from kubenb.errors import Cancelled, KubenbError
 
+if _typing.TYPE_CHECKING:  # the names for type checkers; at run time __getattr__ imports each on first use
+    from kubenb.cli.engine_calls import build_options, engine_for, list_images_of
+    from kubenb.cli.interrupt import run_command, run_until_interrupted
+
 __all__ = ["add_build_options", "build_options", "build_parser", "engine_for", "list_images_of", "main",
            "run_command", "run_until_interrupted"]
+
+#: Imported on first use (PEP 562): ``kubenb --version`` and ``--help`` end inside the parser and
+#: need neither (the events and their dataclasses come with them; bench/startup.py).
+_LAZY = {
+    **dict.fromkeys(("build_options", "engine_for", "list_images_of"), "kubenb.cli.engine_calls"),
+    **dict.fromkeys(("run_command", "run_until_interrupted"), "kubenb.cli.interrupt"),
+}
+
+
+def __getattr__(name: str) -> object:
+    """PEP 562: a name is imported the first time it is asked for, then kept here."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kubenb.cli' has no attribute {name!r}")
+    value = getattr(_import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the return value is the process exit status."""
     options = build_parser().parse_args(argv)
+    from kubenb.cli.interrupt import run_command  # noqa: PLC0415  (not needed by --version and --help)
+
     try:
         return run_command(options)
     except Cancelled as error:
@@ -33,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except KubenbError as error:
         if getattr(options, "debug", False):
+            import traceback  # noqa: PLC0415  (30 modules: only --debug needs it)
+
             traceback.print_exc()
         print(f"kubenb: {error}", file=sys.stderr)
         return 1
