@@ -1,7 +1,7 @@
 """Every headline benchmark in one run, one table: ``make bench`` (``python bench/all.py``).
 
-Runs discovery.py, cache.py, build.py, preview.py, kubefile_parse.py and startup.py, each in its own process with ``--json``,
-and prints their rows together: what kubenb took, the named baseline, the ratio and the goal.
+Runs discovery.py, cache.py, build.py, preview.py, kubefile_parse.py and startup.py, each in its own
+process with ``--json``, and prints their rows together: what kubenb took, the named baseline, the ratio and the goal.
 docs/benchmarks.md quotes this table. The deep dives (discovery_floor.py, charts_floor.py)
 are run by hand.
 """

@@ -42,8 +42,11 @@ CASES = {
 
 
 def _wall(arguments: list[str], env: dict[str, str]) -> float:
+    """Seconds from spawn to exit. The working directory is the store's: ``python -m`` puts it
+    first on sys.path, so a checkout as the working directory would shadow PYTHONPATH."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, *arguments], env=env, stdout=subprocess.DEVNULL, check=True)
+    subprocess.run([sys.executable, *arguments], env=env, cwd=env["KUBENB_ROOT"], stdout=subprocess.DEVNULL,
+                   check=True)
     return time.perf_counter() - started
 
 
