@@ -189,7 +189,7 @@ class _Build:
         discovery = DiscoveryOptions(values=options.values, set_values=options.set_values,
                                      kube_version=options.kube_version)
         found = apply_review(discover(view_of_folder(self.rootfs), discovery, memo=self.store.memo_folder,
-                                      events=self.events), self.plan.context)
+                                      refresh=options.no_cache, events=self.events), self.plan.context)
         if found.excluded:
             self.events(Message(f"  left out by the review (.kubenb/exclude): {len(found.excluded)} image(s)"))
         if found.invalid and not options.skip_invalid:

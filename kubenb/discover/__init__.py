@@ -89,23 +89,27 @@ def rootfs_view(plan: BuildPlan) -> RootfsView:
 
 
 def discover(view: RootfsView, options: DiscoveryOptions | None = None, *,
-             memo: Path | None = None, events: EventSink | None = None) -> ImageList:
+             memo: Path | None = None, refresh: bool = False, events: EventSink | None = None) -> ImageList:
     """Every image ``view`` needs; memoised on the content of its manifests and charts, in
     this process and, given a ``memo`` folder (the store's), on disk for the next process.
-    ``events`` hears whether the disk memo answered."""
+    ``refresh`` (``build --no-cache``) runs discovery again and rewrites the memo; ``events``
+    hears whether the disk memo answered."""
     options = options or DiscoveryOptions()
     inputs = [*view.under("manifests"), *view.under("charts"), *_option_files(options)]
     key = content_key(inputs, repr(options))
     if memo is None:
         return _CACHE.get_or_compute(key, lambda: _discover(view, options))
-    return _CACHE.get_or_compute(key, lambda: _discover_with_memo(view, options, key, memo, events))
+    if refresh:
+        _CACHE.clear()
+    return _CACHE.get_or_compute(key, lambda: _discover_with_memo(view, options, key, memo, refresh=refresh,
+                                                                     events=events))
 
 
-def _discover_with_memo(view: RootfsView, options: DiscoveryOptions, key: str, memo: Path,
+def _discover_with_memo(view: RootfsView, options: DiscoveryOptions, key: str, memo: Path, *, refresh: bool,
                         events: EventSink | None) -> ImageList:
     """Discovery answered by the disk memo of ``key`` when it has a whole entry, else run and saved."""
     versioned = f"{key}\nkubenb {persist.kubenb_version()}"
-    found = persist.load(memo, versioned)
+    found = None if refresh else persist.load(memo, versioned)
     if found is not None:
         if events is not None:
             events(Message("  discovery: unchanged, answered from the memo"))
