@@ -137,6 +137,10 @@ def test_an_entry_reads_back_as_it_was_saved(tmp_path: Path) -> None:
 
 
 def test_the_memo_stays_bounded_and_drops_the_least_recently_used(tmp_path: Path) -> None:
+    killed, live = tmp_path / "x.json.1.tmp", tmp_path / "y.json.2.tmp"  # a killed writer's, a live one's
+    killed.write_bytes(b"{")
+    live.write_bytes(b"{")
+    os.utime(killed, (0, 0))
     for n in range(persist.LIMIT):
         persist.save(tmp_path, f"key {n}", _found(n))
     for n, path in enumerate(sorted(tmp_path.glob("*.json"))):  # distinct, old times: a clock tick is coarse
@@ -147,6 +151,7 @@ def test_the_memo_stays_bounded_and_drops_the_least_recently_used(tmp_path: Path
     assert len(list(tmp_path.glob("*.json"))) == persist.LIMIT
     assert persist.load(tmp_path, "key 0") == _found(0)
     assert persist.load(tmp_path, f"key {persist.LIMIT + 9}") == _found(persist.LIMIT + 9)
+    assert not killed.exists() and live.exists()
 
 
 def test_concurrent_writers_leave_only_whole_entries(tmp_path: Path) -> None:

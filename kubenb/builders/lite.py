@@ -38,7 +38,6 @@ from kubenb.model import ImageRef, Instruction, Kubefile
 from kubenb.oci import apply_layer, resolve_in_root
 from kubenb.oci.platforms import parse_platform, platform_matches
 from kubenb.reference import parse_reference
-from kubenb.registry import Registries
 from kubenb.registry_folder import RegistryFolder, save_images, saved_problems
 from kubenb.store import IMAGES_ANNOTATION, ClusterImage, Layer, Store
 from kubenb.store.space import translating_disk_full
@@ -286,6 +285,7 @@ class _Build:
         return [self.state.platform] if self.state.platform_asked and self.state.platform else None
 
     def pull(self, refs: list[ImageRef], events: EventSink) -> None:
+        from kubenb.registry import Registries  # noqa: PLC0415  (an unchanged rebuild never loads the HTTP client)
         options = self.options
         with Registries(mirrors=options.mirrors, insecure=options.insecure, ca_files=options.ca_files,
                         events=events, cancel=self.cancel) as registries, \
@@ -344,6 +344,7 @@ def _base_image(base: str, platform: str | None, options: BuildOptions, store: S
     except StoreError:
         events(Message(f"  {base} is not in the store: pulling it"))
     ref = parse_reference(base)
+    from kubenb.registry import Registries  # noqa: PLC0415  (loaded only when a pull is needed)
     with Registries(mirrors=options.mirrors, insecure=options.insecure, ca_files=options.ca_files,
                     events=events, cancel=cancel) as registries:
         return store.pull(ref, registries.client_for(ref), name=base, platform=platform, cancel=cancel)

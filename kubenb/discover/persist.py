@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,12 @@ def save(folder: Path, key: str, found: ImageList) -> None:
 
 
 def _bound(folder: Path) -> None:
+    """Drop the least recently used entries past ``LIMIT``, and temp files an hour old (of a
+    killed writer: a live one renames its file within moments)."""
+    for temp in folder.glob("*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - temp.stat().st_mtime > 3600:
+                temp.unlink()
     entries = []
     for path in folder.glob("*.json"):
         with contextlib.suppress(OSError):  # another build may have dropped it just now
