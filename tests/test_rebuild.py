@@ -210,3 +210,14 @@ def test_a_rebuild_with_no_cache_discovers_and_pulls_again_with_the_same_id(tmp_
     assert any(isinstance(e, BlobStarted) for e in events)
     assert LAYER_NOTED not in str(events) and MEMO_ANSWERED not in str(events)
     assert second.id == first_id
+
+
+def test_a_chart_context_reads_back_equal_to_its_discovery(tmp_path: Path) -> None:
+    """examples/lite (an image list, a manifest, a chart with values and provenance lines): the
+    memo's entry gives back exactly what discovery found."""
+    from kubenb import list_images  # noqa: PLC0415
+
+    found = list_images(Path(__file__).parents[1] / "examples" / "lite")
+    assert found.images
+    persist.save(tmp_path, "k", found)
+    assert persist.load(tmp_path, "k") == found
