@@ -221,6 +221,8 @@ class _Build:
         images, names = note.get("images"), {str(ref) for ref in refs}
         if not isinstance(images, dict) or not all(isinstance(d, str) and r in names for r, d in images.items()):
             return None
+        if set(images) != names and not self.options.skip_missing_platform:
+            return None  # only --skip-missing-platform leaves an image out: check the layer instead
         for ref in sorted(names - set(images)):  # said again on every build, as the check does
             self.events(Message(f"warning: {ref} lacks every requested platform: left out "
                                 "(--skip-missing-platform)", level="warning"))
