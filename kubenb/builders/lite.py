@@ -30,6 +30,7 @@ from kubenb.builders.options import BuildOptions
 from kubenb.builders.run import run_on_host
 from kubenb.builders.steps import needs_cluster
 from kubenb.discover import DiscoveryOptions, apply_review, discover, view_of_folder
+from kubenb.discover.persist import kubenb_version
 from kubenb.errors import BuildError, InvalidReferenceError, StoreError
 from kubenb.events import BlobDone, BlobsPlanned, CancelToken, Event, EventSink, Message
 from kubenb.kubefile import STANDARD_FOLDERS, BuildPlan, pairs, plan_build
@@ -37,7 +38,6 @@ from kubenb.model import ImageRef, Instruction, Kubefile
 from kubenb.oci import apply_layer, resolve_in_root
 from kubenb.oci.platforms import parse_platform, platform_matches
 from kubenb.reference import parse_reference
-from kubenb.registry import Registries
 from kubenb.registry_folder import RegistryFolder, save_images, saved_problems
 from kubenb.store import IMAGES_ANNOTATION, ClusterImage, Layer, Store
 from kubenb.store.space import translating_disk_full
@@ -187,7 +187,8 @@ class _Build:
         options = self.options
         discovery = DiscoveryOptions(values=options.values, set_values=options.set_values,
                                      kube_version=options.kube_version)
-        found = apply_review(discover(view_of_folder(self.rootfs), discovery), self.plan.context)
+        found = apply_review(discover(view_of_folder(self.rootfs), discovery, memo=self.store.memo_folder,
+                                      refresh=options.no_cache, events=self.events), self.plan.context)
         if found.excluded:
             self.events(Message(f"  left out by the review (.kubenb/exclude): {len(found.excluded)} image(s)"))
         if found.invalid and not options.skip_invalid:
@@ -197,10 +198,39 @@ class _Build:
         refs = [f.image for f in found.images]
         self.events(Message(f"Caching {len(refs)} images into registry/"))
         key = _images_key(self.state.key, [str(ref) for ref in refs], self.platforms, options.skip_missing_platform)
-        if self.add_layer(key, f"cache {len(refs)} images into registry/", lambda: self.pull_layer(refs)):
+        description = f"cache {len(refs)} images into registry/"
+        noted = None if options.no_cache else self.noted_registry(key, description, refs)
+        if noted is not None:
+            return noted
+        if self.add_layer(key, description, lambda: self.pull_layer(refs)):
             self.check_registry(refs, None)  # the build cache answered: check what it gave
         folder = RegistryFolder(self.registry)  # those --skip-missing-platform left out are not in it
-        return {str(ref): digest for ref in refs if (digest := _digest_in(folder, ref)) is not None}
+        images = {str(ref): digest for ref in refs if (digest := _digest_in(folder, ref)) is not None}
+        self.store.note_step(key, {"kubenb": kubenb_version(), "images": images})  # checked: for the next build
+        return images
+
+    def noted_registry(self, key: str, description: str, refs: list[ImageRef]) -> dict[str, str] | None:
+        """The fast path of an unchanged rebuild: the registry layer of ``key`` is in the build
+        cache, and this kubenb version checked it and noted its image digests; the layer is then
+        added as it is, never unpacked or read again (its key holds everything it depends on:
+        the rootfs before it, the images, the platforms). None when any of that is missing."""
+        layer = self.store.cached_layer(key)
+        note = self.store.step_note(key) if layer is not None else None
+        if layer is None or note is None or note.get("kubenb") != kubenb_version():
+            return None
+        images, names = note.get("images"), {str(ref) for ref in refs}
+        if not isinstance(images, dict) or not all(isinstance(d, str) and r in names for r, d in images.items()):
+            return None
+        if set(images) != names and not self.options.skip_missing_platform:
+            return None  # only --skip-missing-platform leaves an image out: check the layer instead
+        for ref in sorted(names - set(images)):  # said again on every build, as the check does
+            self.events(Message(f"warning: {ref} lacks every requested platform: left out "
+                                "(--skip-missing-platform)", level="warning"))
+        self.events(Message("  using cache (checked when it was made)"))
+        self.state.layers.append(layer)
+        self.state.key = key
+        self.state.history.append(description)
+        return {str(ref): images[str(ref)] for ref in refs if str(ref) in images}
 
     def pull_layer(self, refs: list[ImageRef]) -> Layer:
         """Pull into ``registry/`` and tar each blob into the layer as soon as it is verified.
@@ -257,6 +287,7 @@ class _Build:
         return [self.state.platform] if self.state.platform_asked and self.state.platform else None
 
     def pull(self, refs: list[ImageRef], events: EventSink) -> None:
+        from kubenb.registry import Registries  # noqa: PLC0415  (an unchanged rebuild never loads the HTTP client)
         options = self.options
         with Registries(mirrors=options.mirrors, insecure=options.insecure, ca_files=options.ca_files,
                         events=events, cancel=self.cancel) as registries, \
@@ -315,6 +346,7 @@ def _base_image(base: str, platform: str | None, options: BuildOptions, store: S
     except StoreError:
         events(Message(f"  {base} is not in the store: pulling it"))
     ref = parse_reference(base)
+    from kubenb.registry import Registries  # noqa: PLC0415  (loaded only when a pull is needed)
     with Registries(mirrors=options.mirrors, insecure=options.insecure, ca_files=options.ca_files,
                     events=events, cancel=cancel) as registries:
         return store.pull(ref, registries.client_for(ref), name=base, platform=platform, cancel=cancel)

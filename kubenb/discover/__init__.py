@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from kubenb.discover import persist
 from kubenb.discover.charts import chart_options, charts_in, render_chart
 from kubenb.discover.documents import Document, parse_documents, read_input_file, split_documents
 from kubenb.discover.hits import Hit, collect
@@ -25,6 +26,7 @@ from kubenb.discover.rootfs import RootfsView, view_of_folder, view_of_plan
 from kubenb.discover.templates import helm_template_line
 from kubenb.discover.walk import ObjectContext, walk_object
 from kubenb.errors import DiscoveryError
+from kubenb.events import EventSink, Message
 from kubenb.kubefile import BuildPlan
 from kubenb.model import ImageList
 
@@ -86,12 +88,35 @@ def rootfs_view(plan: BuildPlan) -> RootfsView:
     return view_of_plan(plan)
 
 
-def discover(view: RootfsView, options: DiscoveryOptions | None = None) -> ImageList:
-    """Every image ``view`` needs; memoised on the content of its manifests and charts."""
+def discover(view: RootfsView, options: DiscoveryOptions | None = None, *,
+             memo: Path | None = None, refresh: bool = False, events: EventSink | None = None) -> ImageList:
+    """Every image ``view`` needs; memoised on the content of its manifests and charts, in
+    this process and, given a ``memo`` folder (the store's), on disk for the next process.
+    ``refresh`` (``build --no-cache``) runs discovery again and rewrites the memo; ``events``
+    hears whether the disk memo answered."""
     options = options or DiscoveryOptions()
     inputs = [*view.under("manifests"), *view.under("charts"), *_option_files(options)]
     key = content_key(inputs, repr(options))
-    return _CACHE.get_or_compute(key, lambda: _discover(view, options))
+    if memo is None:
+        return _CACHE.get_or_compute(key, lambda: _discover(view, options))
+    if refresh:
+        _CACHE.clear()
+    return _CACHE.get_or_compute(key, lambda: _discover_with_memo(view, options, key, memo, refresh=refresh,
+                                                                     events=events))
+
+
+def _discover_with_memo(view: RootfsView, options: DiscoveryOptions, key: str, memo: Path, *, refresh: bool,
+                        events: EventSink | None) -> ImageList:
+    """Discovery answered by the disk memo of ``key`` when it has a whole entry, else run and saved."""
+    versioned = f"{key}\nkubenb {persist.kubenb_version()}"
+    found = None if refresh else persist.load(memo, versioned)
+    if found is not None:
+        if events is not None:
+            events(Message("  discovery: unchanged, answered from the memo"))
+        return found
+    found = _discover(view, options)
+    persist.save(memo, versioned, found)
+    return found
 
 
 def clear_memo() -> None:

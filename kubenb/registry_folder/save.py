@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from kubenb.errors import Cancelled, KubenbError, StoreError
 from kubenb.events import (
@@ -39,8 +39,10 @@ from kubenb.oci.manifests import Descriptor, ManifestLike, References, parse_ref
 from kubenb.oci.media_types import IMAGE_CONFIG_TYPES
 from kubenb.oci.platforms import config_platform
 from kubenb.oci.selection import Selection, select
-from kubenb.registry import Registries, RegistryClient
 from kubenb.registry_folder.folder import RegistryFolder
+
+if TYPE_CHECKING:  # the HTTP client is imported only by a save that runs (an unchanged rebuild needs none)
+    from kubenb.registry import Registries, RegistryClient
 
 __all__ = ["SaveResult", "SavedImage", "save_images", "saved_problems"]
 
@@ -107,6 +109,7 @@ def save_images(
     """
     _refuse_name_clashes(images)
     if registries is None:
+        from kubenb.registry import Registries  # noqa: PLC0415  (see the import at the top)
         registries = Registries(cancel=cancel)
     elif cancel is not None and registries.cancel is not cancel:
         raise ValueError("save_images: make the registries with the same cancel token")

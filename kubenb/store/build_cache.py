@@ -12,11 +12,12 @@ import contextlib
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from kubenb.oci.digests import atomic_file, is_sha256
 from kubenb.store.image import Layer
 
-__all__ = ["first_built", "lookup", "referenced", "remember"]
+__all__ = ["first_built", "lookup", "note", "referenced", "remember", "remember_note"]
 
 
 def _path(root: Path, key: str) -> Path:
@@ -55,6 +56,24 @@ def remember(root: Path, key: str, layer: Layer, created: str) -> None:
     created = first_built(root, key) or created
     with atomic_file(path, root / "tmp") as file:
         file.write(json.dumps({"key": key, **layer.to_dict(), "created": created}).encode())
+
+
+def remember_note(root: Path, key: str, note: dict[str, Any]) -> None:
+    """Keep ``note`` about the layer of ``key`` in its own small file (written atomically), so
+    that a build can use the layer without reading it (the registry layer's image digests)."""
+    path = _path(root, f"note\n{key}")
+    with atomic_file(path, root / "tmp") as file:
+        file.write(json.dumps({"key": key, "note": note}).encode())
+
+
+def note(root: Path, key: str) -> dict[str, Any] | None:
+    """The note kept for ``key``, or None (none, or unreadable: a miss, never an error)."""
+    try:
+        data = json.loads(_path(root, f"note\n{key}").read_bytes())
+    except (OSError, ValueError):
+        return None
+    found = data.get("note") if isinstance(data, dict) and data.get("key") == key else None
+    return found if isinstance(found, dict) else None
 
 
 def first_built(root: Path, key: str) -> str | None:

@@ -298,6 +298,21 @@ class Store:
                                    lambda: sum(layer.size for layer in layers)):
             export.export(self.blobs, layers, destination)
 
+    @property
+    def memo_folder(self) -> Path:
+        """Where discovery keeps its results between processes (``kubenb.discover.persist``)."""
+        return self.root / "memo"
+
+    def step_note(self, key: str) -> dict[str, Any] | None:
+        """What a build step with cache key ``key`` noted about its layer (``note_step``), or None."""
+        return build_cache.note(self.root, key)
+
+    def note_step(self, key: str, note: dict[str, Any]) -> None:
+        """Keep ``note`` (JSON values) beside the cache entry of ``key``: what a later build needs
+        to know of the layer without reading it."""
+        self._ensure_layout()
+        build_cache.remember_note(self.root, key, note)
+
     def cached_layer(self, key: str) -> Layer | None:
         """The layer a build step with this cache key made before, if its blob is still here."""
         layer = build_cache.lookup(self.root, key)
