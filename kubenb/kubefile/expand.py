@@ -104,14 +104,14 @@ def _replacement(match: re.Match[str], variables: Mapping[str, str], *, path: st
 def expand(kubefile: Kubefile, build_args: Mapping[str, str] | None = None) -> Kubefile:
     """The Kubefile with its variables substituted (``original`` keeps what was written)."""
     build_args = build_args or {}
-    arguments: dict[str, str] = {}
     environment: dict[str, str] = {}
+    variables: dict[str, str] = {}  # what a substitution sees: ARG values, ENV over an ARG of the same name
     expanded: list[Instruction] = []
     total = 0
     for written in kubefile.instructions:
         instruction = written
         if written.keyword in _EXPANDED:
-            instruction = _expand_instruction(written, {**arguments, **environment}, kubefile.path)
+            instruction = _expand_instruction(written, variables, kubefile.path)
         size = _size(instruction)
         if size > MAX_INSTRUCTION_BYTES:  # RUN and CMD are not expanded, but the cap holds for them too
             raise _too_large(kubefile.path, instruction.line)
@@ -120,9 +120,13 @@ def expand(kubefile: Kubefile, build_args: Mapping[str, str] | None = None) -> K
             raise _too_large(kubefile.path, instruction.line, whole=True)
         if instruction is not written:  # parse checked it as written; a substitution may change the words
             check_arguments(instruction, kubefile.path)
-        if instruction.keyword in ("ARG", "ENV"):
-            (arguments if instruction.keyword == "ARG" else environment).update(
-                _assignments(instruction, build_args, kubefile.path))
+        if instruction.keyword == "ENV":
+            assigned = _assignments(instruction, build_args, kubefile.path)
+            environment.update(assigned)
+            variables.update(assigned)
+        elif instruction.keyword == "ARG":  # kept up to date here, not merged per instruction (quadratic)
+            variables.update((name, value) for name, value in _assignments(instruction, build_args, kubefile.path)
+                             .items() if name not in environment)
         expanded.append(instruction)
     return replace(kubefile, instructions=tuple(expanded))
 
