@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from kubenb.engine import until_interrupted
 from kubenb.errors import Cancelled
 from kubenb.events import CancelToken
 
@@ -31,38 +31,13 @@ def run_command(options: argparse.Namespace) -> int:
 
 
 def run_until_interrupted(options: argparse.Namespace, work: Callable[[argparse.Namespace], _T]) -> _T:
-    """Run ``work(options)`` in a worker thread while this one waits; Ctrl-C (KeyboardInterrupt,
-    which only the main thread receives) sets the command's cancel token, so in-flight downloads
-    are cut at once and the work undoes itself, and then raises ``Cancelled``. ``%kubenb`` runs
-    the commands whose value it returns through here too.
-
-    Without this, the interrupt lands in the main thread while the download pool's workers go
-    on: every download in flight finished before the command could stop. The wait is on an
-    event, not ``Thread.join``: a join broken by KeyboardInterrupt can mark the thread ended
-    while it still runs. A second Ctrl-C while the work undoes itself stops the waiting.
-    """
+    """``work(options)`` through the engine's ``until_interrupted``, with a fresh cancel token in
+    ``options`` (``engine_for`` gives it to the engine): Ctrl-C cuts in-flight downloads at once
+    and the command ends with one line saying what it left. ``%kubenb`` runs the commands whose
+    value it returns through here too. A second Ctrl-C while the work undoes itself stops the
+    waiting."""
     token = options.cancel_token = CancelToken()
-    done = threading.Event()
-    outcome: list[_T | BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(work(options))
-        except BaseException as error:  # handed to the main thread, which raises it
-            outcome.append(error)
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name=f"kubenb {options.command}", daemon=True).start()
-    try:
-        while not done.wait(0.1):  # short waits: a simulated Ctrl-C (interrupt_main) is seen between them
-            pass
-    except KeyboardInterrupt:
-        token.cancel()
-        done.wait()  # quick: the cancel shut the sockets down and killed any RUN
-        if isinstance(outcome[0], BaseException):  # ended by the cancel (or failed meanwhile): nothing named
-            hint = CANCELLABLE.get(options.command, "nothing was named; the store is as it was")
-            raise Cancelled(f"{options.command} interrupted", hint=hint) from None
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    return outcome[0]
+    hint = CANCELLABLE.get(options.command, "nothing was named; the store is as it was")
+    return until_interrupted(lambda: work(options), token,
+                             lambda: Cancelled(f"{options.command} interrupted", hint=hint),
+                             name=f"kubenb {options.command}")

@@ -16,6 +16,7 @@ if _typing.TYPE_CHECKING:  # the names for type checkers; at run time __getattr_
     from kubenb.builders import BuildOptions
     from kubenb.engine.facade import Engine
     from kubenb.engine.images import list_images, list_plan_images, with_base_images
+    from kubenb.engine.interrupt import until_interrupted, wait_out
     from kubenb.engine.queries import (
         expand_kubefile,
         load_kubefile,
@@ -35,6 +36,7 @@ _LAZY = {
     "BuildOptions": "kubenb.builders",
     "Engine": "kubenb.engine.facade",
     **dict.fromkeys(("list_images", "list_plan_images", "with_base_images"), "kubenb.engine.images"),
+    **dict.fromkeys(("until_interrupted", "wait_out"), "kubenb.engine.interrupt"),
     **dict.fromkeys(("expand_kubefile", "load_kubefile", "mirror_host", "parse_kubefile", "parse_platform",
                      "undeclared_arguments", "why"), "kubenb.engine.queries"),
     **dict.fromkeys(("image_refs", "pull_image", "push_image", "save_images"), "kubenb.engine.transfers"),
@@ -75,6 +77,8 @@ __all__ = [
     "push_image",
     "save_images",
     "undeclared_arguments",
+    "until_interrupted",
+    "wait_out",
     "why",
     "with_base_images",
 ]

@@ -3,10 +3,7 @@ background or in the foreground, where Ctrl-C cancels it and leaves the store as
 
 from __future__ import annotations
 
-import contextlib
 import sys
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +11,7 @@ from IPython import get_ipython
 from IPython.display import display
 
 from kubenb.display import EventPrinter
-from kubenb.engine import BuildOptions, Engine
+from kubenb.engine import BuildOptions, Engine, until_interrupted, wait_out
 from kubenb.errors import Cancelled
 from kubenb.model import ClusterImage
 
@@ -37,7 +34,7 @@ def run_build(options: BuildOptions, root: Path | None, builder: str, progress: 
             image = panel.wait()
         except KeyboardInterrupt:
             panel.cancel()  # unconditionally: whatever the interrupt broke, the token is set
-            _wait_out(panel.wait, lambda: not panel.running)
+            wait_out(panel.wait, lambda: not panel.running)
             if panel.result is None:
                 raise _interrupted() from None
             return panel.result  # named before the interrupt took effect: say so by returning it
@@ -51,46 +48,10 @@ def run_build(options: BuildOptions, root: Path | None, builder: str, progress: 
 
 
 def _until_interrupted(engine: Engine, options: BuildOptions, builder: str) -> ClusterImage:
-    """Build in a thread while this one waits for it; Ctrl-C (KeyboardInterrupt, which reaches
-    only this thread) cancels the engine, and the build stops where it is and undoes itself.
-
-    The wait is on an event, not ``Thread.join``: a join that KeyboardInterrupt breaks marks the
-    thread as ended while it still runs (Python 3.11), and the build's clean-up would be missed.
-    """
-    done = threading.Event()
-    outcome: list[ClusterImage | BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(engine.build(options, builder=builder))
-        except BaseException as error:  # handed to the waiting thread, which raises it
-            outcome.append(error)
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name="kubenb build", daemon=True).start()
-    try:
-        while not done.wait(0.1):  # short waits: a simulated Ctrl-C (interrupt_main) is seen between them
-            pass
-    except KeyboardInterrupt:
-        engine.cancel()
-        _wait_out(done.wait, done.is_set)
-        if not isinstance(outcome[0], ClusterImage):
-            raise _interrupted() from None
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    return outcome[0]
-
-
-def _wait_out(wait: Callable[[float], object], ended: Callable[[], bool]) -> None:
-    """Wait for a cancelled build to undo itself (a second or so: the cancel cut its downloads).
-
-    Further interrupts meanwhile are let pass: leaving now would leave a build thread behind
-    the cell, writing into whatever cell runs next, and maybe naming the image after all.
-    """
-    while not ended():
-        with contextlib.suppress(KeyboardInterrupt):
-            wait(0.1)
+    """Build in a worker thread; Ctrl-C cancels the engine and waits, patiently, for the
+    build to undo itself, so no build thread outlives the cell."""
+    return until_interrupted(lambda: engine.build(options, builder=builder), engine.cancel_token, _interrupted,
+                             name="kubenb build", patient=True)
 
 
 def _interrupted() -> Cancelled:
