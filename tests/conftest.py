@@ -93,3 +93,28 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
 def tls_registry(tmp_path_factory: pytest.TempPathFactory, tls_files: TLSFiles) -> Iterator[TLSRegistry]:
     with TLSRegistry(tmp_path_factory.mktemp("tls-registry"), tls_files) as running:
         yield running
+
+
+# -- a real browser on a real JupyterLab (tests/test_browser*.py) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, one per test module (``chromium`` says how it is started)."""
+    from tests.support.jupyter import chromium  # noqa: PLC0415  (playwright only for browser tests)
+
+    with chromium() as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser: Any, lab: Any) -> Iterator[Any]:
+    """A fresh page of ``browser`` for one test, on the JupyterLab the test module starts (its
+    own ``lab`` fixture)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.set_default_timeout(60_000)
+    opened = context.new_page()
+    try:
+        yield opened
+    finally:
+        context.close()

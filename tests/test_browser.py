@@ -19,7 +19,7 @@ import requests
 
 from kubenb.demo import DemoRegistry
 from tests.support.faulty import Fault, FaultyProxy, Hold
-from tests.support.jupyter import JupyterLab, JupyterLabPage, chromium, screenshot, write_notebook
+from tests.support.jupyter import JupyterLab, JupyterLabPage, screenshot, write_notebook
 
 pytestmark = [pytest.mark.jupyter, pytest.mark.browser, pytest.mark.timeout(420)]
 
@@ -39,23 +39,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory, kubenb_root: Path) -> Iterator
     home = tmp_path_factory.mktemp("jupyter-home")
     with JupyterLab(notebooks, home, env={"KUBENB_ROOT": str(kubenb_root)}) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as running:
-        yield running
-
-
-@pytest.fixture
-def page(browser: Any, lab: JupyterLab) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    context.set_default_timeout(60_000)
-    opened = context.new_page()
-    try:
-        yield opened
-    finally:
-        context.close()
 
 
 def test_jupyterlab_kernel_is_this_venv(lab: JupyterLab) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from kubenb.demo import DemoRegistry
 from tests.support.faulty import Fault, FaultyProxy, Trickle
-from tests.support.jupyter import ARTIFACTS, JupyterLab, JupyterLabPage, chromium, write_notebook
+from tests.support.jupyter import ARTIFACTS, JupyterLab, JupyterLabPage, write_notebook
 
 pytestmark = [pytest.mark.jupyter, pytest.mark.browser, pytest.mark.registry, pytest.mark.timeout(600)]
 
@@ -42,23 +42,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
     shutil.copytree(LABEXTENSION, Path(lab.env["JUPYTER_PATH"]) / "labextensions" / "kubenb")
     with lab as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as running:
-        yield running
-
-
-@pytest.fixture
-def page(browser: Any, lab: JupyterLab) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    context.set_default_timeout(60_000)
-    opened = context.new_page()
-    try:
-        yield opened
-    finally:
-        context.close()
 
 
 @pytest.fixture(scope="module")
