@@ -11,6 +11,7 @@ naming the address, here, so no layer above sees paramiko.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 from collections.abc import Callable
@@ -39,7 +40,7 @@ class SshTarget:
     @property
     def known_hosts_name(self) -> str:
         """How OpenSSH names this host in known_hosts (``[host]:port`` unless the port is 22)."""
-        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"  # noqa: PLR2004
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
 
     def __str__(self) -> str:
         return f"{self.user}@{self.host}:{self.port}"
@@ -49,7 +50,7 @@ def parse_ssh_url(text: str) -> SshTarget:
     """``ssh://user@host[:port]`` (user defaults to root, port to 22; ``[::1]`` for IPv6)."""
     match = _URL.fullmatch(text.strip())
     port = int(match["port"]) if match and match["port"] else 22
-    if match is None or not 0 < port < 65536:  # noqa: PLR2004
+    if match is None or not 0 < port < 65536:
         raise BuildError(f"--host {text!r} is not an SSH address", hint="write it as ssh://user@host or ssh://user@host:port")
     return SshTarget(match["user"] or "root", match["host"].strip("[]"), port)
 
@@ -92,17 +93,9 @@ def connect(target: SshTarget, *, key_file: Path | None, known_hosts: Path | Non
     hosts_file = _known_hosts(known_hosts)
     refuse = _Refuse()
     if trust_first:
-        if pinned is not None:
-            for name, keys in pinned.items():
-                for key_type, key in keys.items():
-                    client.get_host_keys().add(name, key_type, key)
-        client.set_missing_host_key_policy(_TrustFirst())
+        _trust_first(client, pinned)
     else:
-        if known_hosts is not None and not hosts_file.is_file():
-            raise BuildError(f"--known-hosts {hosts_file}: no such file",
-                             hint="give the known_hosts file that lists the host's key")
-        if hosts_file.is_file():
-            _load(client, hosts_file)
+        _check_against(client, hosts_file, given=known_hosts is not None)
         client.set_missing_host_key_policy(refuse)
     forget = cancel.on_cancel(client.close)
     try:
@@ -126,6 +119,22 @@ def connect(target: SshTarget, *, key_file: Path | None, known_hosts: Path | Non
             for key_type, key in keys.items():
                 pinned.add(name, key_type, key)
     return client
+
+
+def _trust_first(client: paramiko.SSHClient, pinned: paramiko.HostKeys | None) -> None:
+    """Accept an unknown key (kept in memory), but hold the machine to a key already pinned."""
+    for name, keys in (pinned or {}).items():
+        for key_type, key in keys.items():
+            client.get_host_keys().add(name, key_type, key)
+    client.set_missing_host_key_policy(_TrustFirst())
+
+
+def _check_against(client: paramiko.SSHClient, hosts_file: Path, *, given: bool) -> None:
+    if given and not hosts_file.is_file():
+        raise BuildError(f"--known-hosts {hosts_file}: no such file",
+                         hint="give the known_hosts file that lists the host's key")
+    if hosts_file.is_file():
+        _load(client, hosts_file)
 
 
 def _load(client: paramiko.SSHClient, hosts_file: Path) -> None:
@@ -176,10 +185,8 @@ def closing(client: paramiko.SSHClient) -> Callable[[], None]:
     """A quick, never-raising close for a cancel callback."""
 
     def close() -> None:
-        try:
+        with contextlib.suppress(Exception):
             client.close()
-        except Exception:  # noqa: BLE001  (a cancel callback must not raise)
-            pass
 
     return close
 

@@ -87,7 +87,7 @@ class SshNode:
     @property
     def description(self) -> str:
         key = f" -i {shlex.quote(str(self.key_file))}" if self.key_file is not None else ""
-        port = f" -p {self.target.port}" if self.target.port != 22 else ""  # noqa: PLR2004
+        port = f" -p {self.target.port}" if self.target.port != 22 else ""
         return f"ssh{key}{port} {self.target.user}@{self.target.host}"
 
     def _transport(self) -> paramiko.Transport:
