@@ -33,7 +33,7 @@ from pathlib import Path
 __all__ = ["Sshd", "busybox_rootfs", "running_sshd"]
 
 SSHD = "/usr/sbin/sshd"
-BUSYBOX = "/bin/busybox"
+BUSYBOX = "/usr/bin/busybox"
 
 
 def _free_port() -> int:
