@@ -53,7 +53,7 @@ class _Cloud:
         except KubenbError:
             raise
         except Exception as error:
-            text = scrub(str(error) or type(error).__name__, self.secrets)
+            text = scrub(_reason(error), self.secrets)
             raise BuildError(f"{self.provider.name}: cannot {what}: {text}",
                              hint="check the credentials' rights, --region, --size and --image") from None
 
@@ -88,6 +88,13 @@ class MachineNode:
         self.removed = True
 
 
+def _reason(error: BaseException | None) -> str:
+    """A driver error's own text (Libcloud's errors print as their repr, naming the driver object)."""
+    value = getattr(error, "value", None)
+    text = value if isinstance(value, str) and value.strip() else str(error)
+    return text.strip() or type(error).__name__
+
+
 def _destroy(cloud: _Cloud, machine: Any) -> None:
     last: BaseException | None = None
     for _ in range(DESTROY_ATTEMPTS):
@@ -98,7 +105,7 @@ def _destroy(cloud: _Cloud, machine: Any) -> None:
             if _gone(cloud, machine):
                 return
             last = error
-    reason = scrub(str(last) or type(last).__name__, cloud.secrets)
+    reason = scrub(_reason(last), cloud.secrets)
     raise BuildError(f"{cloud.provider.name}: cannot delete the machine {machine.name} (id {machine.id}): {reason}",
                      hint="delete it in the provider's console: it costs money while it exists")
 
@@ -156,6 +163,7 @@ class CloudLauncher:
     k3s_binary: Path | None = None
     ssh_port: int = 22
     boot_timeout: float = 600.0  # seconds for the machine to run and let SSH in
+    poll_seconds: float = POLL_SECONDS  # between two looks at a starting machine
 
     def _cloud(self) -> _Cloud:
         provider = PROVIDERS.get(self.provider)
@@ -233,7 +241,7 @@ class CloudLauncher:
                 raise BuildError(f"{self.provider}: the machine {machine.name} did not run with an address "
                                  f"in {self.boot_timeout:.0f} s (state {current.state})",
                                  hint="try again, or another --size or --image")
-            cancel.wait(POLL_SECONDS)
+            cancel.wait(self.poll_seconds)
 
     def _login(self, address: str, events: EventSink, cancel: CancelToken) -> SshNode:
         """Log in, retrying while the machine boots; the first host key seen is pinned."""
@@ -250,4 +258,4 @@ class CloudLauncher:
                 if time.monotonic() > deadline:
                     raise
             cancel.check()
-            cancel.wait(POLL_SECONDS)
+            cancel.wait(self.poll_seconds)
