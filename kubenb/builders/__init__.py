@@ -1,14 +1,15 @@
 """Builders: one interface, three ways to turn a Kubefile into a cluster image.
 
-``lite`` starts no cluster (the heart of kubenb). ``container`` (a cluster inside containers)
-and ``cloud`` (cloud VMs) exist in the field; here they stop with a message saying what they
-would need rather than pretending to build.
+``lite`` starts no cluster (the heart of kubenb). ``container`` runs the Kubefile's RUN and CMD
+on a single-node cluster in a container (builders/container.py, builders/cluster.py); ``cloud``
+(cloud VMs) stops with a message saying what it would need rather than pretending to build.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from kubenb.builders.container import container_builder
 from kubenb.builders.lite import LiteBuilder
 from kubenb.builders.options import BuildOptions
 from kubenb.builders.steps import CLUSTER_COMMANDS, needs_cluster
@@ -43,8 +44,7 @@ class _NotHere:
 
 BUILDERS: dict[str, Builder] = {
     "lite": LiteBuilder(),
-    "container": _NotHere("container", "a Docker engine (pip install 'kubenb[container]') to run cluster "
-                                       "nodes as containers, and is not implemented yet"),
+    "container": container_builder(),
     "cloud": _NotHere("cloud", "cloud credentials and VM images to start cluster nodes, and is not implemented yet"),
 }
 

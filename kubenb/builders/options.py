@@ -32,3 +32,8 @@ class BuildOptions:
     skip_invalid: bool = False
     skip_missing_platform: bool = False  # an image lacking a requested platform: warn, not fail
     plan: BuildPlan | None = field(default=None, repr=False)
+    # the container and cloud builds (docs/build.md): the node container's image (None: the pinned
+    # k3s release), keep the node afterwards (debugging), how long the cluster may take to settle
+    node_image: str | None = None
+    keep_node: bool = False
+    wait_timeout: float = 600.0
