@@ -99,7 +99,7 @@ def test_cancel_closes_the_channel_and_kills_the_command_on_the_machine(sshd: Ss
         node.run("sleep 300 & echo started; sleep 600", on_output=output, cancel=token)
     assert started.is_set()
     assert node.run("echo still usable").stdout == "still usable"
-    assert sshd.processes_in_chroot() == []  # both sleeps killed, not left on the machine
+    assert sshd.commands_left() == []  # both sleeps killed, not left on the machine
     node.remove()
 
 

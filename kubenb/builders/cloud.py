@@ -79,6 +79,9 @@ class MachineNode:
     def put_folder(self, source: Path, destination: str) -> None:
         self.ssh.put_folder(source, destination)
 
+    def log_tail(self, lines: int = 20) -> str:
+        return self.ssh.log_tail(lines)
+
     def remove(self) -> None:
         """Disconnect, then destroy the machine (once; a machine already gone is no error)."""
         if self.removed:

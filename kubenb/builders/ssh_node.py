@@ -149,7 +149,10 @@ class SshNode:
                 return channel.recv_exit_status()
             if channel.closed or not self._transport_alive():
                 return channel.exit_status if channel.exit_status_ready() else None
-            select.select([channel], [], [], _POLL)
+            try:
+                select.select([channel], [], [], _POLL)
+            except (OSError, ValueError):  # closed by a cancel meanwhile: the next look sees it
+                continue
 
     def _transport_alive(self) -> bool:
         transport = self.client.get_transport()
@@ -235,6 +238,17 @@ class SshNode:
             dirs[:] = [name for name in dirs if not (local_root / name).is_symlink()]
         for remote, mode in reversed(folders):  # last: a read-only folder is filled first
             sftp.chmod(remote, mode)
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines of the k3s log kubenb started (``--k3s-binary``), on one line; empty
+        when there is none (a k3s kubenb did not start logs where its service manager says)."""
+        from kubenb.builders.ssh_host import K3S_LOG  # noqa: PLC0415  (that module imports this one)
+
+        try:
+            result = self.run(f"[ -f {K3S_LOG} ] && tail -n {int(lines)} {K3S_LOG}")
+        except BuildError:
+            return ""
+        return " | ".join(line for line in result.stdout.splitlines() if line.strip()) if result.status == 0 else ""
 
     def cleanup(self) -> None:
         """Remove the folders ``put_folder`` created (an existing host is left as it was)."""

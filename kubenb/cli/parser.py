@@ -198,6 +198,28 @@ def add_build_options(parser: argparse.ArgumentParser, *, tag_required: bool) ->
     parser.add_argument("--skip-invalid", action="store_true", help="leave invalid references out instead of failing")
     parser.add_argument("--skip-missing-platform", action="store_true", help=SKIP_MISSING_HELP)
     _add_registry_options(parser)
+    _add_cloud_options(parser)
+
+
+def _add_cloud_options(parser: argparse.ArgumentParser) -> None:
+    """Where ``-b cloud`` builds (docs/build.md, "The cloud build"): cloud credentials are never
+    options, only the provider's environment variables."""
+    cloud = parser.add_argument_group("-b cloud: an existing machine (--host) or one made for the build (--cloud)")
+    cloud.add_argument("--host", metavar="ssh://USER@HOST[:PORT]", help="build on this machine, reached over SSH")
+    cloud.add_argument("--cloud", metavar="PROVIDER",
+                       help="make a machine for the build and delete it afterwards: aliyun_ecs, ec2, gce, azure_arm, "
+                            "openstack (credentials from the provider's usual environment variables)")
+    cloud.add_argument("--region", metavar="R", help="--cloud: the region (GCE: the zone)")
+    cloud.add_argument("--size", metavar="S", help="--cloud: the machine size, as the provider names it")
+    cloud.add_argument("--image", metavar="I", help="--cloud: the machine image, as the provider names it")
+    cloud.add_argument("--ssh-user", default="root", metavar="USER", help="--cloud: who logs in (default root)")
+    cloud.add_argument("--ssh-port", type=int, default=22, metavar="PORT",
+                       help="--cloud: the machine's SSH port (default 22)")
+    cloud.add_argument("--ssh-key", type=Path, metavar="FILE", help="the private key to log in with")
+    cloud.add_argument("--known-hosts", type=Path, metavar="FILE",
+                       help="--host: the known_hosts file that lists its key (default ~/.ssh/known_hosts)")
+    cloud.add_argument("--k3s-binary", type=Path, metavar="FILE",
+                       help="install k3s from this binary where the machine has no kubectl (nothing is downloaded)")
 
 
 def _add_store_commands(subcommands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:

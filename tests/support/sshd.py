@@ -102,6 +102,21 @@ class Sshd:
                         found.append(int(entry.name))
         return found
 
+    def commands_left(self, within: float = 10.0) -> list[str]:
+        """What still runs in the chroot besides sshd's own session processes (which chroot
+        themselves too, and end a moment after their connection closes), waiting up to ``within``
+        seconds for killed commands to be gone: a kill is delivered at once, the exit a moment later."""
+        deadline = time.monotonic() + within
+        while True:
+            left = []
+            for pid in self.processes_in_chroot():
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/exe") != SSHD:
+                        left.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip())
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.05)
+
     def descendants(self) -> list[int]:
         """Pids of sshd's children and theirs (one per connection, and what they run)."""
         parents: dict[int, list[int]] = {}
