@@ -38,7 +38,6 @@ from kubenb.store.space import translating_disk_full
 __all__ = ["NODE_ROOTFS", "ClusterBuilder", "ClusterRun"]
 
 NODE_ROOTFS = "/var/lib/kubenb/rootfs"  # the rootfs copy on the node: RUN and CMD's working folder
-READY_TIMEOUT = 300.0  # seconds a started node may take until `kubectl get --raw /readyz` says ok
 POLL_SECONDS = 1.0
 _PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
 _SETTLED = frozenset({"Running", "Succeeded"})
@@ -88,7 +87,8 @@ class _ClusterBuild(_Build):
         self.events(Message(f"Starting the build node ({self.builder})"))
         node = self.launcher.start(self.events, self.cancel)
         try:
-            run = ClusterRun(node, self.events, self.cancel, wait_timeout=self.options.wait_timeout)
+            run = ClusterRun(node, self.events, self.cancel, wait_timeout=self.options.wait_timeout,
+                             ready_timeout=self.options.wait_timeout)
             self.pulled = run.build(self.rootfs, self.on_node, self.state.run_environment, self.kubefile.path)
         finally:
             _let_go(node, self.options.keep_node, self.events)
@@ -128,7 +128,7 @@ class ClusterRun:
     events: EventSink
     cancel: CancelToken
     wait_timeout: float = 600.0
-    ready_timeout: float = READY_TIMEOUT
+    ready_timeout: float = 600.0  # until `kubectl get --raw /readyz` says ok
 
     def build(self, rootfs: Path, steps: list[Instruction], environment: Mapping[str, str],
               kubefile: str | None) -> list[FoundImage]:

@@ -180,15 +180,16 @@ class ContainerNode:
         from docker.errors import DockerException  # noqa: PLC0415
 
         api = self.client.api
+        marker = f"kubenb-exit-{secrets.token_hex(8)}"
         try:
-            exec_id = str(api.exec_create(self.container.id, ["sh", "-c", command], stdout=True, stderr=True,
-                                          workdir=workdir,
+            exec_id = str(api.exec_create(self.container.id, ["sh", "-c", _WITH_STATUS, "sh", command, marker],
+                                          stdout=True, stderr=True, workdir=workdir,
                                           environment=[f"{k}={v}" for k, v in (env or {}).items()])["Id"])
             stream = api.exec_start(exec_id, stream=True, demux=True)
         except DockerException as error:
             raise BuildError(f"cannot run a command in the node container {self.name}: {_explanation(error)}",
                              hint="the container may have stopped; --keep-node keeps it to look") from None
-        out = _Collected(on_output)
+        out = _Collected(on_output, marker)
         done = threading.Event()
         failures: list[BaseException] = []
         reader = threading.Thread(target=_read, args=(stream, out, done, failures), daemon=True,
@@ -205,8 +206,11 @@ class ContainerNode:
         if failures:
             raise BuildError(f"the command in the node container {self.name} broke off: "
                              f"{_explanation(failures[0])}", hint="--keep-node keeps the node to look") from None
-        status = api.exec_inspect(exec_id).get("ExitCode")
-        return CommandResult(status if isinstance(status, int) else -1, out.text("stdout"), out.text("stderr"))
+        if out.status is None:
+            raise BuildError(f"the command in the node container {self.name} ended without an exit status "
+                             f"(the container stopped?): {self.log_tail() or 'no log'}",
+                             hint="--keep-node keeps the node to look")
+        return CommandResult(out.status, out.text("stdout"), out.text("stderr"))
 
     def put_folder(self, source: Path, destination: str) -> None:
         """Tar ``source`` (modes and symlinks kept) into ``destination`` through the archive call."""
@@ -250,30 +254,43 @@ class ContainerNode:
         self.removed = True
 
 
-class _Collected:
-    """Output of one command: whole lines to ``on_output`` as they arrive, all of it kept per stream."""
+# The exit status comes after the command's output, behind a marker: an engine may forget an ended
+# exec session at once (Podman without exit_command_delay), so asking it afterwards is not reliable.
+_WITH_STATUS = 'sh -c "$1"; status=$?; printf "%s %d\\n" "$2" "$status"'
 
-    def __init__(self, on_output: Callable[[str], None] | None) -> None:
+
+class _Collected:
+    """Output of one command: whole lines to ``on_output`` as they arrive, all of it kept per
+    stream; the marker line (written last, on stdout) gives the exit status and is not output."""
+
+    def __init__(self, on_output: Callable[[str], None] | None, marker: str) -> None:
         self.on_output = on_output
+        self.marker = marker
+        self.status: int | None = None
         self.parts: dict[str, io.StringIO] = {"stdout": io.StringIO(), "stderr": io.StringIO()}
         self.pending: dict[str, str] = {"stdout": "", "stderr": ""}
 
     def add(self, stream: str, data: bytes | None) -> None:
         if not data:
             return
-        text = data.decode("utf-8", errors="replace")
-        self.parts[stream].write(text)
-        *lines, self.pending[stream] = (self.pending[stream] + text).split("\n")
+        *lines, self.pending[stream] = (self.pending[stream] + data.decode("utf-8", errors="replace")).split("\n")
         for line in lines:
-            self.emit(line)
+            self.line(stream, line, ended=True)
 
     def close(self) -> None:
         for stream, rest in self.pending.items():
             if rest:
-                self.emit(rest)
+                self.line(stream, rest, ended=False)
             self.pending[stream] = ""
 
-    def emit(self, line: str) -> None:
+    def line(self, stream: str, line: str, *, ended: bool) -> None:
+        if stream == "stdout" and self.marker in line:
+            line, _, status = line.partition(self.marker)
+            self.status = int(status.strip()) if status.strip().lstrip("-").isdigit() else None
+            ended = False  # the command's last line had no newline: the marker's was not its own
+            if not line:
+                return
+        self.parts[stream].write(line + ("\n" if ended else ""))
         if self.on_output is not None:
             self.on_output(line.rstrip("\r"))
 

@@ -61,6 +61,7 @@ def build_options(options: argparse.Namespace, *, context: Path, kubefile: Path,
         ca_files=tuple(options.registry_ca),
         no_cache=options.no_cache, skip_invalid=options.skip_invalid,
         skip_missing_platform=options.skip_missing_platform,
+        node_image=options.node_image, keep_node=options.keep_node, wait_timeout=options.wait_timeout,
         cloud=_cloud_options(options),
     )
 

@@ -198,7 +198,30 @@ def add_build_options(parser: argparse.ArgumentParser, *, tag_required: bool) ->
     parser.add_argument("--skip-invalid", action="store_true", help="leave invalid references out instead of failing")
     parser.add_argument("--skip-missing-platform", action="store_true", help=SKIP_MISSING_HELP)
     _add_registry_options(parser)
+    _add_node_options(parser)
     _add_cloud_options(parser)
+
+
+def _add_node_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the builds that run the Kubefile on a cluster node (docs/build.md)."""
+    node = parser.add_argument_group("cluster builds (-b container, -b cloud)")
+    node.add_argument("--node-image", metavar="NAME",
+                      help="-b container: the node container's image (default: a pinned rancher/k3s release)")
+    node.add_argument("--keep-node", action="store_true",
+                      help="keep the node after the build, to look into it (the build says how to reach it)")
+    node.add_argument("--wait-timeout", type=_seconds, default=600.0, metavar="SECONDS",
+                      help="how long the node's cluster may take to become ready, and to settle after "
+                           "the last RUN/CMD (default 600)")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def _add_cloud_options(parser: argparse.ArgumentParser) -> None:
