@@ -101,7 +101,7 @@ def test_missing_kubefile_and_bad_usage_are_one_line(tmp_path: Path) -> None:
     assert "invalid choice: 'yaml'" in usage.stderr
 
 
-@pytest.mark.parametrize("builder", ["container", "cloud"])
+@pytest.mark.parametrize("builder", ["cloud"])  # -b container builds: tests/test_container_build.py
 def test_builders_that_cannot_run_here_say_what_they_need(tmp_path: Path, builder: str) -> None:
     (tmp_path / "Kubefile").write_text("FROM scratch\n")
     result = kubenb_cli("--root", str(tmp_path / "store"), "build", "-b", builder, "-t", "x:y", str(tmp_path))
