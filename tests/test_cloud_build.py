@@ -130,6 +130,9 @@ def test_flags_of_cloud_need_the_cloud_builder_and_a_machine(tmp_path: Path) -> 
                  str(context))
     assert result.stderr.strip().endswith("is not an SSH address; write it as ssh://user@host or "
                                           "ssh://user@host:port")
+    result = cli("--root", str(tmp_path / "store"), "build", "-b", "cloud", "--cloud", "ec2", "--cloud-arg",
+                 "size=big", "-t", "d:1", str(context))
+    assert result.returncode == 2 and "expected ex_NAME=VALUE (a provider's own argument), got 'size'" in result.stderr
     assert not (tmp_path / "store").exists() or Store(tmp_path / "store").images() == []
 
 

@@ -31,7 +31,8 @@ def sshd() -> Iterator[Sshd]:
 def launcher(sshd: Sshd | None, *, port: int | None = None, boot_timeout: float = 30.0) -> CloudLauncher:
     return CloudLauncher("dummy", size="Small", image="Ubuntu 9.10", user="root",
                          key_file=sshd.user_key if sshd else None,
-                         ssh_port=port or (sshd.port if sshd else 22), boot_timeout=boot_timeout, poll_seconds=0.01)
+                         ssh_port=port or (sshd.port if sshd else 22), boot_timeout=boot_timeout, poll_seconds=0.01,
+                         create_arguments=(("ex_security_group_id", "sg-1"),))
 
 
 def texts(events: list[Event]) -> list[str]:
@@ -51,6 +52,7 @@ def test_create_wait_connect_then_remove_destroys(sshd: Sshd) -> None:
     assert driver.machines == []
     public = (sshd.user_key.parent / "id_ed25519.pub").read_text().strip()
     assert driver.auth[0].pubkey == public  # the machine was given the --ssh-key to let kubenb in
+    assert driver.extra[0] == {"ex_security_group_id": "sg-1"}  # --cloud-arg, as given
     made = [text for text in texts(events) if text.startswith("Creating the machine kubenb-build-")]
     assert made and "Connecting to root@127.0.0.1" in " ".join(texts(events))
 
@@ -149,3 +151,15 @@ def test_the_real_providers_name_their_variables(monkeypatch: pytest.MonkeyPatch
     driver = PROVIDERS["aliyun_ecs"].driver("cn-hangzhou", {"ALIBABA_CLOUD_ACCESS_KEY_ID": "id",
                                                            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "secret"})
     assert driver.region == "cn-hangzhou"  # a real Libcloud ECS driver, made without any network call
+
+
+def test_each_provider_installs_the_key_its_own_way() -> None:
+    gce = PROVIDERS["gce"].key_arguments
+    assert gce is not None
+    assert gce("ssh-ed25519 AAAA me", "kubenb") == {
+        "ex_metadata": {"items": [{"key": "ssh-keys", "value": "kubenb:ssh-ed25519 AAAA me"}]}}
+    azure = PROVIDERS["azure_arm"].key_arguments
+    assert azure is not None and azure("ssh-ed25519 AAAA me", "kubenb")["ex_user_name"] == "kubenb"
+    ec2 = PROVIDERS["ec2"].key_arguments
+    assert ec2 is not None and ec2("ssh-ed25519 AAAA me", "root")["auth"].pubkey == "ssh-ed25519 AAAA me"
+    assert PROVIDERS["aliyun_ecs"].key_arguments is None  # ECS takes a password or a key pair name (--cloud-arg)

@@ -167,6 +167,7 @@ class CloudLauncher:
     ssh_port: int = 22
     boot_timeout: float = 600.0  # seconds for the machine to run and let SSH in
     poll_seconds: float = POLL_SECONDS  # between two looks at a starting machine
+    create_arguments: tuple[tuple[str, str], ...] = ()  # --cloud-arg ex_NAME=VALUE, to create_node
 
     def _cloud(self) -> _Cloud:
         provider = PROVIDERS.get(self.provider)
@@ -203,11 +204,9 @@ class CloudLauncher:
         return MachineNode(ssh, cloud, machine)
 
     def _create(self, cloud: _Cloud, name: str, size: Any, image: Any, public_key: str | None) -> Any:
-        extra: dict[str, Any] = {}
-        if public_key is not None and "ssh_key" in cloud.driver.features.get("create_node", []):
-            from libcloud.compute.base import NodeAuthSSHKey  # noqa: PLC0415  (loaded with the driver)
-
-            extra["auth"] = NodeAuthSSHKey(public_key)
+        extra: dict[str, Any] = dict(self.create_arguments)
+        if public_key is not None and cloud.provider.key_arguments is not None:
+            extra.update(cloud.provider.key_arguments(public_key, self.user))
         try:
             return cloud.call("create the machine", cloud.driver.create_node, name=name, size=size, image=image,
                               **extra)

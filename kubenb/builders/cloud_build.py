@@ -41,6 +41,7 @@ def cloud_launcher(options: BuildOptions) -> NodeLauncher:
 
         assert cloud.size is not None and cloud.image is not None
         return CloudLauncher(cloud.provider, size=cloud.size, image=cloud.image, region=cloud.region, user=cloud.user,
-                             key_file=cloud.ssh_key, k3s_binary=cloud.k3s_binary, ssh_port=cloud.ssh_port)
+                             key_file=cloud.ssh_key, k3s_binary=cloud.k3s_binary, ssh_port=cloud.ssh_port,
+                             create_arguments=cloud.create_arguments)
     raise BuildError("-b cloud needs a machine: --host ssh://user@host[:port], or --cloud PROVIDER with "
                      "--region, --size and --image", hint="or build with -b lite or -b container")

@@ -17,9 +17,28 @@ from typing import Any
 
 from kubenb.errors import BuildError
 
-__all__ = ["PROVIDERS", "CloudProvider", "register_provider", "scrub"]
+__all__ = ["PROVIDERS", "CloudProvider", "register_provider", "scrub", "ssh_key_auth"]
 
 Factory = Callable[[Mapping[str, str], "str | None"], Any]  # (environment, region) -> a Libcloud NodeDriver
+#: (public key, login user) -> the create_node arguments that install the key on the machine
+KeyArguments = Callable[[str, str], dict[str, Any]]
+
+
+def ssh_key_auth(public_key: str, user: str) -> dict[str, Any]:
+    """Libcloud's generic way (``auth=NodeAuthSSHKey``): EC2 imports it as a key pair, Azure
+    installs it for the login user."""
+    from libcloud.compute.base import NodeAuthSSHKey  # noqa: PLC0415  (loaded with the driver)
+
+    return {"auth": NodeAuthSSHKey(public_key)}
+
+
+def _gce_key(public_key: str, user: str) -> dict[str, Any]:
+    """GCE takes login keys as instance metadata (``ssh-keys``: ``user:key``)."""
+    return {"ex_metadata": {"items": [{"key": "ssh-keys", "value": f"{user}:{public_key}"}]}}
+
+
+def _azure_key(public_key: str, user: str) -> dict[str, Any]:
+    return {**ssh_key_auth(public_key, user), "ex_user_name": user}
 
 
 @dataclass(frozen=True)
@@ -30,6 +49,7 @@ class CloudProvider:
     variables: tuple[str, ...]  # all required; named in the error when one is missing
     factory: Factory
     secrets: tuple[str, ...] = ()  # whose values are scrubbed from driver errors (besides ``variables``)
+    key_arguments: KeyArguments | None = None  # None: the image must already let the key in
 
     def driver(self, region: str | None, environ: Mapping[str, str] | None = None) -> Any:
         env = os.environ if environ is None else environ
@@ -100,10 +120,11 @@ def _openstack(env: Mapping[str, str], region: str | None) -> Any:
 PROVIDERS: dict[str, CloudProvider] = {
     provider.name: provider for provider in (
         CloudProvider("aliyun_ecs", ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET"), _ecs),
-        CloudProvider("ec2", ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), _ec2, secrets=("AWS_SESSION_TOKEN",)),
-        CloudProvider("gce", ("GOOGLE_APPLICATION_CREDENTIALS",), _gce),
+        CloudProvider("ec2", ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"), _ec2, secrets=("AWS_SESSION_TOKEN",),
+                      key_arguments=ssh_key_auth),
+        CloudProvider("gce", ("GOOGLE_APPLICATION_CREDENTIALS",), _gce, key_arguments=_gce_key),
         CloudProvider("azure_arm", ("AZURE_TENANT_ID", "AZURE_SUBSCRIPTION_ID", "AZURE_CLIENT_ID",
-                                    "AZURE_CLIENT_SECRET"), _azure),
+                                    "AZURE_CLIENT_SECRET"), _azure, key_arguments=_azure_key),
         CloudProvider("openstack", ("OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD", "OS_PROJECT_NAME"), _openstack),
     )
 }

@@ -27,6 +27,7 @@ class CloudOptions:
     known_hosts: Path | None = None
     k3s_binary: Path | None = None
     ssh_port: int = 22  # of a provisioned machine
+    create_arguments: tuple[tuple[str, str], ...] = ()  # --cloud-arg ex_NAME=VALUE: the provider's own
 
 
 @dataclass(frozen=True)

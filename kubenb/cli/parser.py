@@ -235,6 +235,9 @@ def _add_cloud_options(parser: argparse.ArgumentParser) -> None:
     cloud.add_argument("--region", metavar="R", help="--cloud: the region (GCE: the zone)")
     cloud.add_argument("--size", metavar="S", help="--cloud: the machine size, as the provider names it")
     cloud.add_argument("--image", metavar="I", help="--cloud: the machine image, as the provider names it")
+    cloud.add_argument("--cloud-arg", action="append", type=_cloud_argument, default=[], metavar="ex_NAME=VALUE",
+                       help="--cloud: a provider's own create_node argument (e.g. ex_security_group_id=sg-1 for "
+                            "aliyun_ecs, ex_resource_group=RG for azure_arm)")
     cloud.add_argument("--ssh-user", default="root", metavar="USER", help="--cloud: who logs in (default root)")
     cloud.add_argument("--ssh-port", type=int, default=22, metavar="PORT",
                        help="--cloud: the machine's SSH port (default 22)")
@@ -243,6 +246,14 @@ def _add_cloud_options(parser: argparse.ArgumentParser) -> None:
                        help="--host: the known_hosts file that lists its key (default ~/.ssh/known_hosts)")
     cloud.add_argument("--k3s-binary", type=Path, metavar="FILE",
                        help="install k3s from this binary where the machine has no kubectl (nothing is downloaded)")
+
+
+def _cloud_argument(text: str) -> tuple[str, str]:
+    """``ex_NAME=VALUE``: Libcloud names a provider's own arguments ``ex_``; no other is taken."""
+    name, value = _key_value(text)
+    if not name.startswith("ex_") or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected ex_NAME=VALUE (a provider's own argument), got {name!r}")
+    return name, value
 
 
 def _add_store_commands(subcommands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:

@@ -19,7 +19,7 @@ from libcloud.compute.base import Node
 from libcloud.compute.drivers.dummy import DummyNodeDriver
 from libcloud.compute.types import NodeState
 
-from kubenb.builders.cloud_providers import CloudProvider, register_provider
+from kubenb.builders.cloud_providers import CloudProvider, register_provider, ssh_key_auth
 
 __all__ = ["SECRET_VARIABLE", "RecordingDriver", "register"]
 
@@ -37,6 +37,7 @@ class RecordingDriver(DummyNodeDriver):  # type: ignore[misc]
         self.nl: list[Node] = []
         self.calls: list[str] = []
         self.auth: list[Any] = []
+        self.extra: list[dict[str, Any]] = []
         self.address = address
         self.pending_polls = pending_polls
         self.fail_create = fail_create  # None, "after" (the machine exists) or "before"
@@ -48,6 +49,7 @@ class RecordingDriver(DummyNodeDriver):  # type: ignore[misc]
     def create_node(self, name: str, size: Any, image: Any, auth: Any = None, **extra: Any) -> Node:
         self.calls.append("create")
         self.auth.append(auth)
+        self.extra.append(extra)
         if self.fail_create == "before":
             raise LibcloudError(f"quota exceeded {self.error_text}", driver=self)
         node = Node(id=f"m-{len(self.calls)}", name=name, state=NodeState.PENDING, public_ips=[], private_ips=[],
@@ -93,7 +95,8 @@ def steps(calls: list[str]) -> list[str]:
 @contextlib.contextmanager
 def register(driver: RecordingDriver, *, variables: tuple[str, ...] = ()) -> Iterator[RecordingDriver]:
     """``--cloud dummy`` is ``driver`` inside the block (its credentials ``variables``, if any)."""
-    forget = register_provider(CloudProvider("dummy", variables, lambda env, region: driver))
+    forget = register_provider(CloudProvider("dummy", variables, lambda env, region: driver,
+                                             key_arguments=ssh_key_auth))
     try:
         yield driver
     finally:
