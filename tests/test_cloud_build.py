@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
 
 from kubenb.builders import BuildOptions, build
 from kubenb.builders.options import CloudOptions
@@ -214,3 +215,20 @@ def test_provisioned_build_from_the_command_line_shows_no_credential(sshd: Sshd,
     assert steps(driver.calls)[-1] == "destroy" and driver.machines == []
     assert secret not in out.getvalue() + err.getvalue()
     assert "Creating the machine kubenb-build-" in out.getvalue() + err.getvalue()
+
+
+def test_the_magic_builds_with_the_cloud_builder_in_the_build_panel(sshd: Sshd, images: DemoRegistry,
+                                                                     tmp_path: Path) -> None:
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "kubenb")
+    context = make_context(tmp_path)
+    outcome = shell.run_cell(
+        f"%%kubefile --context {context} --root {tmp_path / 'store'} -t cell:1 --builder cloud --host {sshd.url} "
+        f"--ssh-key {sshd.user_key} --known-hosts {sshd.known_hosts} --registry-mirror docker.io={images.host} "
+        f"--background --out panel\n{KUBEFILE}")
+    assert outcome.error_in_exec is None and outcome.error_before_exec is None
+    panel = shell.user_ns.pop("panel")
+    image = panel.wait()
+    assert panel.error is None, panel.error
+    assert image is not None and OPERATOR in image.cluster_images
+    assert_machine_clean(sshd)
