@@ -203,3 +203,33 @@ def test_host_without_k3s_gets_the_binary_installed_and_started(tmp_path: Path) 
         assert any(isinstance(e, Message) and "Installing k3s" in e.text for e in events)
         assert len(sshd.processes_in_chroot()) >= 1  # k3s server keeps running: the host is a k3s host now
         node.remove()
+
+
+def test_environment_values_never_appear_in_the_machines_process_list(sshd: Sshd) -> None:
+    """ARG and ENV values go to the shell on its stdin, not in the exec request's command line.
+    (What this sees is the steady state while a command runs; before the shell's ``exec`` there
+    was a moment, too short to catch here, when a command line built with them would show them.)"""
+    node = _node(sshd)
+    secret = "arg-value-nobody-may-see-7f3a"
+    token = CancelToken()
+    seen: list[list[str]] = []
+
+    def output(line: str) -> None:
+        if line == "running":  # the command runs: look at every command line on this host
+            seen.append([path.read_bytes().decode(errors="replace") for path in Path("/proc").glob("[0-9]*/cmdline")
+                         if _readable(path)])
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        node.run('test "$TOKEN" = "$EXPECTED" && echo running; sleep 600', env={"TOKEN": secret, "EXPECTED": secret},
+                 on_output=output, cancel=token)
+    assert seen and seen[0] and not [line for line in seen[0] if secret in line]
+    node.remove()
+
+
+def _readable(path: Path) -> bool:
+    try:
+        path.read_bytes()
+    except OSError:
+        return False
+    return True

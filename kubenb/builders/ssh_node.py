@@ -30,15 +30,22 @@ from kubenb.builders.ssh_connect import SshTarget, closing
 from kubenb.errors import BuildError
 from kubenb.events import CancelToken
 
-__all__ = ["SshNode", "command_line"]
+__all__ = ["SshNode", "script_for"]
 
 _PID_MARK = "kubenb-ssh-pid "
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _POLL = 0.5  # seconds a read waits before it looks at the connection again
 
 
-def command_line(command: str, *, workdir: str | None, env: Mapping[str, str] | None) -> str:
-    """What the login shell runs: print its pid, export ``env``, enter ``workdir``, ``sh -c command``."""
+#: What the exec request asks for: a shell reading its script from the channel. The login shell
+#: (``$SHELL -c``) execs it, so it keeps the pid sshd made a process-group leader.
+_READ_SCRIPT = "exec sh -s"
+
+
+def script_for(command: str, *, workdir: str | None, env: Mapping[str, str] | None) -> str:
+    """The script sent on stdin: print the pid, export ``env``, enter ``workdir``, ``sh -c command``
+    with stdin at its end. Sent on stdin, not in the exec request, so that ARG and ENV values never
+    appear in the machine's process list."""
     parts = [f"printf '{_PID_MARK}%s\\n' \"$$\""]
     for name, value in (env or {}).items():
         if not _NAME.fullmatch(name):
@@ -46,8 +53,8 @@ def command_line(command: str, *, workdir: str | None, env: Mapping[str, str] | 
         parts.append(f"export {name}={shlex.quote(value)}")
     if workdir is not None:
         parts.append(f"cd -- {shlex.quote(workdir)} || exit 1")
-    parts.append(f"exec sh -c {shlex.quote(command)}")
-    return "; ".join(parts)
+    parts.append(f"exec sh -c {shlex.quote(command)} </dev/null")
+    return "; ".join(parts) + "\n"
 
 
 class _Lines:
@@ -114,8 +121,9 @@ class SshNode:
         out, err = _Lines(stdout_line), _Lines(emit)
         try:
             channel = self._transport().open_session()
-            channel.exec_command(command_line(command, workdir=workdir, env=env))
-            channel.shutdown_write()  # nothing on stdin: a command that reads it sees its end
+            channel.exec_command(_READ_SCRIPT)
+            channel.sendall(script_for(command, workdir=workdir, env=env).encode())
+            channel.shutdown_write()  # the script's end; the command's own stdin is /dev/null
         except (paramiko.SSHException, OSError, EOFError) as error:
             raise self._lost(error) from None
         forget = token.on_cancel(channel.close)
