@@ -14,6 +14,7 @@ import contextlib
 import functools
 import io
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -231,4 +232,23 @@ def test_the_magic_builds_with_the_cloud_builder_in_the_build_panel(sshd: Sshd, 
     image = panel.wait()
     assert panel.error is None, panel.error
     assert image is not None and OPERATOR in image.cluster_images
+    assert_machine_clean(sshd)
+
+
+def test_ctrl_c_during_a_run_on_the_host_stops_cleanly(sshd: Sshd, images: DemoRegistry, tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    context = make_context(tmp_path, KUBEFILE + "RUN echo about to sleep; sleep 600\n")
+    process = subprocess.Popen([sys.executable, "-m", "kubenb", *host_args(sshd, images, root), "-t", "demo:1",
+                                str(context)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.strip() == "about to sleep":  # the RUN's own output: it runs on the machine now
+            process.send_signal(signal.SIGINT)
+            break
+    rest, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, "".join(lines) + rest
+    assert "Traceback" not in rest
+    assert Store(root).images() == []
     assert_machine_clean(sshd)
