@@ -233,3 +233,21 @@ def _readable(path: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_a_key_with_a_passphrase_or_no_key_at_all_is_one_clear_line(sshd: Sshd, tmp_path: Path) -> None:
+    target = parse_ssh_url(sshd.url)
+    locked = tmp_path / "locked"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "a passphrase", "-f", str(locked)], check=True)
+    with pytest.raises(BuildError) as caught:
+        connect(target, key_file=locked, known_hosts=sshd.known_hosts, cancel=CancelToken())
+    assert str(caught.value) == (f"the SSH key {locked} is protected by a passphrase; "
+                                 "load it into ssh-agent and leave out --ssh-key")
+    garbage = tmp_path / "garbage"
+    garbage.write_text("this is no key\n")
+    with pytest.raises(BuildError) as caught:
+        connect(target, key_file=garbage, known_hosts=sshd.known_hosts, cancel=CancelToken())
+    assert str(caught.value) == (f"cannot read the SSH key {garbage}: not a valid OPENSSH private key file; "
+                                 "give an OpenSSH private key (ed25519, ecdsa or rsa)")
+    with pytest.raises(BuildError, match=r"--ssh-key .*/absent: no such file"):
+        connect(target, key_file=tmp_path / "absent", known_hosts=sshd.known_hosts, cancel=CancelToken())

@@ -89,6 +89,8 @@ def connect(target: SshTarget, *, key_file: Path | None, known_hosts: Path | Non
     ``trust_first`` (a machine just provisioned) accepts an unknown key into ``pinned`` (shared by
     the reconnects of one build) instead of refusing it. ``cancel`` closes a connection in progress.
     """
+    if key_file is not None and not key_file.is_file():
+        raise BuildError(f"--ssh-key {key_file}: no such file", hint="give the private key that logs in to the host")
     client = paramiko.SSHClient()
     hosts_file = _known_hosts(known_hosts)
     refuse = _Refuse()
@@ -97,23 +99,30 @@ def connect(target: SshTarget, *, key_file: Path | None, known_hosts: Path | Non
     else:
         _check_against(client, hosts_file, given=known_hosts is not None)
         client.set_missing_host_key_policy(refuse)
-    forget = cancel.on_cancel(client.close)
+    forget = cancel.on_cancel(closing(client))
     try:
         _login(client, target, key_file, timeout)
     except paramiko.BadHostKeyException as error:
         client.close()
+        if trust_first:
+            raise BuildError(f"the host key of {target.host}:{target.port} changed since this build first connected "
+                             f"(it shows {_fingerprint(error.key)}): someone may be in between",
+                             hint="check the machine in the provider's console, then build again") from None
         raise BuildError(
             f"the host key of {target.host}:{target.port} is not the one {hosts_file} records "
             f"(it shows {_fingerprint(error.key)}): the machine was reinstalled, or someone is in between",
             hint=f"if it was reinstalled, remove the old key with ssh-keygen -R '{target.known_hosts_name}' "
                  f"-f {hosts_file}, then add the new one",
         ) from None
-    except (paramiko.SSHException, OSError, EOFError) as error:
+    except (paramiko.SSHException, OSError, EOFError, ValueError) as error:
         client.close()
         cancel.check()
         raise _translated(error, target, key_file, hosts_file, refuse.seen) from None
     finally:
         forget()
+    if cancel.cancelled:  # connected just as the cancel came: the cancel wins
+        client.close()
+        cancel.check()
     if trust_first and pinned is not None:
         for name, keys in client.get_host_keys().items():
             for key_type, key in keys.items():
@@ -146,8 +155,6 @@ def _load(client: paramiko.SSHClient, hosts_file: Path) -> None:
 
 
 def _login(client: paramiko.SSHClient, target: SshTarget, key_file: Path | None, timeout: float) -> None:
-    if key_file is not None and not key_file.is_file():
-        raise BuildError(f"--ssh-key {key_file}: no such file", hint="give the private key that logs in to the host")
     client.connect(
         target.host, port=target.port, username=target.user,
         key_filename=str(key_file) if key_file is not None else None,
@@ -169,6 +176,9 @@ def _translated(error: BaseException, target: SshTarget, key_file: Path | None, 
     if isinstance(error, paramiko.PasswordRequiredException):
         return BuildError(f"the SSH key {key_file} is protected by a passphrase",
                           hint="load it into ssh-agent and leave out --ssh-key")
+    if key_file is not None and _unreadable_key(error):
+        return BuildError(f"cannot read the SSH key {key_file}: {error}",
+                          hint="give an OpenSSH private key (ed25519, ecdsa or rsa)")
     if isinstance(error, paramiko.AuthenticationException):
         which = f"the key {key_file}" if key_file is not None else "every key of ssh-agent and ~/.ssh"
         return BuildError(f"{target.user}@{where} refused {which}",
@@ -179,6 +189,11 @@ def _translated(error: BaseException, target: SshTarget, key_file: Path | None, 
         reason = "no answer in time"
     return BuildError(f"cannot reach {where} over SSH: {reason}",
                       hint="check the address and port, and that sshd runs there and lets this machine in")
+
+
+def _unreadable_key(error: BaseException) -> bool:
+    """paramiko's way of saying the key file is no key it can read."""
+    return isinstance(error, ValueError) or (isinstance(error, paramiko.SSHException) and "private key" in str(error))
 
 
 def closing(client: paramiko.SSHClient) -> Callable[[], None]:
