@@ -183,7 +183,7 @@ class CloudLauncher:
         cancel.check()
         cloud = self._cloud()
         size = _pick(cloud.call("list sizes", cloud.driver.list_sizes), self.size, "size", self.provider)
-        image = _pick(cloud.call("list images", cloud.driver.list_images), self.image, "image", self.provider)
+        image = self._image(cloud)
         public_key = _public_key(self.key_file)
         name = f"kubenb-build-{secrets.token_hex(4)}"
         cancel.check()
@@ -202,6 +202,17 @@ class CloudLauncher:
                 _destroy_after(cloud, machine, error, events)
             raise
         return MachineNode(ssh, cloud, machine)
+
+    def _image(self, cloud: _Cloud) -> Any:
+        """``--image`` by id straight from the provider where it can (a cloud's public image list
+        can hold thousands), else from its list by id or name."""
+        try:
+            found = cloud.driver.get_image(self.image)
+        except Exception:  # not implemented, or not an id: look in the list
+            found = None
+        if found is not None:
+            return found
+        return _pick(cloud.call("list images", cloud.driver.list_images), self.image, "image", self.provider)
 
     def _create(self, cloud: _Cloud, name: str, size: Any, image: Any, public_key: str | None) -> Any:
         extra: dict[str, Any] = dict(self.create_arguments)
