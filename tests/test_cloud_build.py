@@ -252,3 +252,13 @@ def test_ctrl_c_during_a_run_on_the_host_stops_cleanly(sshd: Sshd, images: DemoR
     assert "Traceback" not in rest
     assert Store(root).images() == []
     assert_machine_clean(sshd)
+
+
+def test_keep_node_leaves_the_host_as_the_build_left_it_and_says_how_to_reach_it(
+        sshd: Sshd, images: DemoRegistry, tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    result = cli(*host_args(sshd, images, root), "--keep-node", "-t", "demo:1", str(make_context(tmp_path)))
+    assert result.returncode == 0, result.stderr
+    reach = f"ssh -i {sshd.user_key} -p {sshd.port} root@127.0.0.1"
+    assert f"kept the build node (--keep-node): {reach}" in result.stdout + result.stderr
+    assert (sshd.chroot / "var/lib/kubenb/rootfs/manifests/app.yaml").is_file()  # there to look into
