@@ -99,6 +99,14 @@ def test_cloud_build_on_a_host_carries_what_the_operator_pulled(sshd: Sshd, imag
     assert (repositories / "library/busybox").is_dir()
     checked = cli("--root", str(root), "check", "--registry-folder", str(exported / "registry"))
     assert checked.returncode == 0, checked.stderr
+    derived = tmp_path / "derived"
+    derived.mkdir()
+    (derived / "Kubefile").write_text("FROM demo:1\n")
+    listed = cli("--root", str(root), "list-images", "-o", "json", str(derived))
+    assert listed.returncode == 0, listed.stderr
+    sources = {found["image"]: {place["source"] for place in found["found_in"]}
+               for found in json.loads(listed.stdout)["images"]}
+    assert sources[OPERATOR] == {"base", "cluster"}  # list-images shows it with source cluster
     assert_machine_clean(sshd)
     key = sshd.user_key.read_text()
     assert all(line not in output for line in key.splitlines()[1:-1])  # no key material shown
