@@ -14,6 +14,7 @@ import contextlib
 import functools
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from kubenb.store import Store
 from tests.support.dummy_cloud import SECRET_VARIABLE, RecordingDriver, register, steps
 from tests.support.sshd import Sshd, running_sshd
 from tests.support.standin import make_standin_rootfs
+from tests.test_ssh_node import STANDIN_K3S, without_k3s
 
 pytestmark = pytest.mark.cloud
 
@@ -270,3 +272,24 @@ def test_keep_node_leaves_the_host_as_the_build_left_it_and_says_how_to_reach_it
     reach = f"ssh -i {sshd.user_key} -p {sshd.port} root@127.0.0.1"
     assert f"kept the build node (--keep-node): {reach}" in result.stdout + result.stderr
     assert (sshd.chroot / "var/lib/kubenb/rootfs/manifests/app.yaml").is_file()  # there to look into
+
+
+def test_a_host_without_k3s_builds_with_the_binary_given(images: DemoRegistry, tmp_path: Path) -> None:
+    """--k3s-binary: copied, linked and started as build.md says (here a stand-in for the k3s binary,
+    a script answering to kubectl, crictl and `server`), then the build runs on it."""
+    binary = tmp_path / "k3s"
+    binary.write_text(STANDIN_K3S)
+
+    def machine(rootfs: Path) -> None:
+        without_k3s(rootfs)
+        (rootfs / "etc/standin/operator-image").write_text(OPERATOR)
+
+    root = tmp_path / "store"
+    with running_sshd(machine) as sshd:
+        result = cli(*host_args(sshd, images, root), "--k3s-binary", str(binary), "-t", "demo:1",
+                     str(make_context(tmp_path)))
+        assert result.returncode == 0, result.stderr
+        assert f"Installing k3s on 127.0.0.1:{sshd.port} from {binary}" in result.stdout + result.stderr
+        assert os.readlink(sshd.chroot / "usr/local/bin/crictl") == "k3s"
+        assert not (sshd.chroot / "var/lib/kubenb").exists()
+    assert OPERATOR in Store(root).get("demo:1").cluster_images

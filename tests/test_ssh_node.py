@@ -161,7 +161,7 @@ def test_host_with_kubectl_is_used_as_it_is(sshd: Sshd) -> None:
     node.remove()
 
 
-def _without_k3s(rootfs: Path) -> None:
+def without_k3s(rootfs: Path) -> None:
     """The stand-in with its kubectl and crictl moved out of PATH: a machine with no k3s."""
     make_standin_rootfs(rootfs)
     (rootfs / "usr/lib/standin").mkdir(parents=True)
@@ -182,18 +182,18 @@ while :; do sleep 1; done
 """
 
 
-def test_host_without_k3s_needs_the_binary() -> None:
-    with running_sshd(_without_k3s) as sshd:
+def test_hostwithout_k3s_needs_the_binary() -> None:
+    with running_sshd(without_k3s) as sshd:
         with pytest.raises(BuildError) as caught:
             _launcher(sshd).start(lambda event: None, CancelToken())
         assert f"127.0.0.1:{sshd.port} has no kubectl and crictl" in str(caught.value)
         assert "--k3s-binary" in str(caught.value)
 
 
-def test_host_without_k3s_gets_the_binary_installed_and_started(tmp_path: Path) -> None:
+def test_hostwithout_k3s_gets_the_binary_installed_and_started(tmp_path: Path) -> None:
     binary = tmp_path / "k3s"
     binary.write_text(STANDIN_K3S)
-    with running_sshd(_without_k3s) as sshd:
+    with running_sshd(without_k3s) as sshd:
         events: list[Event] = []
         node = _launcher(sshd, binary).start(events.append, CancelToken())
         assert (sshd.chroot / "usr/local/bin/k3s").read_text() == STANDIN_K3S
