@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import paramiko
 import pytest
 
 from kubenb.builders.node import Node
@@ -182,7 +183,7 @@ while :; do sleep 1; done
 """
 
 
-def test_hostwithout_k3s_needs_the_binary() -> None:
+def test_host_without_k3s_needs_the_binary() -> None:
     with running_sshd(without_k3s) as sshd:
         with pytest.raises(BuildError) as caught:
             _launcher(sshd).start(lambda event: None, CancelToken())
@@ -190,7 +191,7 @@ def test_hostwithout_k3s_needs_the_binary() -> None:
         assert "--k3s-binary" in str(caught.value)
 
 
-def test_hostwithout_k3s_gets_the_binary_installed_and_started(tmp_path: Path) -> None:
+def test_host_without_k3s_gets_the_binary_installed_and_started(tmp_path: Path) -> None:
     binary = tmp_path / "k3s"
     binary.write_text(STANDIN_K3S)
     with running_sshd(without_k3s) as sshd:
@@ -251,3 +252,30 @@ def test_a_key_with_a_passphrase_or_no_key_at_all_is_one_clear_line(sshd: Sshd, 
                                  "give an OpenSSH private key (ed25519, ecdsa or rsa)")
     with pytest.raises(BuildError, match=r"--ssh-key .*/absent: no such file"):
         connect(target, key_file=tmp_path / "absent", known_hosts=sshd.known_hosts, cancel=CancelToken())
+
+
+def test_cancel_stops_a_copy_and_the_half_copied_folder_is_removed(sshd: Sshd, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "rootfs"
+    (source / "manifests").mkdir(parents=True)
+    for number in range(40):
+        (source / "manifests" / f"m{number}.yaml").write_text("kind: ConfigMap\n")
+    token = CancelToken()
+    target = parse_ssh_url(sshd.url)
+    node = SshNode(connect(target, key_file=sshd.user_key, known_hosts=sshd.known_hosts, cancel=token), target,
+                   key_file=sshd.user_key, cancel=token)
+    real_put = paramiko.SFTPClient.put
+    copied: list[str] = []
+
+    def put(self: paramiko.SFTPClient, local: str, remote: str, *args: object, **kwargs: object) -> object:
+        copied.append(remote)
+        if len(copied) == 5:
+            token.cancel()  # as a Cancel button would, while the copy runs
+        return real_put(self, local, remote, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(paramiko.SFTPClient, "put", put)
+    with pytest.raises(Cancelled):
+        node.put_folder(source, "/srv/kubenb/rootfs")
+    assert len(copied) == 5  # stopped there, not after the 40 files
+    node.remove()
+    assert not (sshd.chroot / "srv/kubenb").exists()

@@ -266,7 +266,7 @@ class CloudLauncher:
             try:
                 client = connect(target, key_file=self.key_file, known_hosts=None, cancel=cancel,
                                  trust_first=True, pinned=pinned, timeout=min(30.0, self.boot_timeout))
-                return SshNode(client, target, key_file=self.key_file)
+                return SshNode(client, target, key_file=self.key_file, cancel=cancel)
             except BuildError:
                 if time.monotonic() > deadline:
                     raise

@@ -196,7 +196,7 @@ def _unreadable_key(error: BaseException) -> bool:
     return isinstance(error, ValueError) or (isinstance(error, paramiko.SSHException) and "private key" in str(error))
 
 
-def closing(client: paramiko.SSHClient) -> Callable[[], None]:
+def closing(client: paramiko.SSHClient | paramiko.SFTPClient) -> Callable[[], None]:
     """A quick, never-raising close for a cancel callback."""
 
     def close() -> None:

@@ -72,7 +72,7 @@ class SshHostLauncher:
         events(Message(f"Connecting to {self.target} over SSH"))
         client: paramiko.SSHClient = connect(self.target, key_file=self.key_file, known_hosts=self.known_hosts,
                                              cancel=cancel)
-        node = SshNode(client, self.target, key_file=self.key_file)
+        node = SshNode(client, self.target, key_file=self.key_file, cancel=cancel)
         try:
             ensure_k3s(node, self.k3s_binary, events, cancel)
         except BaseException:

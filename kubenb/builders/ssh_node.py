@@ -20,7 +20,7 @@ import re
 import select
 import shlex
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 
 import paramiko
@@ -84,10 +84,12 @@ class _Lines:
 class SshNode:
     """A logged-in SSH connection used as a node (see the module's docstring)."""
 
-    def __init__(self, client: paramiko.SSHClient, target: SshTarget, *, key_file: Path | None) -> None:
+    def __init__(self, client: paramiko.SSHClient, target: SshTarget, *, key_file: Path | None,
+                 cancel: CancelToken | None = None) -> None:
         self.client = client
         self.target = target
         self.key_file = key_file
+        self.cancel = cancel or CancelToken()  # the build's: stops a copy (put_folder takes none)
         self.created: list[str] = []  # folders put_folder made, removed by cleanup
         self._sftp: paramiko.SFTPClient | None = None
 
@@ -192,23 +194,33 @@ class SshNode:
 
     def put_folder(self, source: Path, destination: str) -> None:
         """Copy ``source`` to ``destination`` over SFTP, keeping modes and symlinks."""
-        try:
+        with self._copying(source, destination):
             self._put_folder(source, PurePosixPath(destination))
-        except (paramiko.SSHException, OSError, EOFError) as error:
-            raise BuildError(f"cannot copy {source} to {destination} on {self.target.host}: {error}",
-                             hint="check the free space and permissions there") from None
 
     def put_file(self, source: Path, destination: str, mode: int) -> None:
         """Copy one file (the k3s binary) to ``destination``, parents created, with ``mode``."""
-        try:
+        with self._copying(source, destination):
             target = PurePosixPath(destination)
             self._make_parents(target.parent)
-            sftp = self.sftp()
-            sftp.put(str(source), str(target))
-            sftp.chmod(str(target), mode)
+            self.sftp().put(str(source), str(target))
+            self.sftp().chmod(str(target), mode)
+
+    @contextlib.contextmanager
+    def _copying(self, source: Path, destination: str) -> Iterator[None]:
+        """One copy: the build's cancel token stops it between two files, and within one by
+        closing the SFTP channel; any other failure is one ``BuildError``."""
+        self.cancel.check()
+        forget = self.cancel.on_cancel(closing(self.sftp()))
+        try:
+            yield
         except (paramiko.SSHException, OSError, EOFError) as error:
+            self.cancel.check()
             raise BuildError(f"cannot copy {source} to {destination} on {self.target.host}: {error}",
                              hint="check the free space and permissions there") from None
+        finally:
+            forget()
+            if self.cancel.cancelled:
+                self._sftp = None  # closed by the cancel; a later cleanup opens another
 
     def _make_parents(self, folder: PurePosixPath) -> None:
         """Create ``folder`` and missing parents, remembering the topmost one created."""
@@ -233,6 +245,7 @@ class SshNode:
             local_root = Path(root)
             remote_root = destination / local_root.relative_to(source)
             for name in [*dirs, *files]:
+                self.cancel.check()
                 local, remote = local_root / name, str(remote_root / name)
                 info = local.lstat()
                 if stat.S_ISLNK(info.st_mode):
