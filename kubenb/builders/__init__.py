@@ -2,13 +2,14 @@
 
 ``lite`` starts no cluster (the heart of kubenb). ``container`` runs the Kubefile's RUN and CMD
 on a single-node cluster in a container (builders/container.py, builders/cluster.py); ``cloud``
-(cloud VMs) stops with a message saying what it would need rather than pretending to build.
+does the same on a machine reached over SSH, existing or provisioned (builders/cloud_build.py).
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from kubenb.builders.cloud_build import cloud_builder
 from kubenb.builders.container import container_builder
 from kubenb.builders.lite import LiteBuilder
 from kubenb.builders.options import BuildOptions
@@ -27,25 +28,10 @@ class Builder(Protocol):
               cancel: CancelToken | None = None) -> ClusterImage: ...
 
 
-class _NotHere:
-    """A builder this installation cannot run; says what it would need."""
-
-    def __init__(self, name: str, needs: str) -> None:
-        self.name = name
-        self.needs = needs
-
-    def build(self, options: BuildOptions, store: Store, events: EventSink,
-              cancel: CancelToken | None = None) -> ClusterImage:
-        raise UnsupportedError(
-            f"the {self.name} builder is not available: it needs {self.needs}",
-            hint="build with -b lite, which starts no cluster",
-        )
-
-
 BUILDERS: dict[str, Builder] = {
     "lite": LiteBuilder(),
     "container": container_builder(),
-    "cloud": _NotHere("cloud", "cloud credentials and VM images to start cluster nodes, and is not implemented yet"),
+    "cloud": cloud_builder(),
 }
 
 

@@ -8,7 +8,26 @@ from pathlib import Path
 
 from kubenb.kubefile import BuildPlan
 
-__all__ = ["BuildOptions"]
+__all__ = ["BuildOptions", "CloudOptions"]
+
+
+@dataclass(frozen=True)
+class CloudOptions:
+    """Where a cloud build's node is (docs/build.md, "The cloud build"): an existing machine
+    (``host``, ``ssh://user@host[:port]``) or one provisioned for the build (``provider``,
+    ``region``, ``size``, ``image``; credentials only from the environment, never here)."""
+
+    host: str | None = None
+    provider: str | None = None
+    region: str | None = None
+    size: str | None = None
+    image: str | None = None
+    user: str = "root"  # who logs in to a provisioned machine (--host names its own)
+    ssh_key: Path | None = None
+    known_hosts: Path | None = None
+    k3s_binary: Path | None = None
+    ssh_port: int = 22  # of a provisioned machine
+    create_arguments: tuple[tuple[str, str], ...] = ()  # --cloud-arg ex_NAME=VALUE: the provider's own
 
 
 @dataclass(frozen=True)
@@ -37,3 +56,4 @@ class BuildOptions:
     node_image: str | None = None
     keep_node: bool = False
     wait_timeout: float = 600.0
+    cloud: CloudOptions = field(default_factory=CloudOptions)
