@@ -166,6 +166,18 @@ def test_a_pod_stuck_in_image_pull_back_off_names_the_image(tmp_path: Path, node
     assert_nothing_written(root)
 
 
+def test_a_cluster_that_never_settles_is_an_error_naming_the_pod(tmp_path: Path, node_image: str) -> None:
+    root = tmp_path / "store"
+    context = _context(tmp_path / "context", "FROM scratch\nCOPY stuck.yaml manifests\n"
+                                             "RUN kubectl apply -f manifests/stuck.yaml\n",
+                       {"stuck.yaml": "kind: Pod\nmetadata:\n  namespace: shop\nspec:\n  containers:\n"
+                                      "  - image: registry.slow/x:1\n"})
+    result = kubenb("--root", str(root), "build", "-b", "container", "--node-image", node_image,
+                    "--wait-timeout", "3", "-t", "bad:1", str(context))
+    assert_one_clear_line(result, "did not settle in 3 s", "shop/stuck-", "Pending", "--wait-timeout")
+    assert_nothing_written(root)
+
+
 def test_cancel_removes_the_node(tmp_path: Path, node_image: str, podman: PodmanService) -> None:
     """Cancelled while a RUN runs on the node: Cancelled, the container gone, the store unchanged."""
     root = tmp_path / "store"

@@ -39,6 +39,7 @@ __all__ = ["NODE_ROOTFS", "ClusterBuilder", "ClusterRun"]
 
 NODE_ROOTFS = "/var/lib/kubenb/rootfs"  # the rootfs copy on the node: RUN and CMD's working folder
 POLL_SECONDS = 1.0
+SYSTEM_PODS_GRACE = 60.0  # seconds a node that says ready may take to list its first pod
 _PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
 _SETTLED = frozenset({"Running", "Succeeded"})
 _TAIL_LINES = 10
@@ -136,7 +137,7 @@ class ClusterRun:
         self.wait_ready()
         self.events(Message(f"Copying the rootfs to the node ({NODE_ROOTFS})"))
         self.node.put_folder(rootfs, NODE_ROOTFS)
-        self.settle()  # the node's own pods (k3s's coredns, ...) pull their images after /readyz says ok
+        self.settle(steady=True)  # the node's own pods (k3s's coredns, ...) pull after /readyz says ok
         own = self.images()
         self.events(Message(f"  the node's own images: {len(own)} (not carried)"))
         for instruction in steps:
@@ -199,20 +200,29 @@ class ClusterRun:
                              hint=f"it ran as sh -c on the node, in {NODE_ROOTFS}; --keep-node keeps the node "
                                   "to look into it")
 
-    def settle(self) -> list[dict[str, Any]]:
+    def settle(self, *, steady: bool = False) -> list[dict[str, Any]]:
         """Until every pod is Running or Succeeded; a pod that cannot pull its image, a failed pod,
-        or ``wait_timeout`` is an error naming it. Returns the pods."""
+        or ``wait_timeout`` is an error naming it. Returns the pods.
+
+        ``steady`` (the node's own pods, before the first RUN): also until the same pods are
+        listed twice in a row, and some pod at all unless ``SYSTEM_PODS_GRACE`` passed; a k3s
+        node says ready before its add-ons (coredns, the helm jobs) have made their pods, and
+        their images must count as the node's own, not as the Kubefile's."""
         self.events(Message(f"Waiting for the cluster to settle (at most {self.wait_timeout:.0f} s)"))
-        deadline = time.monotonic() + self.wait_timeout
+        start = time.monotonic()
+        deadline, before = start + self.wait_timeout, None
         while True:
             pods = self.pods()
+            names = sorted(_name(pod) for pod in pods)
+            unsteady = steady and (names != before or (not names and time.monotonic() < start + SYSTEM_PODS_GRACE))
+            before = names
             _raise_pull_failure(pods)
             waiting = [pod for pod in pods if _phase(pod) not in _SETTLED]
             for pod in waiting:
                 if _phase(pod) == "Failed":
                     raise BuildError(f"pod {_name(pod)} failed on the build node",
                                      hint="--keep-node keeps the node; kubectl logs there says why")
-            if not waiting:
+            if not waiting and (not unsteady or time.monotonic() >= deadline):
                 return pods
             if time.monotonic() >= deadline:
                 raise BuildError(f"the cluster did not settle in {self.wait_timeout:.0f} s: {len(waiting)} pod(s) "

@@ -4,8 +4,9 @@ Any engine that speaks the API works: Docker itself, or Podman's compatible serv
 (``DOCKER_HOST=unix:///run/podman/podman.sock``); the ``docker`` SDK finds it as the docker CLI
 does (``DOCKER_HOST``, else the default socket). The node image defaults to a pinned k3s release
 (``--node-image`` overrides it): k3s needs a privileged container. Files go in with the API's
-archive call, commands run with exec, their output streamed. Every path that created a
-container removes it; the cluster build (builders/cluster.py) does the rest.
+archive call; commands run with exec, their output and exit status written to files in the node
+and read back with the archive call while they run (streamed line by line). Every path that
+created a container removes it; the cluster build (builders/cluster.py) does the rest.
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ import secrets
 import shlex
 import tarfile
 import tempfile
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kubenb.builders.cluster import ClusterBuilder
 from kubenb.builders.node import CommandResult, NodeLauncher
-from kubenb.errors import BuildError, Cancelled, UnsupportedError
+from kubenb.errors import BuildError, UnsupportedError
 from kubenb.events import CancelToken, EventSink, Message
 
 if TYPE_CHECKING:
@@ -36,6 +36,8 @@ __all__ = ["DEFAULT_NODE_IMAGE", "ContainerLauncher", "ContainerNode", "containe
 DEFAULT_NODE_IMAGE = "docker.io/rancher/k3s:v1.31.4-k3s1"  # pinned: a build is repeatable
 NODE_LABEL = "io.kubenb.node"  # on every node container, so a person can find leftovers
 LOG_LINES = 20
+EXEC_FOLDER = "/var/lib/kubenb/exec"  # in the node: each command's output and exit status
+POLL_SECONDS = 0.25
 _START_HINT = ("start one and point DOCKER_HOST at it, e.g. `podman system service --time=0 "
                "unix:///run/podman/podman.sock` then DOCKER_HOST=unix:///run/podman/podman.sock, or start Docker")
 
@@ -175,42 +177,86 @@ class ContainerNode:
 
     def run(self, command: str, *, workdir: str | None = None, env: Mapping[str, str] | None = None,
             on_output: Callable[[str], None] | None = None, cancel: CancelToken | None = None) -> CommandResult:
-        """``sh -c command`` by exec; a reader thread streams the output, so a cancel returns at
-        once (the build then removes the container, which ends the command)."""
+        """``sh -c command`` by a detached exec writing its output and exit status to files in the
+        node, which are read back with the archive call while it runs (streamed line by line).
+
+        Not the exec's attached stream: Podman's compatible service may drop the first or last
+        bytes of it under load, which lost a JSON answer's opening and a RUN's output in our tests;
+        the archive call moves whole files. A cancel returns at once (the build then removes the
+        container, which ends the command)."""
         from docker.errors import DockerException  # noqa: PLC0415
 
+        folder = f"{EXEC_FOLDER}/{secrets.token_hex(8)}"
         api = self.client.api
-        marker = f"kubenb-exit-{secrets.token_hex(8)}"
         try:
-            exec_id = str(api.exec_create(self.container.id, ["sh", "-c", _WITH_STATUS, "sh", command, marker],
-                                          stdout=True, stderr=True, workdir=workdir,
+            exec_id = str(api.exec_create(self.container.id, ["sh", "-c", _TO_FILES, "sh", command, folder],
+                                          stdout=False, stderr=False, workdir=workdir,
                                           environment=[f"{k}={v}" for k, v in (env or {}).items()])["Id"])
-            stream = api.exec_start(exec_id, stream=True, demux=True)
+            api.exec_start(exec_id, detach=True)
         except DockerException as error:
             raise BuildError(f"cannot run a command in the node container {self.name}: {_explanation(error)}",
                              hint="the container may have stopped; --keep-node keeps it to look") from None
-        out = _Collected(on_output, marker)
-        done = threading.Event()
-        failures: list[BaseException] = []
-        reader = threading.Thread(target=_read, args=(stream, out, done, failures), daemon=True,
-                                  name="kubenb-node-exec")
-        reader.start()
-        forget = cancel.on_cancel(done.set) if cancel is not None else None
+        output = _Output(on_output)
         try:
-            done.wait()
+            return self.follow(exec_id, folder, output, cancel or CancelToken())
         finally:
-            if forget is not None:
-                forget()
-        if cancel is not None and cancel.cancelled:
-            raise Cancelled("the work was cancelled", hint="nothing half-written was kept; run it again to go on")
-        if failures:
-            raise BuildError(f"the command in the node container {self.name} broke off: "
-                             f"{_explanation(failures[0])}", hint="--keep-node keeps the node to look") from None
-        if out.status is None:
-            raise BuildError(f"the command in the node container {self.name} ended without an exit status "
-                             f"(the container stopped?): {self.log_tail() or 'no log'}",
-                             hint="--keep-node keeps the node to look")
-        return CommandResult(out.status, out.text("stdout"), out.text("stderr"))
+            self.forget(folder)
+
+    def follow(self, exec_id: str, folder: str, output: _Output, cancel: CancelToken) -> CommandResult:
+        """Read the command's files until its exit status is there."""
+        ended = False
+        while True:
+            files = self.files(folder)
+            output.update(files, final="status" in files)
+            if "status" in files:
+                status = files["status"].decode(errors="replace").strip()
+                if not status.lstrip("-").isdigit():
+                    raise BuildError(f"the command in the node container {self.name} wrote no exit status",
+                                     hint="--keep-node keeps the node to look")
+                return CommandResult(int(status), output.text("out"), output.text("err"))
+            if ended:
+                raise BuildError(f"the command in the node container {self.name} ended without an exit status "
+                                 f"(the container stopped?): {self.log_tail() or 'no log'}",
+                                 hint="--keep-node keeps the node to look")
+            ended = not self.exec_running(exec_id)  # read the files once more before concluding
+            if not ended and cancel.wait(POLL_SECONDS):
+                cancel.check()
+
+    def files(self, folder: str) -> dict[str, bytes]:
+        """The files of ``folder`` in the node (none yet: empty)."""
+        from docker.errors import DockerException, NotFound  # noqa: PLC0415
+
+        try:
+            chunks, _ = self.container.get_archive(folder)
+            data = b"".join(chunks)
+        except NotFound:
+            return {}
+        except DockerException as error:
+            raise BuildError(f"cannot read the output of a command in the node container {self.name}: "
+                             f"{_explanation(error)}", hint="--keep-node keeps the node to look") from None
+        found: dict[str, bytes] = {}
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for member in tar.getmembers():
+                extracted = tar.extractfile(member) if member.isfile() else None
+                if extracted is not None:
+                    found[member.name.rsplit("/", 1)[-1]] = extracted.read()
+        return found
+
+    def exec_running(self, exec_id: str) -> bool:
+        from docker.errors import DockerException  # noqa: PLC0415
+
+        try:
+            return bool(self.client.api.exec_inspect(exec_id).get("Running"))
+        except DockerException:  # an engine may forget an ended exec at once
+            return False
+
+    def forget(self, folder: str) -> None:
+        """Remove a command's files from the node, without waiting (the node goes anyway)."""
+        from docker.errors import DockerException  # noqa: PLC0415
+
+        with contextlib.suppress(DockerException):
+            exec_id = self.client.api.exec_create(self.container.id, ["rm", "-rf", folder])["Id"]
+            self.client.api.exec_start(exec_id, detach=True)
 
     def put_folder(self, source: Path, destination: str) -> None:
         """Tar ``source`` (modes and symlinks kept) into ``destination`` through the archive call."""
@@ -254,57 +300,29 @@ class ContainerNode:
         self.removed = True
 
 
-# The exit status comes after the command's output, behind a marker: an engine may forget an ended
-# exec session at once (Podman without exit_command_delay), so asking it afterwards is not reliable.
-_WITH_STATUS = 'sh -c "$1"; status=$?; printf "%s %d\\n" "$2" "$status"'
+# The command's output and exit status, in files of a folder of its own; the status last, by rename,
+# so its presence means the output is whole.
+_TO_FILES = ('mkdir -p "$2" || exit 1; sh -c "$1" >"$2/out" 2>"$2/err" </dev/null; '
+             'echo $? >"$2/status.new"; mv "$2/status.new" "$2/status"')
 
 
-class _Collected:
-    """Output of one command: whole lines to ``on_output`` as they arrive, all of it kept per
-    stream; the marker line (written last, on stdout) gives the exit status and is not output."""
+class _Output:
+    """What a command wrote so far: new whole lines go to ``on_output`` as they appear."""
 
-    def __init__(self, on_output: Callable[[str], None] | None, marker: str) -> None:
+    def __init__(self, on_output: Callable[[str], None] | None) -> None:
         self.on_output = on_output
-        self.marker = marker
-        self.status: int | None = None
-        self.parts: dict[str, io.StringIO] = {"stdout": io.StringIO(), "stderr": io.StringIO()}
-        self.pending: dict[str, str] = {"stdout": "", "stderr": ""}
+        self.data: dict[str, bytes] = {"out": b"", "err": b""}
+        self.shown: dict[str, int] = {"out": 0, "err": 0}
 
-    def add(self, stream: str, data: bytes | None) -> None:
-        if not data:
-            return
-        *lines, self.pending[stream] = (self.pending[stream] + data.decode("utf-8", errors="replace")).split("\n")
-        for line in lines:
-            self.line(stream, line, ended=True)
-
-    def close(self) -> None:
-        for stream, rest in self.pending.items():
-            if rest:
-                self.line(stream, rest, ended=False)
-            self.pending[stream] = ""
-
-    def line(self, stream: str, line: str, *, ended: bool) -> None:
-        if stream == "stdout" and self.marker in line:
-            line, _, status = line.partition(self.marker)
-            self.status = int(status.strip()) if status.strip().lstrip("-").isdigit() else None
-            ended = False  # the command's last line had no newline: the marker's was not its own
-            if not line:
-                return
-        self.parts[stream].write(line + ("\n" if ended else ""))
-        if self.on_output is not None:
-            self.on_output(line.rstrip("\r"))
+    def update(self, files: Mapping[str, bytes], *, final: bool) -> None:
+        for stream in ("out", "err"):
+            self.data[stream] = files.get(stream, self.data[stream])
+            new = self.data[stream][self.shown[stream]:]
+            whole = new if final else new[:new.rfind(b"\n") + 1]
+            self.shown[stream] += len(whole)
+            for line in whole.decode("utf-8", errors="replace").splitlines():
+                if self.on_output is not None:
+                    self.on_output(line)
 
     def text(self, stream: str) -> str:
-        return self.parts[stream].getvalue()
-
-
-def _read(stream: Any, out: _Collected, done: threading.Event, failures: list[BaseException]) -> None:
-    try:
-        for stdout, stderr in stream:
-            out.add("stdout", stdout)
-            out.add("stderr", stderr)
-        out.close()
-    except Exception as error:  # handed to the waiting thread, which raises it
-        failures.append(error)
-    finally:
-        done.set()
+        return self.data[stream].decode("utf-8", errors="replace")

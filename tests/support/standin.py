@@ -9,7 +9,8 @@ DESIGN.md ("The node contract") and nothing more:
 - ``kubectl apply -f FILE|FOLDER|-`` records the manifest under ``/var/lib/standin/applied``
   and "schedules" one pod per ``image:`` line; an image whose registry host ends in
   ``.invalid`` cannot be pulled, so its pod stays waiting in ``ImagePullBackOff`` (how a test
-  makes a stuck pod);
+  makes a stuck pod); one on a host ending in ``.slow`` stays ``Pending`` (``ContainerCreating``)
+  for ever: a cluster that never settles;
 - the "operator": a manifest that names ``kind: StandinOperator`` makes the node pull the
   operator's image (``operator_image``, known only to the node, as a real operator's defaults
   are) and run a pod with it: no file of the Kubefile names that image, only the cluster sees it;
@@ -57,6 +58,8 @@ new_pod() {{ # namespace name image
   n=$(ls "$state/pods" | wc -l)
   if echo "$3" | cut -d/ -f1 | grep -q '\.invalid$'; then
     echo "$1 $2-$n $3 Pending ImagePullBackOff" > "$state/pods/$n"
+  elif echo "$3" | cut -d/ -f1 | grep -q '\.slow$'; then
+    echo "$1 $2-$n $3 Pending ContainerCreating" > "$state/pods/$n"
   else
     echo "$1 $2-$n $3 New -" > "$state/pods/$n"
     pull "$3"
