@@ -42,7 +42,7 @@ pytestmark = pytest.mark.cloud
 OPERATOR = "docker.io/kubenb/operator-worker:1"
 APP = "busybox:1.36"
 KUBEFILE = ("FROM scratch\nCOPY app.yaml manifests\nCOPY operator.yaml manifests\n"
-            "RUN kubectl apply -f manifests/app.yaml && kubectl apply -f manifests/operator.yaml\n")
+            "RUN kubectl apply -f manifests/\n")  # a folder, as users write it
 
 
 @pytest.fixture(scope="module")

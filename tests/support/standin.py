@@ -87,7 +87,7 @@ apply() {{
   case "$1" in
     -) tmp=$(mktemp); cat > "$tmp"; apply_file "$tmp"; rm -f "$tmp" ;;
     *) if [ -d "$1" ]; then
-         for f in "$1"/*.yaml "$1"/*.yml "$1"/*.json; do [ -f "$f" ] && apply_file "$f"; done
+         for f in "$1"/*.yaml "$1"/*.yml "$1"/*.json; do if [ -f "$f" ]; then apply_file "$f"; fi; done
        elif [ -f "$1" ]; then apply_file "$1"
        else echo "error: the path \"$1\" does not exist" >&2; exit 1
        fi ;;
