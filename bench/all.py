@@ -1,9 +1,11 @@
 """Every headline benchmark in one run, one table: ``make bench`` (``python bench/all.py``).
 
-Runs discovery.py, cache.py, build.py, preview.py, kubefile_parse.py and startup.py, each in its own
-process with ``--json``, and prints their rows together: what kubenb took, the named baseline, the ratio and the goal.
+Runs discovery.py, cache.py, build.py, preview.py, kubefile_parse.py, startup.py and scale.py, each in
+its own process with ``--json``, and prints their rows together: what kubenb took, the named
+baseline, the ratio and the goal.
 docs/benchmarks.md quotes this table. The deep dives (discovery_floor.py, charts_floor.py)
-are run by hand.
+are run by hand. scale.py generates its 500 images (5 GB) once and keeps them in a cache
+folder (see bench/scale_images.py); ``scale.py --growth 50,100,200,500`` gives the growth table.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from table import Row, from_json, table
 
-SCRIPTS = ("discovery.py", "cache.py", "build.py", "preview.py", "kubefile_parse.py", "startup.py")
+SCRIPTS = ("discovery.py", "cache.py", "build.py", "preview.py", "kubefile_parse.py", "startup.py",
+           "scale.py")
 
 
 def main() -> None:
