@@ -1,9 +1,12 @@
 """Every headline benchmark, one table: ``make bench`` (``python bench/all.py``).
 
-Runs discovery.py, cache.py, build.py, preview.py, kubefile_parse.py and startup.py, each in its own
-process with ``--json``, ``--runs`` times over (all scripts once, then again, so the runs are minutes
-apart), and prints one row per measure: the median run's figures, the range of the ratio over the
-runs (how much one run can be trusted on a shared machine) and whether the median meets the goal.
+Runs discovery.py, cache.py, build.py, preview.py, kubefile_parse.py, startup.py and scale.py, each in
+its own process with ``--json``, ``--runs`` times over (all scripts once, then again, so the runs are
+minutes apart), and prints one row per measure: the median run's figures, the range of the ratio over
+the runs (how much one run can be trusted on a shared machine) and whether the median meets the goal.
+scale.py runs once (it alternates its own rounds and gives their range: one run takes about 11
+minutes); it generates its 500 images (5 GB) once and keeps them in a cache folder (see
+bench/scale_images.py); ``scale.py --growth 50,100,200,500`` gives the growth table.
 docs/benchmarks.md quotes this table. The deep dives (discovery_floor.py, charts_floor.py) are run
 by hand.
 """
@@ -20,7 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from table import Row, combine, from_json, table
 
-SCRIPTS = ("discovery.py", "cache.py", "build.py", "preview.py", "kubefile_parse.py", "startup.py")
+SCRIPTS = ("discovery.py", "cache.py", "build.py", "preview.py", "kubefile_parse.py", "startup.py",
+           "scale.py")
+ONCE = frozenset({"scale.py"})  # long, and alternates rounds itself: run in the first run only
 
 
 def main() -> None:
@@ -32,7 +37,7 @@ def main() -> None:
     started = time.perf_counter()
     for run in range(1, args.runs + 1):
         rows: list[Row] = []
-        for script in args.scripts:
+        for script in (s for s in args.scripts if run == 1 or s not in ONCE):
             print(f"run {run}/{args.runs}: bench/{script} ...", file=sys.stderr, flush=True)
             rows.extend(_rows_of(script))
         runs.append(rows)
