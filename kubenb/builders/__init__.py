@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from kubenb.builders.lite import LiteBuilder
+from kubenb.builders import unchanged
 from kubenb.builders.options import BuildOptions
 from kubenb.builders.steps import CLUSTER_COMMANDS, needs_cluster
 from kubenb.errors import UnsupportedError
@@ -24,6 +24,19 @@ class Builder(Protocol):
 
     def build(self, options: BuildOptions, store: Store, events: EventSink,
               cancel: CancelToken | None = None) -> ClusterImage: ...
+
+
+class _Lite:
+    """The lite builder, imported when a build runs (discovery, the Kubefile parser and the
+    registry client are not needed by an unchanged rebuild: ``unchanged`` answers it)."""
+
+    name = "lite"
+
+    def build(self, options: BuildOptions, store: Store, events: EventSink,
+              cancel: CancelToken | None = None) -> ClusterImage:
+        from kubenb.builders.lite import LiteBuilder  # noqa: PLC0415
+
+        return LiteBuilder().build(options, store, events, cancel)
 
 
 class _NotHere:
@@ -42,7 +55,7 @@ class _NotHere:
 
 
 BUILDERS: dict[str, Builder] = {
-    "lite": LiteBuilder(),
+    "lite": _Lite(),
     "container": _NotHere("container", "a Docker engine (pip install 'kubenb[container]') to run cluster "
                                        "nodes as containers, and is not implemented yet"),
     "cloud": _NotHere("cloud", "cloud credentials and VM images to start cluster nodes, and is not implemented yet"),
@@ -60,4 +73,9 @@ def build(options: BuildOptions, *, builder: str = "lite", store: Store | None =
     if builder not in BUILDERS:
         raise UnsupportedError(f"unknown builder {builder!r}", hint=f"use one of {', '.join(BUILDERS)}")
     normalize_name(options.tag)  # a bad name fails now, not after every image is pulled
-    return BUILDERS[builder].build(options, store or Store(), events, cancel)
+    store = store or Store()
+    if builder == "lite" and not options.no_cache:
+        found = unchanged.inputs(options, store, builder)
+        if found is not None and (image := unchanged.answer(found, store, events)) is not None:
+            return image
+    return BUILDERS[builder].build(options, store, events, cancel)

@@ -20,7 +20,6 @@ if _typing.TYPE_CHECKING:  # the names for type checkers; at run time __getattr_
     from kubenb.engine.queries import (
         expand_kubefile,
         load_kubefile,
-        mirror_host,
         parse_kubefile,
         parse_platform,
         undeclared_arguments,
@@ -28,6 +27,7 @@ if _typing.TYPE_CHECKING:  # the names for type checkers; at run time __getattr_
     )
     from kubenb.engine.transfers import image_refs, pull_image, push_image, save_images
     from kubenb.engine.verify import CheckResult, check
+    from kubenb.reference import mirror_host
     from kubenb.registry_folder import SaveResult
 
 #: Name -> the module that defines it, imported on first use (PEP 562): a command loads only the
@@ -37,7 +37,8 @@ _LAZY = {
     "Engine": "kubenb.engine.facade",
     **dict.fromkeys(("list_images", "list_plan_images", "with_base_images"), "kubenb.engine.images"),
     **dict.fromkeys(("until_interrupted", "wait_out"), "kubenb.engine.interrupt"),
-    **dict.fromkeys(("expand_kubefile", "load_kubefile", "mirror_host", "parse_kubefile", "parse_platform",
+    "mirror_host": "kubenb.reference",
+    **dict.fromkeys(("expand_kubefile", "load_kubefile", "parse_kubefile", "parse_platform",
                      "undeclared_arguments", "why"), "kubenb.engine.queries"),
     **dict.fromkeys(("image_refs", "pull_image", "push_image", "save_images"), "kubenb.engine.transfers"),
     **dict.fromkeys(("CheckResult", "check"), "kubenb.engine.verify"),
