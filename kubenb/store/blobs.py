@@ -10,7 +10,6 @@ writes and the temp sweep are ``kubenb.oci.digests``'s, shared with the registry
 from __future__ import annotations
 
 import contextlib
-import gzip
 import os
 import shutil
 import tempfile
@@ -104,6 +103,8 @@ class Blobs:
             with os.fdopen(fd, "wb") as out:
                 blob = HashingWriter(out)
                 if compresslevel:
+                    import gzip  # noqa: PLC0415  (only a layer being written needs it)
+
                     with gzip.GzipFile(filename="", mode="wb", fileobj=cast(IO[bytes], blob),
                                        compresslevel=compresslevel, mtime=0) as compressed:
                         plain = HashingWriter(compressed)
