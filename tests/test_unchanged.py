@@ -150,6 +150,24 @@ def test_a_changed_chart_value_is_rebuilt(tmp_path: Path, registry: DemoRegistry
     assert "docker.io/apolloconfig/apollo-portal:2.1.0" in _images(store)
 
 
+def test_a_changed_review_is_rebuilt(tmp_path: Path, registry: DemoRegistry) -> None:
+    """The review files sit in the context but are no COPY source: their bytes are checked too."""
+    from kubenb.discover.review import EXCLUDE, INCLUDE  # noqa: PLC0415
+
+    assert unchanged.REVIEW_FILES == (INCLUDE, EXCLUDE)
+    context = _context(tmp_path)
+    (context / ".kubenb").mkdir()
+    (context / EXCLUDE).write_text("docker.io/library/busybox:1.36\n")
+    store = Store(tmp_path / "store")
+    _build(context, store, registry)
+    assert "docker.io/library/busybox:1.36" not in _images(store)
+    (context / EXCLUDE).write_text("docker.io/library/alpine:3.20\n")  # the same listing
+    _, said = _build(context, store, registry)
+    assert not _answered(said)
+    assert "docker.io/library/busybox:1.36" in _images(store)
+    assert "docker.io/library/alpine:3.20" not in _images(store)
+
+
 def test_a_removed_image_is_rebuilt(tmp_path: Path, registry: DemoRegistry) -> None:
     context, store, first = _built_twice(tmp_path, registry)
     store.remove("c:1")

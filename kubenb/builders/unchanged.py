@@ -4,7 +4,8 @@ A build that ends well writes ``STORE/unchanged/<hash of key>.json``: under a ke
 what it was asked (the Kubefile's path and bytes, the context, ``--build-arg``, ``--values``
 paths, ``--set``, ``--kube-version``, ``--platform``, the skip flags, the tag,
 ``SOURCE_DATE_EPOCH``, the builder and the kubenb version) it keeps what it read (a hash of
-the context's listing, the fingerprint of every COPY source and values file, the base
+the context's listing, the fingerprint of every COPY source, values file and review file
+(``.kubenb/include`` and ``exclude``, which the build applies to discovery's list), the base
 image's manifest) and what it made (the image's manifest and every blob of it, each with its
 stat). A build with the same key whose inputs all check out (see fingerprints.py: a stat,
 or a hash where the stat moved or was not settled), whose tag still names that manifest and
@@ -49,6 +50,9 @@ FORMAT = 1
 LIMIT = 64
 #: What the fast path says (tests look for its start).
 ANSWERED = "unchanged since the last build"
+#: The image-list review in a context (kubenb.discover.review's INCLUDE and EXCLUDE, spelled
+#: here so that checking a record imports no discovery): read whole by every build.
+REVIEW_FILES = (".kubenb/include", ".kubenb/exclude")
 
 
 @dataclass
@@ -61,7 +65,7 @@ class Inputs:
     context: Path
     skip: Path | None  # the store, when it lies in the context
     listing: str
-    values: dict[str, Fingerprint] = field(default_factory=dict)
+    values: dict[str, Fingerprint] = field(default_factory=dict)  # the values and review files, hashed
 
 
 def inputs(options: BuildOptions, store: Store, builder: str) -> Inputs | None:
@@ -76,6 +80,7 @@ def inputs(options: BuildOptions, store: Store, builder: str) -> Inputs | None:
         text = kubefile.read_bytes()
         values = {str(path.resolve()): fingerprint(path.resolve())
                   for paths in options.values.values() for path in paths}
+        values |= {str(path): fingerprint(path) for name in REVIEW_FILES if (path := context / name).is_file()}
         store_root = store.root.resolve()
     except (OSError, RuntimeError):
         return None
