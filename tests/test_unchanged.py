@@ -53,7 +53,7 @@ def _context(tmp_path: Path) -> Path:
     (context / "more").mkdir(parents=True)
     (context / "Kubefile").write_text("ARG EXTRA=scratch\nFROM scratch\nCOPY imageList manifests\n"
                                       "COPY more manifests\nCOPY portal charts\n"
-                                      "RUN echo ${EXTRA} > /dev/null\n")
+                                      "RUN echo ${EXTRA} > etc/extra\n")
     (context / "imageList").write_text("busybox:1.36\n")
     (context / "more" / "list").write_text("alpine:3.20\n")
     chart = context / "portal"

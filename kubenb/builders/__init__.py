@@ -34,9 +34,12 @@ class _Lite:
 
     def build(self, options: BuildOptions, store: Store, events: EventSink,
               cancel: CancelToken | None = None) -> ClusterImage:
+        found = unchanged.inputs(options, store, self.name, walk=False)
+        if found is not None and not options.no_cache and (image := unchanged.answer(found, store, events)):
+            return image
         from kubenb.builders.lite import LiteBuilder  # noqa: PLC0415
 
-        return LiteBuilder().build(options, store, events, cancel)
+        return LiteBuilder().build(options, store, events, cancel, found=found)
 
 
 class _NotHere:
@@ -73,9 +76,4 @@ def build(options: BuildOptions, *, builder: str = "lite", store: Store | None =
     if builder not in BUILDERS:
         raise UnsupportedError(f"unknown builder {builder!r}", hint=f"use one of {', '.join(BUILDERS)}")
     normalize_name(options.tag)  # a bad name fails now, not after every image is pulled
-    store = store or Store()
-    if builder == "lite" and not options.no_cache:
-        found = unchanged.inputs(options, store, builder)
-        if found is not None and (image := unchanged.answer(found, store, events)) is not None:
-            return image
-    return BUILDERS[builder].build(options, store, events, cancel)
+    return BUILDERS[builder].build(options, store or Store(), events, cancel)

@@ -75,10 +75,14 @@ class LiteBuilder:
     name = "lite"
 
     def build(self, options: BuildOptions, store: Store, events: EventSink,
-              cancel: CancelToken | None = None) -> ClusterImage:
-        """Build ``options.plan``, or the plan of ``options.kubefile`` made here (the one read of it)."""
-        found = unchanged.inputs(options, store, self.name)  # before the plan reads the context
-        plan = options.plan or plan_build(options.context, options.kubefile, options.build_args)
+              cancel: CancelToken | None = None, *, found: unchanged.Inputs | None = None) -> ClusterImage:
+        """Build ``options.plan``, or the plan of ``options.kubefile`` made here from the bytes
+        ``found`` (the inputs of the record of an unchanged rebuild) read: the one read of it."""
+        found = found or unchanged.inputs(options, store, self.name)
+        if found is not None:
+            unchanged.walk_context(found)  # before the plan reads the context
+        plan = options.plan or plan_build(options.context, options.kubefile, options.build_args,
+                                          data=found.kubefile_bytes if found is not None else None)
         kubefile = plan.require_kubefile()
         warnings: list[str] = []
         with translating_disk_full(store.root, f"the build of {options.tag}"), store.lock(), \

@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -43,11 +44,13 @@ if TYPE_CHECKING:
     from kubenb.builders.options import BuildOptions
     from kubenb.kubefile import BuildPlan
 
-__all__ = ["ANSWERED", "FORMAT", "LIMIT", "Inputs", "answer", "inputs", "known", "record", "warnings_of"]
+__all__ = ["ANSWERED", "FORMAT", "LIMIT", "Inputs", "answer", "inputs", "known", "record", "walk_context",
+           "warnings_of"]
 
 #: Bumped whenever the record's form or meaning changes: an older record is then a miss.
 FORMAT = 1
 LIMIT = 64
+KUBEFILE_LIMIT = 4 * 1024 * 1024  # kubenb.kubefile.read.MAX_BYTES: a larger one is the slow path's error
 #: What the fast path says (tests look for its start).
 ANSWERED = "unchanged since the last build"
 #: The image-list review in a context (kubenb.discover.review's INCLUDE and EXCLUDE, spelled
@@ -59,27 +62,30 @@ REVIEW_FILES = (".kubenb/include", ".kubenb/exclude")
 class Inputs:
     """What a build is about to read, taken before it reads anything (the plan included)."""
 
-    key: str
+    key: str  # the hash of what the build is asked
     kubefile: Path
     kubefile_bytes: bytes
     context: Path
     skip: Path | None  # the store, when it lies in the context
-    listing: str
+    listing: str | None  # None until walked: a build with no record to check does not walk twice
     values: dict[str, Fingerprint] = field(default_factory=dict)  # the values and review files, hashed
 
 
-def inputs(options: BuildOptions, store: Store, builder: str) -> Inputs | None:
+def inputs(options: BuildOptions, store: Store, builder: str, *, walk: bool = True) -> Inputs | None:
     """The inputs of the build ``options`` asks for, or None when the fast path does not apply:
     a preview's plan is built as shown (its COPY sources were resolved earlier), and a
-    Kubefile or values file that cannot be read is the slow path's to report."""
+    Kubefile or values file that cannot be read, or is no regular file, is the slow path's to
+    report. The Kubefile is read here, once: the build plans from these very bytes."""
     if options.plan is not None:
         return None
     try:
         context = options.context.resolve()
         kubefile = options.kubefile.resolve()
-        text = kubefile.read_bytes()
-        values = {str(path.resolve()): fingerprint(path.resolve())
-                  for paths in options.values.values() for path in paths}
+        text = _read_regular(kubefile)
+        named = [path.resolve() for paths in options.values.values() for path in paths]
+        if text is None or not all(stat.S_ISREG(os.stat(path).st_mode) for path in named):
+            return None  # a FIFO or a device would block: the slow path refuses it in one line
+        values = {str(path): fingerprint(path) for path in named}
         values |= {str(path): fingerprint(path) for name in REVIEW_FILES if (path := context / name).is_file()}
         store_root = store.root.resolve()
     except (OSError, RuntimeError):
@@ -87,6 +93,7 @@ def inputs(options: BuildOptions, store: Store, builder: str) -> Inputs | None:
     if not context.is_dir():
         return None
     skip = store_root if store_root.is_relative_to(context) else None
+    # hashed: a --build-arg may be a token, and the record is written nowhere else but must not hold it
     key = json.dumps([
         FORMAT, _version(), builder, options.tag, str(context), str(kubefile), hashlib.sha256(text).hexdigest(),
         sorted(options.build_args.items()), {chart: [str(p.resolve()) for p in paths]
@@ -95,7 +102,14 @@ def inputs(options: BuildOptions, store: Store, builder: str) -> Inputs | None:
         sorted(options.platforms) if options.platforms is not None else None,
         options.skip_invalid, options.skip_missing_platform, os.environ.get("SOURCE_DATE_EPOCH"),
     ])
-    return Inputs(key, kubefile, text, context, skip, listing(context, skip=skip), values)
+    return Inputs(hashlib.sha256(key.encode()).hexdigest(), kubefile, text, context, skip,
+                  listing(context, skip=skip) if walk else None, values)
+
+
+def walk_context(found: Inputs) -> None:
+    """Take the context's listing, if not yet: a build does it before its plan reads the context."""
+    if found.listing is None:
+        found.listing = listing(found.context, skip=found.skip)
 
 
 def answer(found: Inputs, store: Store, events: EventSink) -> ClusterImage | None:
@@ -103,6 +117,7 @@ def answer(found: Inputs, store: Store, events: EventSink) -> ClusterImage | Non
     path = _path(store, found.key)
     if not path.is_file():
         return None
+    walk_context(found)
     with store.lock():  # read under it: a build that held it may have just replaced the record
         try:
             data = json.loads(path.read_bytes())
@@ -237,9 +252,8 @@ def _sources(plan: BuildPlan, hashed: Fingerprints) -> dict[str, Fingerprint] | 
 
 
 def _still(found: Inputs) -> bool:
-    """Whether the Kubefile, the values files and the context's listing are as they were."""
-    if found.kubefile.read_bytes() != found.kubefile_bytes:
-        return False
+    """Whether the values files and the context's listing are as they were (the plan was made
+    from the very Kubefile bytes in the key)."""
     if any(signature(os.stat(name)) != f.signature for name, f in found.values.items()):
         return False
     return listing(found.context, skip=found.skip) == found.listing
@@ -259,8 +273,19 @@ def _write(store: Store, key: str, data: Mapping[str, Any]) -> None:
             path.unlink(missing_ok=True)
 
 
+def _read_regular(path: Path) -> bytes | None:
+    """The bytes of ``path`` when it is a regular file of at most 4 MiB (the Kubefile reader's
+    limit), opened without blocking; else None."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = file.read(KUBEFILE_LIMIT + 1)
+    return data if len(data) <= KUBEFILE_LIMIT else None
+
+
 def _path(store: Store, key: str) -> Path:
-    return store.root / "unchanged" / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+    return store.root / "unchanged" / f"{key}.json"
 
 
 def _version() -> str:
