@@ -22,21 +22,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from kubenb.errors import InvalidReferenceError, RegistryError
+from kubenb.errors import InvalidReferenceError
 from kubenb.model import ImageRef, use_normaliser
 
 __all__ = [
     "DEFAULT_DOMAIN",
     "DEFAULT_TAG",
-    "HUB_HOSTS",
     "familiar",
     "is_repository_path",
     "is_tag",
     "is_valid_reference",
-    "mirror_host",
     "normalize",
     "parse_reference",
-    "registry_host",
 ]
 
 #: Docker Hub's name in references; ``index.docker.io`` is its legacy alias.
@@ -274,33 +271,3 @@ def _check_digest(text: str, digest: str) -> None:
 
 use_normaliser(parse_reference)  # ImageList.why normalises as every other caller does
 
-
-#: The names Docker Hub goes by.
-HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
-
-
-def registry_host(name: str) -> str:
-    """``host[:port]`` for a registry name, URL or config key; ``docker.io`` for Docker Hub.
-
-    docker's keys come in several spellings (``host``, ``https://host``, ``host/v1/``); this is
-    docker's ``ConvertToHostname``, so every spelling of one registry finds the same entry.
-    """
-    host = name.strip().split("://", 1)[-1].split("/", 1)[0].lower()
-    return "docker.io" if host in HUB_HOSTS else host
-
-
-def mirror_host(name: str, *, option: str | None = None) -> str:
-    """``host[:port]`` of a registry named in an option; a name holding credentials is refused.
-
-    Credentials written into a host name (``user:password@host``) would end up in shell
-    history, notebooks and error messages; they belong in ``kubenb login``. The error names
-    only the host, never what stood before the ``@``. Here, not in ``kubenb.registry``, so
-    that reading ``--registry-mirror`` does not load the HTTP client.
-    """
-    if "@" in name:
-        host = registry_host(name.rpartition("@")[2])
-        raise RegistryError(
-            f"{option + ': ' if option else ''}credentials do not belong in a registry host name (…@{host})",
-            hint=f"give HOST[:PORT] and store the credentials with kubenb login {host}",
-        )
-    return registry_host(name)

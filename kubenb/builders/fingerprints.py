@@ -20,8 +20,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = ["COARSE_MARGIN_NS", "MARGIN_NS", "Fingerprint", "Fingerprints", "listing", "settled", "signature"]
 
@@ -46,9 +46,9 @@ def settled(info: os.stat_result, looked_at_ns: int) -> bool:
     return max(info.st_mtime_ns, info.st_ctime_ns) < looked_at_ns - margin
 
 
-@dataclass(frozen=True)
-class Fingerprint:
-    """A file's content hash with the stat it had the whole time it was hashed."""
+class Fingerprint(NamedTuple):
+    """A file's content hash with the stat it had the whole time it was hashed (a named tuple:
+    an unchanged rebuild answers without loading dataclasses)."""
 
     signature: list[int]
     sha256: str  # hex

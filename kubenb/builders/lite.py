@@ -78,7 +78,7 @@ class LiteBuilder:
               cancel: CancelToken | None = None, *, found: unchanged.Inputs | None = None) -> ClusterImage:
         """Build ``options.plan``, or the plan of ``options.kubefile`` made here from the bytes
         ``found`` (the inputs of the record of an unchanged rebuild) read: the one read of it."""
-        found = found or unchanged.inputs(options, store, self.name)
+        found = found or unchanged.inputs_of(options, store, self.name)
         if found is not None:
             unchanged.walk_context(found)  # before the plan reads the context
         plan = options.plan or plan_build(options.context, options.kubefile, options.build_args,

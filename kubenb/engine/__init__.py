@@ -25,9 +25,10 @@ if _typing.TYPE_CHECKING:  # the names for type checkers; at run time __getattr_
         undeclared_arguments,
         why,
     )
+    from kubenb.engine.rebuild import unchanged_build
     from kubenb.engine.transfers import image_refs, pull_image, push_image, save_images
     from kubenb.engine.verify import CheckResult, check
-    from kubenb.reference import mirror_host
+    from kubenb.hosts import mirror_host
     from kubenb.registry_folder import SaveResult
 
 #: Name -> the module that defines it, imported on first use (PEP 562): a command loads only the
@@ -37,7 +38,8 @@ _LAZY = {
     "Engine": "kubenb.engine.facade",
     **dict.fromkeys(("list_images", "list_plan_images", "with_base_images"), "kubenb.engine.images"),
     **dict.fromkeys(("until_interrupted", "wait_out"), "kubenb.engine.interrupt"),
-    "mirror_host": "kubenb.reference",
+    "mirror_host": "kubenb.hosts",
+    "unchanged_build": "kubenb.engine.rebuild",
     **dict.fromkeys(("expand_kubefile", "load_kubefile", "parse_kubefile", "parse_platform",
                      "undeclared_arguments", "why"), "kubenb.engine.queries"),
     **dict.fromkeys(("image_refs", "pull_image", "push_image", "save_images"), "kubenb.engine.transfers"),
@@ -77,6 +79,7 @@ __all__ = [
     "pull_image",
     "push_image",
     "save_images",
+    "unchanged_build",
     "undeclared_arguments",
     "until_interrupted",
     "wait_out",

@@ -16,9 +16,9 @@ from types import TracebackType
 
 from kubenb.errors import AuthenticationError, RegistryError
 from kubenb.events import CancelToken, EventSink, ignore
+from kubenb.hosts import mirror_host
 from kubenb.model import ImageRef
 from kubenb.oci.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST
-from kubenb.reference import mirror_host
 from kubenb.registry.client import RegistryClient
 from kubenb.registry.credentials import Credentials, config_path, erase, lookup, registry_host, store
 from kubenb.registry.deadline import SpeedLimit

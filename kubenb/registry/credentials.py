@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kubenb.errors import RegistryError
-from kubenb.reference import registry_host
+from kubenb.hosts import registry_host
 from kubenb.registry import credhelpers
 
 __all__ = [

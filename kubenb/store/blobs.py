@@ -20,6 +20,7 @@ from typing import IO, BinaryIO, cast
 from kubenb.errors import StoreError, is_disk_full
 from kubenb.oci.digests import CHUNK, HashingWriter, atomic_file, compute_digest, is_sha256, keep_verified, remove_stale
 from kubenb.store.image import Layer
+from kubenb.store.root import blob_folder
 from kubenb.store.space import no_space
 
 __all__ = ["Blobs"]
@@ -34,7 +35,7 @@ class Blobs:
     """The ``blobs/sha256`` folder of one store and its ``tmp`` folder for writes."""
 
     def __init__(self, root: Path) -> None:
-        self.folder = root / "blobs" / "sha256"
+        self.folder = blob_folder(root)
         self.temp_dir = root / "tmp"
 
     def path(self, digest: str) -> Path:

@@ -10,7 +10,6 @@ collector take it.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ from kubenb.store import build_cache, layout
 from kubenb.store.blobs import Blobs
 from kubenb.store.image import ClusterImage, Layer, normalize_name
 from kubenb.store.lock import StoreLock
+from kubenb.store.root import default_root
 from kubenb.store.space import translating_disk_full
 
 if TYPE_CHECKING:  # archives, pulls, pushes and exports import their modules when they run
@@ -35,14 +35,6 @@ __all__ = ["Store", "default_root"]
 
 _ID_PREFIX = re.compile(r"(?:sha256:)?([0-9a-f]{12,64})")
 _LIST_HINT = "kubenb images lists them"
-
-
-def default_root() -> Path:
-    """``$KUBENB_ROOT``, else ``$XDG_DATA_HOME/kubenb``, else ``~/.local/share/kubenb``."""
-    if os.environ.get("KUBENB_ROOT"):
-        return Path(os.environ["KUBENB_ROOT"])
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "kubenb"
 
 
 class Store:
