@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import kubenb
-from kubenb.builders import BuildOptions, build, unchanged
+from kubenb.builders import BuildOptions, build, record, unchanged
 from kubenb.builders.fingerprints import Fingerprints, fingerprint, settled, signature
 from kubenb.builders.fingerprints import unchanged as still_holds
 from kubenb.demo import DemoRegistry
@@ -154,7 +154,7 @@ def test_a_changed_review_is_rebuilt(tmp_path: Path, registry: DemoRegistry) -> 
     """The review files sit in the context but are no COPY source: their bytes are checked too."""
     from kubenb.discover.review import EXCLUDE, INCLUDE  # noqa: PLC0415
 
-    assert unchanged.REVIEW_FILES == (INCLUDE, EXCLUDE)
+    assert record.REVIEW_FILES == (INCLUDE, EXCLUDE)
     context = _context(tmp_path)
     (context / ".kubenb").mkdir()
     (context / EXCLUDE).write_text("docker.io/library/busybox:1.36\n")
@@ -257,8 +257,34 @@ def test_an_answered_rebuild_loads_no_parser_discovery_or_http_client(tmp_path: 
     assert unchanged.ANSWERED in probe.stderr
     modules = set(json.loads(probe.stderr.strip().splitlines()[-1]))
     heavy = {"requests", "urllib3", "yaml", "pandas", "helm_python", "kubenb.registry", "kubenb.discover",
-             "kubenb.kubefile", "kubenb.builders.lite", "kubenb.registry_folder"}
+             "kubenb.kubefile", "kubenb.builders.lite", "kubenb.registry_folder",
+             # answered before the commands load: not even the records, the events or the Store
+             "dataclasses", "kubenb.model", "kubenb.events", "kubenb.store.store", "kubenb.builders.dispatch",
+             "kubenb.display", "kubenb.engine.facade"}
     assert sorted(modules & heavy) == []
+
+
+def test_the_answer_prints_what_the_build_printed(tmp_path: Path, registry: DemoRegistry) -> None:
+    """The command line's answer says the same last line as the build it stands for, and its
+    options make the same record key as the build's (two mappings of the parsed options)."""
+    context, root = _context(tmp_path), tmp_path / "store"
+    values = tmp_path / "values.yaml"
+    values.write_text("tag: 2.1.0\n")
+    mirrors = [f"--registry-mirror={domain}={host}" for domain, host in registry.mirrors().items()]
+    args = [sys.executable, "-m", "kubenb", "--root", str(root), "build", "-t", "c:1", *mirrors, "--build-arg",
+            "EXTRA=x", "--values", f"portal={values}", "--set", "portal:tag=2.1.0", str(context)]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=300, check=True)
+    again = subprocess.run(args, capture_output=True, text=True, timeout=300, check=True)
+    assert unchanged.ANSWERED in again.stderr and unchanged.ANSWERED not in first.stderr
+    assert again.stdout == first.stdout and again.stdout.startswith("built c:1 (")
+
+
+def test_the_answer_sizes_read_as_the_display_says_them() -> None:
+    from kubenb.cli.unchanged import human_size  # noqa: PLC0415
+    from kubenb.display import human_size as shown  # noqa: PLC0415
+
+    for size in (0, 999, 1000, 12_345, 999_999, 80_700_000, 5 * 10**9, 3 * 10**12):
+        assert human_size(size) == shown(size)
 
 
 # -- fingerprints: the stat, trusted only when settled -------------------------------------------
