@@ -219,6 +219,24 @@ def test_a_changed_mode_is_rebuilt_and_reaches_the_layer(tmp_path: Path, registr
     assert not _answered(said) and again != first
 
 
+def test_a_corrupt_or_foreign_record_is_a_miss_and_written_again(tmp_path: Path, registry: DemoRegistry) -> None:
+    context, store, first = _built_twice(tmp_path, registry)
+    [path] = (store.root / "unchanged").glob("*.json")
+    whole = json.loads(path.read_bytes())
+    foreign = [b"{", b"\xff\x00", b"[]", json.dumps({**whole, "format": 0}).encode(),
+               json.dumps({**whole, "blobs": {"sha256:" + "0" * 64: 5}}).encode(),
+               json.dumps({**whole, "files": {"/": [[0, 0, 0, 0, 0], None, True]}}).encode(),
+               json.dumps({**whole, "tag": ["c:1"]}).encode()]
+    for data in foreign:
+        path.write_bytes(data)
+        again, said = _build(context, store, registry)
+        assert not _answered(said) and again == first, data
+        assert json.loads(path.read_bytes())["format"] == record.FORMAT  # written again, whole
+    again, said = _build(context, store, registry)
+    assert _answered(said) and again == first
+    assert store.check() == []
+
+
 def test_concurrent_unchanged_rebuilds_stay_whole(tmp_path: Path, registry: DemoRegistry) -> None:
     """Three processes rebuild the same context at once (one of them after a change): every
     one ends well, the store checks clean and the next rebuild is answered."""
