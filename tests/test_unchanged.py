@@ -336,3 +336,13 @@ def test_known_fingerprints_spare_hashing_only_while_their_stat_holds(tmp_path: 
     assert Fingerprints({str(path): fake}).digest(path) == bytes(32)  # a settled stat is trusted
     path.write_bytes(b"two")
     assert Fingerprints({str(path): fake}).digest(path) == bytes.fromhex(fingerprint(path).sha256)
+
+
+def test_the_records_stay_bounded_and_drop_the_least_recently_used(tmp_path: Path) -> None:
+    for n in range(record.LIMIT + 5):
+        record.write(tmp_path, f"{n:064x}", {"format": record.FORMAT, "key": f"{n:064x}"})
+        os.utime(record.record_path(tmp_path, f"{n:064x}"), ns=(n * 10**9, n * 10**9))  # a clock tick is coarse
+    kept = sorted(path.stem for path in (tmp_path / "unchanged").glob("*.json"))
+    assert len(kept) == record.LIMIT
+    assert f"{0:064x}" not in kept and f"{record.LIMIT + 4:064x}" in kept
+    assert list((tmp_path / "tmp").glob("*")) == []  # no temp file left
