@@ -270,4 +270,3 @@ def _check_digest(text: str, digest: str) -> None:
 
 
 use_normaliser(parse_reference)  # ImageList.why normalises as every other caller does
-
