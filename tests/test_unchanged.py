@@ -346,3 +346,19 @@ def test_the_records_stay_bounded_and_drop_the_least_recently_used(tmp_path: Pat
     assert len(kept) == record.LIMIT
     assert f"{0:064x}" not in kept and f"{record.LIMIT + 4:064x}" in kept
     assert list((tmp_path / "tmp").glob("*")) == []  # no temp file left
+
+
+def test_the_command_line_answer_never_waits_for_a_running_build(tmp_path: Path, registry: DemoRegistry) -> None:
+    """While another build holds the store, the command line's check gives way at once (the
+    build that follows waits, with Ctrl-C at hand); once the store is free it answers."""
+    from kubenb.engine import unchanged_build  # noqa: PLC0415
+    from kubenb.store.lock import StoreLock  # noqa: PLC0415
+
+    context, store, first = _built_twice(tmp_path, registry)
+    asked = {"tag": "c:1", "context": context, "kubefile": context / "Kubefile", "build_args": {}, "values": {},
+             "set_values": {}, "kube_version": None, "platforms": None, "skip_invalid": False,
+             "skip_missing_platform": False}
+    with StoreLock(store.root / "lock").hold():
+        assert unchanged_build(store.root, **asked) is None  # type: ignore[arg-type]
+    answer = unchanged_build(store.root, **asked)  # type: ignore[arg-type]
+    assert answer is not None and answer.image_id == first

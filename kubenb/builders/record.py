@@ -109,31 +109,41 @@ def walk_context(found: Inputs) -> None:
 
 def answer(root: Path, found: Inputs, hold: Callable[[], AbstractContextManager[None]] | None = None) -> Answer | None:
     """The stored image when the record of ``found.key`` shows nothing changed, else None.
-    Checked holding the store lock (``hold``: the caller's ``Store.lock`` when it has one), so
-    no build or ``rmi`` changes the store meanwhile."""
+    Checked holding the store lock, so no build or ``rmi`` changes the store meanwhile:
+    ``hold``, the caller's ``Store.lock`` when it has one; else (the command line) the lock
+    only if it is free now: while another build runs, the build that follows waits for it,
+    with Ctrl-C at hand, and checks the record again."""
     path = record_path(root, found.key)
     if not path.is_file():
         return None
     walk_context(found)
-    with (hold or StoreLock(root / "lock").hold)():  # read under it: a build may have just replaced it
-        try:
-            data = json.loads(path.read_bytes())
-            if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("key") != found.key:
-                return None
-            checked = check(root, data, found)
-            if checked is None:
-                return None
-            manifest = json.loads(_blob(root, data["manifest"]).read_bytes())
-            image = Answer(data["tag"], str(manifest["config"]["digest"]), data["manifest"],
-                           sum(int(layer["size"]) for layer in manifest.get("layers", [])),
-                           [str(warning) for warning in data.get("warnings", [])])
-        except (OSError, KeyError, TypeError, ValueError, AttributeError, IndexError):
+    if hold is not None:
+        with hold():
+            return _answer(root, found, path)
+    with StoreLock(root / "lock").hold_if_free() as held:
+        return _answer(root, found, path) if held else None
+
+
+def _answer(root: Path, found: Inputs, path: Path) -> Answer | None:
+    """``answer``, the lock held: read under it, since a build may have just replaced the record."""
+    try:
+        data = json.loads(path.read_bytes())
+        if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("key") != found.key:
             return None
-        if checked:  # stats that were not settled are now: the next check needs no hashing
-            write(root, found.key, data)
-        else:
-            with contextlib.suppress(OSError):
-                os.utime(path)  # used now: the last to go when the folder is full
+        checked = check(root, data, found)
+        if checked is None:
+            return None
+        manifest = json.loads(_blob(root, data["manifest"]).read_bytes())
+        image = Answer(data["tag"], str(manifest["config"]["digest"]), data["manifest"],
+                       sum(int(layer["size"]) for layer in manifest.get("layers", [])),
+                       [str(warning) for warning in data.get("warnings", [])])
+    except (OSError, KeyError, TypeError, ValueError, AttributeError, IndexError):
+        return None
+    if checked:  # stats that were not settled are now: the next check needs no hashing
+        write(root, found.key, data)
+    else:
+        with contextlib.suppress(OSError):
+            os.utime(path)  # used now: the last to go when the folder is full
     return image
 
 

@@ -27,12 +27,15 @@ def answered_build(options: argparse.Namespace) -> bool:
     set_values: dict[str, list[str]] = {}
     for chart, expression in options.set:
         set_values.setdefault(chart, []).append(expression)
-    answer = unchanged_build(
-        getattr(options, "root", None), tag=options.tag, context=context,
-        kubefile=Path(options.file) if options.file else context / "Kubefile", build_args=dict(options.build_arg),
-        values=values, set_values=set_values, kube_version=options.kube_version, platforms=options.platform,
-        skip_invalid=options.skip_invalid, skip_missing_platform=options.skip_missing_platform,
-    )
+    try:
+        answer = unchanged_build(
+            getattr(options, "root", None), tag=options.tag, context=context,
+            kubefile=Path(options.file) if options.file else context / "Kubefile", build_args=dict(options.build_arg),
+            values=values, set_values=set_values, kube_version=options.kube_version, platforms=options.platform,
+            skip_invalid=options.skip_invalid, skip_missing_platform=options.skip_missing_platform,
+        )
+    except Exception:  # a cache never fails a command: the build that follows says what is wrong
+        return False
     if answer is None:
         return False
     for line in (answer.message, *answer.warnings):
