@@ -25,7 +25,9 @@ lint: venv
 
 # Debian packages the tests run for real: the registry, skopeo, htpasswd, wget (a Kubefile's RUN),
 # bubblewrap (confines RUN to the rootfs), chromium (Playwright drives it in the JupyterLab widget
-# tests; never `playwright install`).
+# tests; never `playwright install`), busybox-static, podman and runc (the container build's tests
+# run a stand-in node, tests/support/standin.py, under Podman's Docker-compatible API), openssh-server
+# and openssh-client (the cloud build's tests start sshd over that stand-in node, tests/support/sshd.py).
 system-packages:
 	@missing=""; \
 	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
@@ -34,6 +36,11 @@ system-packages:
 	command -v wget >/dev/null || missing="$$missing wget"; \
 	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	dpkg -s busybox-static >/dev/null 2>&1 || missing="$$missing busybox-static"; \
+	command -v podman >/dev/null || missing="$$missing podman"; \
+	command -v runc >/dev/null || missing="$$missing runc"; \
+	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
+	command -v ssh-keygen >/dev/null || missing="$$missing openssh-client"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \

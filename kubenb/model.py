@@ -17,8 +17,8 @@ from kubenb.errors import InvalidReferenceError
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["IMAGES_ANNOTATION", "KEYWORDS", "ClusterImage", "Flag", "ImageRef", "Instruction", "Kubefile", "Layer",
-           "Place"]
+__all__ = ["CLUSTER_IMAGES_ANNOTATION", "IMAGES_ANNOTATION", "KEYWORDS", "ClusterImage", "Flag", "ImageRef",
+           "Instruction", "Kubefile", "Layer", "Place"]
 
 #: The instructions a Kubefile may hold, in the order users meet them in the docs.
 KEYWORDS: tuple[str, ...] = ("FROM", "COPY", "RUN", "CMD", "ARG", "ENV", "LABEL")
@@ -135,8 +135,9 @@ class ImageRef:
         return text
 
 
-#: Where an image can be found, in the order a lite build looks (see docs/discovery.md).
-SOURCES: tuple[str, ...] = ("base", "imageList", "manifest", "chart", "review")
+#: Where an image can be found, in the order a lite build looks (see docs/discovery.md); ``cluster``:
+#: pulled by the cluster of a container or cloud build (docs/build.md), never seen by a lite one.
+SOURCES: tuple[str, ...] = ("base", "imageList", "manifest", "chart", "review", "cluster")
 
 
 @dataclass(frozen=True, order=True)
@@ -361,6 +362,10 @@ def _place(location: Location, kind: str) -> Place:
 #: The annotation of a cluster image's manifest that maps each image it carries to its digest.
 IMAGES_ANNOTATION = "io.kubenb.images"
 
+#: The annotation of an image a container or cloud build made: each image its cluster pulled that
+#: no file named (reference -> the pods that ran it, ``namespace/name``).
+CLUSTER_IMAGES_ANNOTATION = "io.kubenb.cluster-images"
+
 
 def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
     """A read-only copy, so a frozen record cannot be changed through its mappings."""
@@ -420,6 +425,19 @@ class ClusterImage:
         if not isinstance(carried, dict):
             return {}
         return {str(ref): str(digest) for ref, digest in carried.items()}
+
+    @property
+    def cluster_images(self) -> dict[str, tuple[str, ...]]:
+        """The images a container or cloud build's cluster pulled (reference -> the pods that
+        ran it), from the manifest's annotation; nothing for a lite build or anything unreadable."""
+        try:
+            pulled = json.loads(self.annotations.get(CLUSTER_IMAGES_ANNOTATION, "{}"))
+        except (ValueError, RecursionError):
+            return {}
+        if not isinstance(pulled, dict):
+            return {}
+        return {str(ref): tuple(str(p) for p in pods) if isinstance(pods, list) else ()
+                for ref, pods in pulled.items()}
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``kubenb images -o json`` (a stable contract)."""

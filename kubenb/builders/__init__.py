@@ -1,7 +1,7 @@
 """Builders: one interface, three ways to turn a Kubefile into a cluster image.
 
 ``build`` picks one by name (``kubenb/builders/dispatch.py``); ``lite`` starts no cluster (the
-heart of kubenb), ``container`` and ``cloud`` say what they would need. The names are imported
+heart of kubenb), ``container`` and ``cloud`` run RUN and CMD on a cluster node. The names are imported
 on first use (PEP 562): an unchanged rebuild, answered by ``kubenb/builders/record.py`` from
 the command line, loads none of the builders.
 """

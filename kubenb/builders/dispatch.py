@@ -1,8 +1,8 @@
 """``build``: a builder picked by name, behind one interface (``kubenb.builders`` exports it).
 
-``lite`` starts no cluster (the heart of kubenb). ``container`` (a cluster inside containers)
-and ``cloud`` (cloud VMs) exist in the field; here they stop with a message saying what they
-would need rather than pretending to build.
+``lite`` starts no cluster (the heart of kubenb). ``container`` runs the Kubefile's RUN and CMD
+on a single-node cluster in a container (builders/container.py, builders/cluster.py); ``cloud``
+does the same on a machine reached over SSH, existing or provisioned (builders/cloud_build.py).
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from kubenb.builders import unchanged
+from kubenb.builders.cloud_build import cloud_builder
+from kubenb.builders.container import container_builder
 from kubenb.builders.options import BuildOptions
 from kubenb.errors import UnsupportedError
 from kubenb.events import CancelToken, EventSink, ignore
@@ -41,26 +43,10 @@ class _Lite:
         return LiteBuilder().build(options, store, events, cancel, found=found)
 
 
-class _NotHere:
-    """A builder this installation cannot run; says what it would need."""
-
-    def __init__(self, name: str, needs: str) -> None:
-        self.name = name
-        self.needs = needs
-
-    def build(self, options: BuildOptions, store: Store, events: EventSink,
-              cancel: CancelToken | None = None) -> ClusterImage:
-        raise UnsupportedError(
-            f"the {self.name} builder is not available: it needs {self.needs}",
-            hint="build with -b lite, which starts no cluster",
-        )
-
-
 BUILDERS: dict[str, Builder] = {
     "lite": _Lite(),
-    "container": _NotHere("container", "a Docker engine (pip install 'kubenb[container]') to run cluster "
-                                       "nodes as containers, and is not implemented yet"),
-    "cloud": _NotHere("cloud", "cloud credentials and VM images to start cluster nodes, and is not implemented yet"),
+    "container": container_builder(),
+    "cloud": cloud_builder(),
 }
 
 

@@ -36,7 +36,7 @@ from kubenb.discover.persist import kubenb_version
 from kubenb.errors import BuildError, InvalidReferenceError, StoreError
 from kubenb.events import BlobDone, BlobsPlanned, CancelToken, Event, EventSink, Message
 from kubenb.kubefile import STANDARD_FOLDERS, BuildPlan, pairs, plan_build
-from kubenb.model import ImageRef, Instruction, Kubefile
+from kubenb.model import ImageList, ImageRef, Instruction, Kubefile
 from kubenb.oci import apply_layer, resolve_in_root
 from kubenb.oci.platforms import parse_platform, platform_matches
 from kubenb.reference import parse_reference
@@ -120,13 +120,28 @@ class _Build:
             self.events(Message(f"Step {number}/{total}: {instruction.to_text()}"))
             self.step(instruction)
         self.cancel.check()
+        self.after_steps()
+        self.cancel.check()
         images = self.cache_images()
         self.cancel.check()  # the last moment: once committed, the image is built
         return self.store.commit(
             self.options.tag, self.state.layers, labels=self.state.labels,
-            annotations=_annotations(self.kubefile, self.state, images), history=self.state.history,
+            annotations=self.annotations(images), history=self.state.history,
             platform=self.state.platform, created=self.store.creation_time(self.state.key),
         )
+
+    # The three places a cluster build (builders/cluster.py) differs from this one.
+
+    def after_steps(self) -> None:
+        """What happens between the Kubefile's steps and the caching of images: nothing here."""
+
+    def more_images(self, found: ImageList) -> ImageList:
+        """The images to cache besides what discovery found in the rootfs: none here."""
+        return found
+
+    def annotations(self, images: Mapping[str, str]) -> dict[str, str]:
+        """The cluster image's annotations (the same keys for every builder)."""
+        return _annotations(self.kubefile, self.state, images)
 
     def step(self, instruction: Instruction) -> None:
         keyword, state = instruction.keyword, self.state
@@ -200,8 +215,9 @@ class _Build:
         options = self.options
         discovery = DiscoveryOptions(values=options.values, set_values=options.set_values,
                                      kube_version=options.kube_version)
-        found = apply_review(discover(view_of_folder(self.rootfs), discovery, memo=self.store.memo_folder,
-                                      refresh=options.no_cache, events=self.events), self.plan.context)
+        found = apply_review(self.more_images(discover(view_of_folder(self.rootfs), discovery,
+                                                       memo=self.store.memo_folder, refresh=options.no_cache,
+                                                       events=self.events)), self.plan.context)
         if found.excluded:
             self.events(Message(f"  left out by the review (.kubenb/exclude): {len(found.excluded)} image(s)"))
         if found.invalid and not options.skip_invalid:
@@ -411,14 +427,14 @@ def _step_key(parent: str, instruction: Instruction, files: Mapping[str, Path], 
     return "sha256:" + digest.hexdigest()
 
 
-def _annotations(kubefile: Kubefile, state: _State, images: Mapping[str, str]) -> dict[str, str]:
+def _annotations(kubefile: Kubefile, state: _State, images: Mapping[str, str], builder: str = "lite") -> dict[str, str]:
     return {
         "io.kubenb.kubefile": "".join(f"{i.original}\n" for i in kubefile.instructions),
         IMAGES_ANNOTATION: json.dumps(dict(sorted(images.items()))),
         "io.kubenb.deploy-commands": json.dumps(state.deploy_commands),
         # what recorded commands see at deploy time: ENV only, never an ARG (a --build-arg may be a token)
         "io.kubenb.environment": json.dumps(state.environment),
-        "io.kubenb.builder": "lite",
+        "io.kubenb.builder": builder,
     }
 
 

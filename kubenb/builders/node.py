@@ -53,6 +53,11 @@ class Node(Protocol):
         (created, parents included), keeping modes and symlinks."""
         ...
 
+    def log_tail(self, lines: int = 20) -> str:
+        """The node's last log lines on one line (the container's log, the k3s service's journal),
+        for the error of a node that never became ready; empty when there is none."""
+        ...
+
     def remove(self) -> None:
         """Delete the node (the container, or the provisioned machine); idempotent, and never
         raises for a node that is already gone."""

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from kubenb.errors import UnsupportedError
 from kubenb.events import EventSink, ignore
 
 if TYPE_CHECKING:
-    from kubenb.engine import BuildOptions, Engine
+    from kubenb.engine import BuildOptions, CloudOptions, Engine
     from kubenb.model import ImageList
 
 
@@ -60,4 +61,26 @@ def build_options(options: argparse.Namespace, *, context: Path, kubefile: Path,
         ca_files=tuple(options.registry_ca),
         no_cache=options.no_cache, skip_invalid=options.skip_invalid,
         skip_missing_platform=options.skip_missing_platform,
+        node_image=options.node_image, keep_node=options.keep_node, wait_timeout=options.wait_timeout,
+        cloud=_cloud_options(options),
     )
+
+
+#: The options only ``-b cloud`` reads (parser._add_cloud_options): given to another builder, they
+#: would be ignored without a word, and a build meant for a machine would run here instead.
+_CLOUD_FLAGS = {"host": "--host", "cloud": "--cloud", "region": "--region", "size": "--size", "image": "--image",
+                "ssh_key": "--ssh-key", "known_hosts": "--known-hosts", "k3s_binary": "--k3s-binary",
+                "cloud_arg": "--cloud-arg"}
+
+
+def _cloud_options(options: argparse.Namespace) -> CloudOptions:
+    from kubenb.engine import CloudOptions  # noqa: PLC0415
+
+    given = [flag for name, flag in _CLOUD_FLAGS.items() if getattr(options, name, None) not in (None, [])]
+    if given and options.builder != "cloud":
+        raise UnsupportedError(f"{', '.join(given)} {'is an option' if len(given) == 1 else 'are options'} of "
+                               f"-b cloud, not -b {options.builder}", hint="add -b cloud, or leave them out")
+    return CloudOptions(host=options.host, provider=options.cloud, region=options.region, size=options.size,
+                        image=options.image, user=options.ssh_user, ssh_key=options.ssh_key,
+                        known_hosts=options.known_hosts, k3s_binary=options.k3s_binary, ssh_port=options.ssh_port,
+                        create_arguments=tuple(options.cloud_arg))

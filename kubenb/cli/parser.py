@@ -198,6 +198,62 @@ def add_build_options(parser: argparse.ArgumentParser, *, tag_required: bool) ->
     parser.add_argument("--skip-invalid", action="store_true", help="leave invalid references out instead of failing")
     parser.add_argument("--skip-missing-platform", action="store_true", help=SKIP_MISSING_HELP)
     _add_registry_options(parser)
+    _add_node_options(parser)
+    _add_cloud_options(parser)
+
+
+def _add_node_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the builds that run the Kubefile on a cluster node (docs/build.md)."""
+    node = parser.add_argument_group("cluster builds (-b container, -b cloud)")
+    node.add_argument("--node-image", metavar="NAME",
+                      help="-b container: the node container's image (default: a pinned rancher/k3s release)")
+    node.add_argument("--keep-node", action="store_true",
+                      help="keep the node after the build, to look into it (the build says how to reach it)")
+    node.add_argument("--wait-timeout", type=_seconds, default=600.0, metavar="SECONDS",
+                      help="how long the node's cluster may take to become ready, and to settle after "
+                           "the last RUN/CMD (default 600)")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _add_cloud_options(parser: argparse.ArgumentParser) -> None:
+    """Where ``-b cloud`` builds (docs/build.md, "The cloud build"): cloud credentials are never
+    options, only the provider's environment variables."""
+    cloud = parser.add_argument_group("-b cloud: an existing machine (--host) or one made for the build (--cloud)")
+    cloud.add_argument("--host", metavar="ssh://USER@HOST[:PORT]", help="build on this machine, reached over SSH")
+    cloud.add_argument("--cloud", metavar="PROVIDER",
+                       help="make a machine for the build and delete it afterwards: aliyun_ecs, ec2, gce, azure_arm, "
+                            "openstack (credentials from the provider's usual environment variables)")
+    cloud.add_argument("--region", metavar="R", help="--cloud: the region (GCE: the zone)")
+    cloud.add_argument("--size", metavar="S", help="--cloud: the machine size, as the provider names it")
+    cloud.add_argument("--image", metavar="I", help="--cloud: the machine image, as the provider names it")
+    cloud.add_argument("--cloud-arg", action="append", type=_cloud_argument, default=[], metavar="ex_NAME=VALUE",
+                       help="--cloud: a provider's own create_node argument (e.g. ex_security_group_id=sg-1 for "
+                            "aliyun_ecs, ex_resource_group=RG for azure_arm)")
+    cloud.add_argument("--ssh-user", default="root", metavar="USER", help="--cloud: who logs in (default root)")
+    cloud.add_argument("--ssh-port", type=int, default=22, metavar="PORT",
+                       help="--cloud: the machine's SSH port (default 22)")
+    cloud.add_argument("--ssh-key", type=Path, metavar="FILE", help="the private key to log in with")
+    cloud.add_argument("--known-hosts", type=Path, metavar="FILE",
+                       help="--host: the known_hosts file that lists its key (default ~/.ssh/known_hosts)")
+    cloud.add_argument("--k3s-binary", type=Path, metavar="FILE",
+                       help="install k3s from this binary where the machine has no kubectl (nothing is downloaded)")
+
+
+def _cloud_argument(text: str) -> tuple[str, str]:
+    """``ex_NAME=VALUE``: Libcloud names a provider's own arguments ``ex_``; no other is taken."""
+    name, value = _key_value(text)
+    if not name.startswith("ex_") or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected ex_NAME=VALUE (a provider's own argument), got {name!r}")
+    return name, value
 
 
 def _add_store_commands(subcommands: argparse._SubParsersAction[_Parser], common: _Parser) -> None:

@@ -183,7 +183,7 @@ def _chart_hits(view: RootfsView, options: DiscoveryOptions, warnings: list[str]
 
 def _document_hits(documents: Sequence[Document], source: str) -> Iterator[Hit]:
     """Hits of each document, each at the line where the parser placed its value."""
-    parsed_documents = list(parse_documents([d for d in documents if not _CRD.search(d.text)]))
+    parsed_documents = list(parse_documents([d for d in documents if not _is_crd(d.text)]))
     names = render_names(parsed.value for parsed in parsed_documents)  # for the noise rules of potential images
     for parsed in parsed_documents:
         document = parsed.document
@@ -193,6 +193,12 @@ def _document_hits(documents: Sequence[Document], source: str) -> Iterator[Hit]:
             lines = NodeLines(document, parsed.node)
             for hit in hits:
                 yield replace(hit, location=replace(hit.location, line=lines.line_of(hit.steps, hit.value_line)))
+
+
+def _is_crd(text: str) -> bool:
+    """Whether a document is a CustomResourceDefinition (a type's schema: nothing to walk).
+    The plain search first: a multi-line regex scans about ten times slower than ``in``."""
+    return "CustomResourceDefinition" in text and _CRD.search(text) is not None
 
 
 def _option_files(options: DiscoveryOptions) -> Iterable[tuple[str, Path]]:

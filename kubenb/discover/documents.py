@@ -64,11 +64,10 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
                 self._resolved[value] = tag
         return tag
 
-    def descend_resolver(self, current_node: object, current_index: object) -> None:
-        """Path resolvers only: the safe loader has none (called for every node)."""
-
-    def ascend_resolver(self) -> None:
-        """Path resolvers only: the safe loader has none (called for every node)."""
+    # Path resolvers, which the safe loader has none of, are called twice per node: a C callable
+    # that ignores its arguments costs no Python frame (a no-op method cost about 8% of composing).
+    descend_resolver = slice
+    ascend_resolver = tuple
 
 
 @dataclass(frozen=True, slots=True)

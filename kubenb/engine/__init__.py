@@ -14,6 +14,7 @@ from importlib import import_module as _import_module
 
 if _typing.TYPE_CHECKING:  # the names for type checkers; at run time __getattr__ imports each on first use
     from kubenb.builders import BuildOptions
+    from kubenb.builders.options import CloudOptions
     from kubenb.engine.facade import Engine
     from kubenb.engine.images import list_images, list_plan_images, with_base_images
     from kubenb.engine.interrupt import until_interrupted, wait_out
@@ -35,6 +36,7 @@ if _typing.TYPE_CHECKING:  # the names for type checkers; at run time __getattr_
 #: parts of the engine it calls (``kubenb images`` never loads the registry client or the builders).
 _LAZY = {
     "BuildOptions": "kubenb.builders",
+    "CloudOptions": "kubenb.builders.options",
     "Engine": "kubenb.engine.facade",
     **dict.fromkeys(("list_images", "list_plan_images", "with_base_images"), "kubenb.engine.images"),
     **dict.fromkeys(("until_interrupted", "wait_out"), "kubenb.engine.interrupt"),
@@ -65,6 +67,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "BuildOptions",
     "CheckResult",
+    "CloudOptions",
     "Engine",
     "SaveResult",
     "check",

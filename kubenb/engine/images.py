@@ -49,14 +49,19 @@ def list_plan_images(plan: BuildPlan, *, root: str | Path | None = None, **optio
     except StoreError:
         return replace(found, warnings=(*found.warnings, f"the base image {base} is not in the store: the "
                                         "images it carries are not listed (a build pulls it)"))
-    return with_base_images(found, base, list(image.carried_images))
+    return with_base_images(found, base, list(image.carried_images), cluster=image.cluster_images)
 
 
-def with_base_images(found: ImageList, base: str, images: Sequence[str]) -> ImageList:
-    """``found`` plus ``images`` of the base image ``base``, merged by normalised reference."""
+def with_base_images(found: ImageList, base: str, images: Sequence[str],
+                     cluster: Mapping[str, Sequence[str]] | None = None) -> ImageList:
+    """``found`` plus ``images`` of the base image ``base``, merged by normalised reference. An
+    image the base's container or cloud build saw only in its cluster (``cluster``: reference ->
+    pods) is also found with source ``cluster``, in each pod that ran it."""
     locations: dict[ImageRef, list[Location]] = {f.image: list(f.locations) for f in found.images}
     for written in images:
         ref = parse_reference(written)
-        locations.setdefault(ref, []).insert(0, Location("base", base, written=written))
+        pods = [Location("cluster", pod, object=f"Pod/{pod.partition('/')[2] or pod}", written=written)
+                for pod in (cluster or {}).get(written, ())]
+        locations.setdefault(ref, [])[:0] = [Location("base", base, written=written), *pods]
     merged = tuple(FoundImage(ref, tuple(locs)) for ref, locs in sorted(locations.items(), key=lambda i: str(i[0])))
     return replace(found, images=merged)
