@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import html
 import io
 import threading
 from collections.abc import Sequence
@@ -48,6 +46,8 @@ def image_list_plain(images: ImageList) -> str:
 def image_list_csv(images: ImageList) -> str:
     rows = images.rows()
     out = io.StringIO()
+    import csv  # noqa: PLC0415  (only --output csv)
+
     writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["image"], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
@@ -262,6 +262,8 @@ def _sources(found: FoundImage) -> str:
 
 
 def _e(text: str) -> str:
+    import html  # noqa: PLC0415  (only the notebook's rendering)
+
     return html.escape(text, quote=True)
 
 

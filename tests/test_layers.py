@@ -13,7 +13,7 @@ PACKAGE = Path(kubenb.__file__).parent
 #: checks that the page's table is this one).
 LAYERS = {
     "errors": 0,
-    "model": 1, "events": 1,
+    "model": 1, "events": 1, "hosts": 1,
     "reference": 2, "kubefile": 2, "oci": 2,
     "discover": 3, "registry": 3, "store": 3,
     "registry_folder": 4,

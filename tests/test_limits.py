@@ -108,6 +108,7 @@ def test_shell_punctuation_splits_as_shlex_does() -> None:
 STEP_KEY = """
 import sys
 from pathlib import Path
+from kubenb.builders.fingerprints import Fingerprints
 from kubenb.builders.lite import _step_key
 from kubenb.kubefile import plan_build
 context = Path(sys.argv[1])
@@ -117,7 +118,7 @@ def peak_kib():  # VmHWM starts anew at exec; ru_maxrss would keep the forking p
     status = Path("/proc/self/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
 before = peak_kib()
-key = _step_key("sha256:parent", copy, plan.copy_step(copy).files(lambda target: True))
+key = _step_key("sha256:parent", copy, plan.copy_step(copy).files(lambda target: True), Fingerprints())
 print(key, before, peak_kib())
 """
 

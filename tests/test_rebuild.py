@@ -2,13 +2,16 @@
 
 A second ``kubenb build`` runs in a new process, so the in-process memo is gone: these tests
 either run the CLI twice or call ``clear_memo()`` between two builds, which is what a new
-process sees.
+process sees. They test the path under the fast one (tests/test_unchanged.py), which its
+record would answer first: each removes the store's records (``STORE/unchanged``) before
+building again, as a change the record sees would.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -47,8 +50,10 @@ def _context(tmp_path: Path) -> Path:
 
 
 def _build(context: Path, store: Store, registry: DemoRegistry) -> tuple[str, list[str]]:
-    """Build as a new process would (no in-process memo): the image ID and the messages."""
+    """Build as a new process would (no in-process memo), with no record of an unchanged
+    rebuild to answer it: the image ID and the messages."""
     clear_memo()
+    shutil.rmtree(store.root / "unchanged", ignore_errors=True)
     events: list[Event] = []
     options = BuildOptions(tag="c:1", context=context, kubefile=context / "Kubefile", mirrors=registry.mirrors())
     image = build(options, store=store, events=events.append)
@@ -68,6 +73,7 @@ def test_a_rebuild_in_a_new_process_reuses_the_memo_and_the_registry_layer(tmp_p
         assert first.returncode == 0, first.stderr
         assert len(list((root / "memo").glob("*.json"))) == 1
         first_id = Store(root).get("c:1").id
+        shutil.rmtree(root / "unchanged")
         second = _cli("--root", str(root), "build", "-t", "c:1", *mirrors, str(context))
     assert second.returncode == 0, second.stderr
     said = second.stdout + second.stderr
@@ -189,6 +195,7 @@ def test_two_concurrent_builds_share_one_memo(tmp_path: Path) -> None:
                   for _ in range(2)]
         results = [(b.wait(timeout=300), *b.communicate()) for b in builds]
         assert [r[0] for r in results] == [0, 0], results
+        shutil.rmtree(root / "unchanged")
         after = _cli("--root", str(root), "build", "-t", "c:1", *mirrors, str(context))
     assert MEMO_ANSWERED in after.stdout + after.stderr
     [entry] = (root / "memo").glob("*.json")

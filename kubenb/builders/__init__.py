@@ -1,49 +1,35 @@
 """Builders: one interface, three ways to turn a Kubefile into a cluster image.
 
-``lite`` starts no cluster (the heart of kubenb). ``container`` runs the Kubefile's RUN and CMD
-on a single-node cluster in a container (builders/container.py, builders/cluster.py); ``cloud``
-does the same on a machine reached over SSH, existing or provisioned (builders/cloud_build.py).
+``build`` picks one by name (``kubenb/builders/dispatch.py``); ``lite`` starts no cluster (the
+heart of kubenb), ``container`` and ``cloud`` run RUN and CMD on a cluster node. The names are imported
+on first use (PEP 562): an unchanged rebuild, answered by ``kubenb/builders/record.py`` from
+the command line, loads none of the builders.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import typing as _typing
+from importlib import import_module as _import_module
 
-from kubenb.builders.cloud_build import cloud_builder
-from kubenb.builders.container import container_builder
-from kubenb.builders.lite import LiteBuilder
-from kubenb.builders.options import BuildOptions
-from kubenb.builders.steps import CLUSTER_COMMANDS, needs_cluster
-from kubenb.errors import UnsupportedError
-from kubenb.events import CancelToken, EventSink, ignore
-from kubenb.store import ClusterImage, Store, normalize_name
+if _typing.TYPE_CHECKING:
+    from kubenb.builders.dispatch import BUILDERS, Builder, build
+    from kubenb.builders.options import BuildOptions
+    from kubenb.builders.steps import CLUSTER_COMMANDS, needs_cluster
 
 __all__ = ["BUILDERS", "CLUSTER_COMMANDS", "BuildOptions", "Builder", "build", "needs_cluster"]
 
-
-class Builder(Protocol):
-    name: str
-
-    def build(self, options: BuildOptions, store: Store, events: EventSink,
-              cancel: CancelToken | None = None) -> ClusterImage: ...
-
-
-BUILDERS: dict[str, Builder] = {
-    "lite": LiteBuilder(),
-    "container": container_builder(),
-    "cloud": cloud_builder(),
+_LAZY = {
+    **dict.fromkeys(("BUILDERS", "Builder", "build"), "kubenb.builders.dispatch"),
+    "BuildOptions": "kubenb.builders.options",
+    **dict.fromkeys(("CLUSTER_COMMANDS", "needs_cluster"), "kubenb.builders.steps"),
 }
 
 
-def build(options: BuildOptions, *, builder: str = "lite", store: Store | None = None,
-          events: EventSink = ignore, cancel: CancelToken | None = None) -> ClusterImage:
-    """Build ``options.kubefile`` into the image ``options.tag`` with the named builder.
-
-    Setting ``cancel`` (from another thread: a Cancel button, Ctrl-C) stops the build where it
-    is (between steps, a RUN killed, downloads at their next chunk) with :class:`Cancelled`;
-    like any failure it leaves the store as it was.
-    """
-    if builder not in BUILDERS:
-        raise UnsupportedError(f"unknown builder {builder!r}", hint=f"use one of {', '.join(BUILDERS)}")
-    normalize_name(options.tag)  # a bad name fails now, not after every image is pulled
-    return BUILDERS[builder].build(options, store or Store(), events, cancel)
+def __getattr__(name: str) -> object:
+    """PEP 562: a name is imported the first time it is asked for, then kept here."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kubenb.builders' has no attribute {name!r}")
+    value = getattr(_import_module(module), name)
+    globals()[name] = value
+    return value

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubenb.builders import unchanged
 from kubenb.builders.copy import copy_into_rootfs, explain_sources_run_wrote
+from kubenb.builders.fingerprints import Fingerprints
 from kubenb.builders.layers import InOrder, changes, snapshot, stream_layer, write_layer
 from kubenb.builders.options import BuildOptions
 from kubenb.builders.run import run_on_host
@@ -73,14 +75,24 @@ class LiteBuilder:
     name = "lite"
 
     def build(self, options: BuildOptions, store: Store, events: EventSink,
-              cancel: CancelToken | None = None) -> ClusterImage:
-        """Build ``options.plan``, or the plan of ``options.kubefile`` made here (the one read of it)."""
-        plan = options.plan or plan_build(options.context, options.kubefile, options.build_args)
+              cancel: CancelToken | None = None, *, found: unchanged.Inputs | None = None) -> ClusterImage:
+        """Build ``options.plan``, or the plan of ``options.kubefile`` made here from the bytes
+        ``found`` (the inputs of the record of an unchanged rebuild) read: the one read of it."""
+        found = found or unchanged.inputs_of(options, store, self.name)
+        if found is not None:
+            unchanged.walk_context(found)  # before the plan reads the context
+        plan = options.plan or plan_build(options.context, options.kubefile, options.build_args,
+                                          data=found.kubefile_bytes if found is not None else None)
         kubefile = plan.require_kubefile()
+        warnings: list[str] = []
         with translating_disk_full(store.root, f"the build of {options.tag}"), store.lock(), \
                 _workspace(store.root) as work:
             store.remove_leftovers()  # of a killed build: this one holds the lock now
-            return _Build(plan, kubefile, options, store, events, work, cancel or CancelToken()).run()
+            build = _Build(plan, kubefile, options, store, unchanged.warnings_of(events, warnings), work,
+                           cancel or CancelToken(), hashed=unchanged.known(None if options.no_cache else found, store))
+            image = build.run()
+            unchanged.record(found, store, image, plan=plan, hashed=build.hashed, warnings=warnings)
+            return image
 
 
 @dataclass
@@ -95,6 +107,7 @@ class _Build:
     work: Path
     cancel: CancelToken
     state: _State = field(default_factory=_State)
+    hashed: Fingerprints = field(default_factory=Fingerprints)  # the COPY sources, with their stats
 
     @property
     def rootfs(self) -> Path:
@@ -156,7 +169,7 @@ class _Build:
         else:
             files = self.copy_files(instruction) if keyword == "COPY" else {}
             before = snapshot(self.rootfs) if keyword == "RUN" else None
-            key = _step_key(state.key, instruction, files,
+            key = _step_key(state.key, instruction, files, self.hashed,
                             environment=state.run_environment if keyword == "RUN" else {})
             self.add_layer(key, instruction.to_text(),
                            lambda: _layer_of(lambda: self.apply(instruction, files), self.store, self.rootfs,
@@ -398,21 +411,19 @@ def _size_of(rootfs: Path, paths: list[str]) -> int:
     return sum(info.st_size for path in paths if stat.S_ISREG((info := os.lstat(rootfs / path)).st_mode))
 
 
-def _step_key(parent: str, instruction: Instruction, files: Mapping[str, Path],
+def _step_key(parent: str, instruction: Instruction, files: Mapping[str, Path], hashed: Fingerprints,
               *, environment: Mapping[str, str] | None = None) -> str:
     """The build-cache key: the parent's key, the instruction, for RUN the ARG/ENV values it
     sees (hashed: another --build-arg runs it again, and a token is written nowhere), and for
-    COPY where each file goes and its bytes, hashed 1 MiB at a time (a 1.5 GB source read whole
-    cost 1.5 GB)."""
+    COPY where each file goes, its permission bits (COPY keeps them) and its bytes (``hashed``
+    reads them 1 MiB at a time and keeps each file's stat for the next build)."""
     digest = hashlib.sha256(f"{parent}\n{instruction.to_text()}".encode())
     if environment:
         digest.update(json.dumps(sorted(environment.items())).encode())
     for target, source in sorted(files.items()):
-        content = hashlib.sha256()
-        with source.open("rb") as stream:
-            for chunk in iter(lambda: stream.read(2**20), b""):
-                content.update(chunk)
-        digest.update(target.encode() + b"\0" + content.digest())
+        content = hashed.digest(source)
+        mode = stat.S_IMODE(hashed.seen[str(source)].signature[0])
+        digest.update(target.encode() + f"\0{mode:o}\0".encode() + content)
     return "sha256:" + digest.hexdigest()
 
 

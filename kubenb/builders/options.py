@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kubenb.kubefile import BuildPlan
+if TYPE_CHECKING:  # an unchanged rebuild never loads the Kubefile parser
+    from kubenb.kubefile import BuildPlan
 
 __all__ = ["BuildOptions", "CloudOptions"]
 

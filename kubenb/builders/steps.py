@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kubenb.kubefile.parser import split_words
-
 __all__ = ["CLUSTER_COMMANDS", "needs_cluster"]
 
 #: Commands that talk to a cluster or its runtime; at build time there is none.
@@ -36,6 +34,8 @@ _PREFIXES = frozenset({"sudo", "env", "exec", "command", "time", "nohup"})
 def _segments(command: str | tuple[str, ...]) -> list[list[str]]:
     if isinstance(command, tuple):
         return [list(command)]
+    from kubenb.kubefile.parser import split_words  # noqa: PLC0415  (an unchanged rebuild needs no parser)
+
     try:
         tokens: Sequence[str] = split_words(command, punctuation=True)  # linear: RUN lines may be long
     except ValueError:

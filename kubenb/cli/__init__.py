@@ -46,9 +46,14 @@ def __getattr__(name: str) -> object:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the return value is the process exit status."""
     options = build_parser().parse_args(argv)
-    from kubenb.cli.interrupt import run_command  # noqa: PLC0415  (not needed by --version and --help)
-
     try:
+        if options.command == "build":  # an unchanged one is answered before the commands load
+            from kubenb.cli.unchanged import answered_build  # noqa: PLC0415
+
+            if answered_build(options):
+                return 0
+        from kubenb.cli.interrupt import run_command  # noqa: PLC0415  (not needed by --version and --help)
+
         return run_command(options)
     except Cancelled as error:
         print(f"kubenb: {error}", file=sys.stderr)

@@ -10,7 +10,6 @@ runs, and the engine's heavier queries are imported by the handlers that use the
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 from collections.abc import Callable
@@ -75,6 +74,8 @@ def run_login(options: argparse.Namespace) -> int:
     elif options.password is not None:
         password = options.password
     elif sys.stdin.isatty():
+        import getpass  # noqa: PLC0415
+
         password = getpass.getpass(f"Password for {options.username} at {options.registry}: ")
     else:
         raise KubenbError("no password given", hint="use --password-stdin and pipe the password in")

@@ -39,7 +39,7 @@ def _mirror(text: str) -> tuple[str, str]:
     source, equals, target = text.partition("=")
     if not equals or not source:
         raise argparse.ArgumentTypeError("expected SRC=DST" + ("" if "@" in text else f", got {text!r}"))
-    from kubenb.engine import mirror_host  # noqa: PLC0415  (only when given: it loads the registry client)
+    from kubenb.engine import mirror_host  # noqa: PLC0415
 
     try:
         return mirror_host(source), mirror_host(target)

@@ -21,14 +21,15 @@ if _typing.TYPE_CHECKING:  # the names for type checkers; at run time __getattr_
     from kubenb.engine.queries import (
         expand_kubefile,
         load_kubefile,
-        mirror_host,
         parse_kubefile,
         parse_platform,
         undeclared_arguments,
         why,
     )
+    from kubenb.engine.rebuild import unchanged_build
     from kubenb.engine.transfers import image_refs, pull_image, push_image, save_images
     from kubenb.engine.verify import CheckResult, check
+    from kubenb.hosts import mirror_host
     from kubenb.registry_folder import SaveResult
 
 #: Name -> the module that defines it, imported on first use (PEP 562): a command loads only the
@@ -39,7 +40,9 @@ _LAZY = {
     "Engine": "kubenb.engine.facade",
     **dict.fromkeys(("list_images", "list_plan_images", "with_base_images"), "kubenb.engine.images"),
     **dict.fromkeys(("until_interrupted", "wait_out"), "kubenb.engine.interrupt"),
-    **dict.fromkeys(("expand_kubefile", "load_kubefile", "mirror_host", "parse_kubefile", "parse_platform",
+    "mirror_host": "kubenb.hosts",
+    "unchanged_build": "kubenb.engine.rebuild",
+    **dict.fromkeys(("expand_kubefile", "load_kubefile", "parse_kubefile", "parse_platform",
                      "undeclared_arguments", "why"), "kubenb.engine.queries"),
     **dict.fromkeys(("image_refs", "pull_image", "push_image", "save_images"), "kubenb.engine.transfers"),
     **dict.fromkeys(("CheckResult", "check"), "kubenb.engine.verify"),
@@ -79,6 +82,7 @@ __all__ = [
     "pull_image",
     "push_image",
     "save_images",
+    "unchanged_build",
     "undeclared_arguments",
     "until_interrupted",
     "wait_out",

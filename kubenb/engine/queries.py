@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from kubenb.hosts import mirror_host
 from kubenb.kubefile import declared_arguments, expand, load, parse, read_kubefile
 from kubenb.model import ImageList, Kubefile, Place
 from kubenb.oci.platforms import parse_platform
-from kubenb.registry import mirror_host
 
 __all__ = ["expand_kubefile", "load_kubefile", "mirror_host", "parse_kubefile", "parse_platform",
            "undeclared_arguments", "why"]

@@ -129,17 +129,17 @@ class BuildPlan:
 
 
 def plan_build(context: str | Path, kubefile: str | Path | None = None,
-               build_args: Mapping[str, str] | None = None) -> BuildPlan:
+               build_args: Mapping[str, str] | None = None, *, data: bytes | None = None) -> BuildPlan:
     """The plan of a build of ``context``: the Kubefile read (``kubefile``, else
-    ``context/Kubefile`` when there is one), parsed and expanded for ``build_args``, and each
-    COPY resolved in the context."""
+    ``context/Kubefile`` when there is one; ``data``, its bytes when read already), parsed and
+    expanded for ``build_args``, and each COPY resolved in the context."""
     context = Path(context)
     arguments: Mapping[str, str] = MappingProxyType(dict(build_args or {}))
     if kubefile is None:
         kubefile = context / "Kubefile"
         if not kubefile.exists():
             return BuildPlan(context, None, arguments)
-    parsed = load(kubefile, arguments)
+    parsed = load(kubefile, arguments, data=data)
     root = context.resolve()
     return BuildPlan(
         context, parsed, arguments, base=None if parsed.base == "scratch" else parsed.base,

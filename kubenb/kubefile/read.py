@@ -22,22 +22,24 @@ __all__ = ["MAX_BYTES", "file_kind", "load", "read_kubefile"]
 MAX_BYTES = 4 * 1024 * 1024
 
 
-def read_kubefile(path: str | Path) -> str:
+def read_kubefile(path: str | Path, data: bytes | None = None) -> str:
     """The Kubefile's text; unreadable, binary or non-UTF-8 files are a ``KubefileError``.
 
     Only a regular file is read: a FIFO, socket or device (``-f /dev/zero``) is refused, and it
-    is opened without blocking so that a FIFO with no writer cannot hang kubenb.
+    is opened without blocking so that a FIFO with no writer cannot hang kubenb. ``data``, when
+    given, is its bytes as read already (by a build keying its record on them): checked alike.
     """
     path = Path(path)
     hint = "give its path with -f, or run in the folder that holds it"
     try:
-        data = _read_regular(path)
+        read = _read_regular(path) if data is None else data
     except OSError as error:
         raise KubefileError(f"cannot read the Kubefile: {error.strerror}", file=path, hint=hint) from None
-    if isinstance(data, str):
-        raise KubefileError(f"the Kubefile is {data}, not a regular file", file=path, hint=hint)
-    if data is None:
+    if isinstance(read, str):
+        raise KubefileError(f"the Kubefile is {read}, not a regular file", file=path, hint=hint)
+    if read is None or len(read) > MAX_BYTES:
         raise KubefileError(f"the Kubefile is larger than {MAX_BYTES // 2**20} MiB", file=path)
+    data = read
     if b"\0" in data:
         line = data[: data.index(b"\0")].count(b"\n") + 1
         raise KubefileError("the Kubefile holds a NUL character", file=path, line=line,
@@ -78,6 +80,7 @@ def file_kind(mode: int) -> str:
     return "not a regular file"
 
 
-def load(path: str | Path, build_args: Mapping[str, str] | None = None) -> Kubefile:
-    """Read, parse and expand the Kubefile at ``path``: what a build or preview starts from."""
-    return expand(parse(read_kubefile(path), path=str(path)), build_args)
+def load(path: str | Path, build_args: Mapping[str, str] | None = None, *, data: bytes | None = None) -> Kubefile:
+    """Read, parse and expand the Kubefile at ``path`` (``data``: its bytes, read already):
+    what a build or preview starts from."""
+    return expand(parse(read_kubefile(path, data), path=str(path)), build_args)

@@ -11,7 +11,24 @@ its own folders are written once too. Layer 2: imports only ``errors``.
 
 from __future__ import annotations
 
-from kubenb.oci.layers import OPAQUE, WHITEOUT, apply_layer
-from kubenb.oci.paths import resolve_in_root
+import typing as _typing
+from importlib import import_module as _import_module
+
+if _typing.TYPE_CHECKING:
+    from kubenb.oci.layers import OPAQUE, WHITEOUT, apply_layer
+    from kubenb.oci.paths import resolve_in_root
 
 __all__ = ["OPAQUE", "WHITEOUT", "apply_layer", "resolve_in_root"]
+
+#: Imported on first use (PEP 562): the store's digests and media types need no tarfile.
+_LAZY = {"OPAQUE": "kubenb.oci.layers", "WHITEOUT": "kubenb.oci.layers", "apply_layer": "kubenb.oci.layers",
+         "resolve_in_root": "kubenb.oci.paths"}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kubenb.oci' has no attribute {name!r}")
+    value = getattr(_import_module(module), name)
+    globals()[name] = value
+    return value

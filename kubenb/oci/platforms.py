@@ -8,7 +8,6 @@ image indexes here: the kernel's architecture names (``x86_64``, ``aarch64``) be
 from __future__ import annotations
 
 import json
-import platform as host
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -60,6 +59,8 @@ def platform_matches(offered: str, asked: str) -> bool:
 
 def host_architecture() -> str:
     """The host's architecture in GOARCH spelling: a lite build caches images for its host."""
+    import platform as host  # noqa: PLC0415  (20 modules' worth of start-up: only a pull needs it)
+
     return go_architecture(host.machine())
 
 

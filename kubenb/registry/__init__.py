@@ -16,6 +16,7 @@ from types import TracebackType
 
 from kubenb.errors import AuthenticationError, RegistryError
 from kubenb.events import CancelToken, EventSink, ignore
+from kubenb.hosts import mirror_host
 from kubenb.model import ImageRef
 from kubenb.oci.media_types import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST
 from kubenb.registry.client import RegistryClient
@@ -111,20 +112,6 @@ class Registries:
             client.close()
 
 
-def mirror_host(name: str, *, option: str | None = None) -> str:
-    """``host[:port]`` of a registry named in an option; a name holding credentials is refused.
-
-    Credentials written into a host name (``user:password@host``) would end up in shell
-    history, notebooks and error messages; they belong in ``kubenb login``. The error names
-    only the host, never what stood before the ``@``.
-    """
-    if "@" in name:
-        host = registry_host(name.rpartition("@")[2])
-        raise RegistryError(
-            f"{option + ': ' if option else ''}credentials do not belong in a registry host name (…@{host})",
-            hint=f"give HOST[:PORT] and store the credentials with kubenb login {host}",
-        )
-    return registry_host(name)
 
 
 def login(

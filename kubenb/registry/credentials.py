@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kubenb.errors import RegistryError
+from kubenb.hosts import registry_host
 from kubenb.registry import credhelpers
 
 __all__ = [
@@ -39,7 +40,6 @@ __all__ = [
 
 #: The key docker uses for Docker Hub in ``auths`` and with credential helpers.
 HUB_KEY = "https://index.docker.io/v1/"
-HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 #: The user name docker's helpers give for an identity (OAuth refresh) token.
 IDENTITY_TOKEN_USER = "<token>"
 
@@ -57,14 +57,6 @@ class Credentials:
         return self.username == IDENTITY_TOKEN_USER
 
 
-def registry_host(name: str) -> str:
-    """``host[:port]`` for a registry name, URL or config key; ``docker.io`` for Docker Hub.
-
-    docker's keys come in several spellings (``host``, ``https://host``, ``host/v1/``); this is
-    docker's ``ConvertToHostname``, so every spelling of one registry finds the same entry.
-    """
-    host = name.strip().split("://", 1)[-1].split("/", 1)[0].lower()
-    return "docker.io" if host in HUB_HOSTS else host
 
 
 def server_key(registry: str) -> str:

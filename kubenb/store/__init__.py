@@ -1,14 +1,39 @@
 """The local cluster-image store (layer 3): OCI images under one root, with a build cache.
 
-``Store`` is the whole API; ``ClusterImage`` and ``Layer`` are the records it hands out.
+``Store`` is the whole API; ``ClusterImage`` and ``Layer`` are the records it hands out. The
+names are imported on first use (PEP 562): an unchanged rebuild answered from the command
+line reads the store's files with ``kubenb/store/root.py`` alone.
 """
 
 from __future__ import annotations
 
-from kubenb.store.image import IMAGES_ANNOTATION, ClusterImage, Layer, normalize_name
-from kubenb.store.pull import RegistrySource
-from kubenb.store.push import RegistryTarget
-from kubenb.store.store import Store, default_root
+import typing as _typing
+from importlib import import_module as _import_module
+
+if _typing.TYPE_CHECKING:
+    from kubenb.store.image import IMAGES_ANNOTATION, ClusterImage, Layer, normalize_name
+    from kubenb.store.pull import RegistrySource
+    from kubenb.store.push import RegistryTarget
+    from kubenb.store.root import default_root
+    from kubenb.store.store import Store
 
 __all__ = ["IMAGES_ANNOTATION", "ClusterImage", "Layer", "RegistrySource", "RegistryTarget", "Store", "default_root",
            "normalize_name"]
+
+_LAZY = {
+    **dict.fromkeys(("IMAGES_ANNOTATION", "ClusterImage", "Layer", "normalize_name"), "kubenb.store.image"),
+    "RegistrySource": "kubenb.store.pull",
+    "RegistryTarget": "kubenb.store.push",
+    "default_root": "kubenb.store.root",
+    "Store": "kubenb.store.store",
+}
+
+
+def __getattr__(name: str) -> object:
+    """PEP 562: a name is imported the first time it is asked for, then kept here."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kubenb.store' has no attribute {name!r}")
+    value = getattr(_import_module(module), name)
+    globals()[name] = value
+    return value

@@ -10,7 +10,6 @@ writes and the temp sweep are ``kubenb.oci.digests``'s, shared with the registry
 from __future__ import annotations
 
 import contextlib
-import gzip
 import os
 import shutil
 import tempfile
@@ -21,6 +20,7 @@ from typing import IO, BinaryIO, cast
 from kubenb.errors import StoreError, is_disk_full
 from kubenb.oci.digests import CHUNK, HashingWriter, atomic_file, compute_digest, is_sha256, keep_verified, remove_stale
 from kubenb.store.image import Layer
+from kubenb.store.root import blob_folder
 from kubenb.store.space import no_space
 
 __all__ = ["Blobs"]
@@ -35,7 +35,7 @@ class Blobs:
     """The ``blobs/sha256`` folder of one store and its ``tmp`` folder for writes."""
 
     def __init__(self, root: Path) -> None:
-        self.folder = root / "blobs" / "sha256"
+        self.folder = blob_folder(root)
         self.temp_dir = root / "tmp"
 
     def path(self, digest: str) -> Path:
@@ -104,6 +104,8 @@ class Blobs:
             with os.fdopen(fd, "wb") as out:
                 blob = HashingWriter(out)
                 if compresslevel:
+                    import gzip  # noqa: PLC0415  (only a layer being written needs it)
+
                     with gzip.GzipFile(filename="", mode="wb", fileobj=cast(IO[bytes], blob),
                                        compresslevel=compresslevel, mtime=0) as compressed:
                         plain = HashingWriter(compressed)

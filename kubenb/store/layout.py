@@ -21,6 +21,7 @@ from kubenb.oci.digests import atomic_file, is_sha256
 from kubenb.oci.media_types import OCI_CONFIG, OCI_INDEX, OCI_LAYER, OCI_LAYER_GZIP, OCI_MANIFEST
 from kubenb.oci.platforms import host_platform
 from kubenb.store.image import Layer
+from kubenb.store.root import REF_NAME
 
 __all__ = [
     "REF_NAME",
@@ -34,7 +35,6 @@ __all__ = [
     "write_layout_file",
 ]
 
-REF_NAME = "org.opencontainers.image.ref.name"
 CREATED = "org.opencontainers.image.created"
 LAYOUT = {"imageLayoutVersion": "1.0.0"}
 MAX_DOCUMENT = 4 * 1024 * 1024  # distribution's limit for a manifest: anything bigger is no document

@@ -43,6 +43,25 @@ class StoreLock:
                 if self._depth == 0:
                     self._release()
 
+    @contextlib.contextmanager
+    def hold_if_free(self) -> Iterator[bool]:
+        """Own the store for the ``with`` block if no other process does now (True), else
+        do not wait (False): for work that may as well be left to a caller who waits."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
     def _acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -10,11 +10,10 @@ collector take it.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kubenb.errors import StoreError
 from kubenb.events import CancelToken
@@ -22,24 +21,20 @@ from kubenb.model import ImageRef
 from kubenb.oci.digests import HashingWriter, file_digest, is_sha256
 from kubenb.oci.media_types import OCI_MANIFEST
 from kubenb.oci.platforms import host_platform, platform_of
-from kubenb.store import archive, build_cache, export, layout, pull, push
+from kubenb.store import build_cache, layout
 from kubenb.store.blobs import Blobs
 from kubenb.store.image import ClusterImage, Layer, normalize_name
 from kubenb.store.lock import StoreLock
+from kubenb.store.root import default_root
 from kubenb.store.space import translating_disk_full
+
+if TYPE_CHECKING:  # archives, pulls, pushes and exports import their modules when they run
+    from kubenb.store import pull, push
 
 __all__ = ["Store", "default_root"]
 
 _ID_PREFIX = re.compile(r"(?:sha256:)?([0-9a-f]{12,64})")
 _LIST_HINT = "kubenb images lists them"
-
-
-def default_root() -> Path:
-    """``$KUBENB_ROOT``, else ``$XDG_DATA_HOME/kubenb``, else ``~/.local/share/kubenb``."""
-    if os.environ.get("KUBENB_ROOT"):
-        return Path(os.environ["KUBENB_ROOT"])
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "kubenb"
 
 
 class Store:
@@ -241,10 +236,14 @@ class Store:
         digests = sorted(self._blobs_of(entry))
         with translating_disk_full(Path(file).parent, str(file),
                                    lambda: sum(self.blobs.path(d).stat().st_size for d in digests)):
+            from kubenb.store import archive  # noqa: PLC0415
+
             archive.save(self.blobs, entry, digests, Path(file))
 
     def load(self, file: Path) -> list[ClusterImage]:
         """Add the images of an OCI archive; a hostile or damaged archive adds nothing."""
+        from kubenb.store import archive  # noqa: PLC0415
+
         self._ensure_layout()
         archive_size = lambda: Path(file).stat().st_size  # noqa: E731  (only asked for when the disk is full)
         with translating_disk_full(self.root, f"the images of {file} into the store", archive_size), \
@@ -267,9 +266,11 @@ class Store:
         if name is None:
             written = ref.written if ref.written and "@" not in ref.written else f"{ref.name}:{ref.tag or 'latest'}"
             name = written
+        from kubenb.store.pull import fetch  # noqa: PLC0415
+
         name = normalize_name(name)
         self._ensure_layout()
-        with self.lock(), pull.fetch(ref, source, self.blobs, platform or host_platform(),
+        with self.lock(), fetch(ref, source, self.blobs, platform or host_platform(),
                                      cancel or CancelToken()) as (digest, data):
             if self.blobs.put_bytes(data) != digest:
                 raise StoreError(f"the manifest of {ref} does not hash to {digest}", hint="pull it again")
@@ -287,7 +288,9 @@ class Store:
         """
         entry = self._entry(name)
         data = self.blobs.read_bytes(entry.digest)
-        return push.send(self.blobs, self._manifest(entry), data, client, repository=repository, tag=tag,
+        from kubenb.store.push import send  # noqa: PLC0415
+
+        return send(self.blobs, self._manifest(entry), data, client, repository=repository, tag=tag,
                          cancel=cancel or CancelToken())
 
     def export(self, name: str, destination: Path) -> None:
@@ -296,7 +299,9 @@ class Store:
         # export.export renames a finished rootfs into place, so a full disk leaves nothing behind
         with translating_disk_full(destination, f"the rootfs of {name} into {destination}",
                                    lambda: sum(layer.size for layer in layers)):
-            export.export(self.blobs, layers, destination)
+            from kubenb.store.export import export  # noqa: PLC0415
+
+            export(self.blobs, layers, destination)
 
     @property
     def memo_folder(self) -> Path:
