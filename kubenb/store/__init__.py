@@ -6,9 +6,10 @@
 from __future__ import annotations
 
 from kubenb.store.image import IMAGES_ANNOTATION, ClusterImage, Layer, normalize_name
+from kubenb.store.placed import PlacedFile
 from kubenb.store.pull import RegistrySource
 from kubenb.store.push import RegistryTarget
 from kubenb.store.store import Store, default_root
 
-__all__ = ["IMAGES_ANNOTATION", "ClusterImage", "Layer", "RegistrySource", "RegistryTarget", "Store", "default_root",
-           "normalize_name"]
+__all__ = ["IMAGES_ANNOTATION", "ClusterImage", "Layer", "PlacedFile", "RegistrySource", "RegistryTarget", "Store",
+           "default_root", "normalize_name"]
