@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +42,24 @@ def changes(before: Snapshot, after: Snapshot) -> tuple[list[str], list[str]]:
     return changed, deleted
 
 
-def write_layer(root: Path, changed: Iterable[str], deleted: Iterable[str], destination: Any) -> None:
+def write_layer(root: Path, changed: Iterable[str], deleted: Iterable[str], destination: Any,
+                *, folders: Mapping[str, int] | None = None) -> None:
     """A plain tar of ``changed`` paths and a whiteout for each deleted one (OCI layer rules),
-    streamed to ``destination`` (any object with ``write`` and ``tell``)."""
+    streamed to ``destination`` (any object with ``write`` and ``tell``).
+
+    ``folders`` (path: mode) are folders the layer holds that are not on disk: the registry
+    layer's blob folders, whose files went straight into the layer. Each is written as the
+    folder of that mode would be, in its sorted place among ``changed``.
+    """
+    folders = folders or {}
     with _tar(destination) as tar:
-        _add_all(tar, root, changed)
+        for path in sorted({*changed, *folders}) if folders else changed:
+            if path in folders:
+                info = tarfile.TarInfo(path)
+                info.type, info.mode = tarfile.DIRTYPE, folders[path]
+                tar.addfile(_normalise(info))
+            else:
+                _add_all(tar, root, [path])
         _add_whiteouts(tar, deleted)
 
 

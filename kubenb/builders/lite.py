@@ -3,10 +3,11 @@
 FROM gives the base rootfs (the standard empty folders, or a cluster image from the store);
 each COPY and each build-host RUN adds a layer; cluster commands and CMD are recorded; then
 discovery lists every image the rootfs needs and the pull writes them into ``registry/``,
-which becomes the last layer (each blob straight into that layer: ``registry_layer.py``). The rootfs is built in a temporary folder inside the store and
-removed afterwards, whatever happens, so a failed, cancelled or killed build leaves the store
-as it was. A cancel token is checked between steps and passed to what takes time (a RUN, the
-pulls), which stop at once and raise ``Cancelled``.
+which becomes the last layer (each blob straight into that layer: ``registry_layer.py``).
+The rootfs is built in a temporary folder inside the store and removed afterwards, whatever
+happens, so a failed, cancelled or killed build leaves the store as it was. A cancel token is
+checked between steps and passed to what takes time (a RUN, the pulls), which stop at once
+and raise ``Cancelled``.
 """
 
 from __future__ import annotations

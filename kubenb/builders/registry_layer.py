@@ -22,6 +22,9 @@ still run.
 from __future__ import annotations
 
 import queue
+import shutil
+import stat
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -48,6 +51,7 @@ class RegistryLayer:
         self._order: list[str] = []
         self._end = 0  # where the planned members end and the rest of the tar begins
         self._landed: queue.Queue[str | None] = queue.Queue()
+        self._blob_folders: set[Path] = set()  # the planned blobs' folders: in the layer, not made on disk
 
     # -- the pull's side (its threads) ---------------------------------------------------------
 
@@ -56,7 +60,7 @@ class RegistryLayer:
         offset = 0
         for digest, size in blobs.items():
             path = self.folder.blob_path(digest)
-            path.parent.mkdir(parents=True, exist_ok=True)  # its folders are members too, as before
+            self._blob_folders.add(path.parent)
             header = file_header(path.relative_to(self.rootfs).as_posix(), size)
             self.out.write_at(header, offset)
             self._regions[digest] = (offset + len(header), size)
@@ -98,4 +102,32 @@ class RegistryLayer:
                              hint="nothing was stored; build again")
         self.out.final(self._end)
         changed, deleted = changes(before, snapshot(self.rootfs))
-        write_layer(self.rootfs, changed, deleted, self.out)
+        folders, touched = self._folders_not_on_disk()
+        write_layer(self.rootfs, sorted({*changed, *touched}), deleted, self.out, folders=folders)
+
+    def _folders_not_on_disk(self) -> tuple[dict[str, int], set[str]]:
+        """The folders of the planned blobs that are not on disk (path in the rootfs: the mode a
+        new folder gets here), and the folders on disk that would have gained one of them as a
+        new entry: the layer holds what it would if the blobs had been written into ``registry/``."""
+        missing: set[Path] = set()
+        touched: set[str] = set()
+        for blob_folder in self._blob_folders:
+            folder = blob_folder
+            while folder not in missing and not folder.is_dir():
+                missing.add(folder)
+                folder = folder.parent
+            if folder not in missing:
+                touched.add(folder.relative_to(self.rootfs).as_posix())
+        mode = _new_folder_mode(self.rootfs.parent) if missing else 0
+        return {folder.relative_to(self.rootfs).as_posix(): mode for folder in missing}, touched
+
+
+def _new_folder_mode(work: Path) -> int:
+    """The mode ``mkdir`` gives a new folder here (0777 less the umask), read off a probe
+    folder made and removed in ``work``: setting the umask to read it would race other threads."""
+    probe = Path(tempfile.mkdtemp(dir=work))  # 0700, whatever the umask
+    try:
+        (probe / "folder").mkdir()
+        return stat.S_IMODE((probe / "folder").stat().st_mode)
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
