@@ -19,7 +19,6 @@ import pytest
 import requests
 
 from kubenb.builders import BuildOptions, build
-from kubenb.builders.layers import InOrder
 from kubenb.demo import DemoRegistry
 from kubenb.events import BlobStarted, Event
 from kubenb.store import Store, layout
@@ -439,16 +438,3 @@ def test_a_bad_image_name_fails_before_any_work(tmp_path: Path) -> None:
                    "--registry-mirror", "docker.io=127.0.0.1:1", str(tmp_path))
     assert refused.returncode == 1
     assert "'My-Cluster:1' is not a valid image name" in refused.stderr and "127.0.0.1:1" not in refused.stderr
-
-
-def test_blobs_landing_in_any_order_are_handed_on_in_the_planned_order() -> None:
-    """The registry layer's member order must not depend on which download finished first."""
-    feed = InOrder()
-    feed.arrived("z/config")  # fetched while the manifests were read, before the plan
-    feed.arrived("b/config")
-    feed.expect(["d/layer", "a/layer", "c/layer"])
-    for path in ("c/layer", "a/layer", "x/unplanned", "d/layer"):
-        feed.arrived(path)
-    feed.close()
-    # held ones sorted, then the plan's order; the unplanned one goes in the final (sorted) sweep
-    assert list(feed) == ["b/config", "z/config", "d/layer", "a/layer", "c/layer"]

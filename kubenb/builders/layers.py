@@ -10,15 +10,14 @@ and reproducible image IDs need.
 from __future__ import annotations
 
 import os
-import queue
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from kubenb.oci import WHITEOUT
 
-__all__ = ["InOrder", "Snapshot", "changes", "snapshot", "stream_layer", "write_layer"]
+__all__ = ["Snapshot", "changes", "file_header", "padded", "snapshot", "write_layer"]
 
 Snapshot = dict[str, tuple[int, int, int, str]]
 
@@ -43,29 +42,39 @@ def changes(before: Snapshot, after: Snapshot) -> tuple[list[str], list[str]]:
     return changed, deleted
 
 
-def write_layer(root: Path, changed: Iterable[str], deleted: Iterable[str], destination: Any) -> None:
+def write_layer(root: Path, changed: Iterable[str], deleted: Iterable[str], destination: Any,
+                *, folders: Mapping[str, int] | None = None) -> None:
     """A plain tar of ``changed`` paths and a whiteout for each deleted one (OCI layer rules),
-    streamed to ``destination`` (any object with ``write`` and ``tell``)."""
-    with _tar(destination) as tar:
-        _add_all(tar, root, changed)
-        _add_whiteouts(tar, deleted)
+    streamed to ``destination`` (any object with ``write`` and ``tell``).
 
-
-def stream_layer(root: Path, before: Snapshot, ready: Iterable[str], destination: Any) -> None:
-    """Tar the paths of ``ready`` as they arrive (files finished while the step still runs), then
-    whatever else changed since ``before``, then whiteouts.
-
-    A step that writes hundreds of MB (pulling images into ``registry/``) is then tarred while
-    it runs instead of after it: the two overlap, on two cores, rather than add up.
+    ``folders`` (path: mode) are folders the layer holds that are not on disk: the registry
+    layer's blob folders, whose files went straight into the layer. Each is written as the
+    folder of that mode would be, in its sorted place among ``changed``.
     """
+    folders = folders or {}
     with _tar(destination) as tar:
-        added: set[str] = set()
-        for path in ready:
-            _add_all(tar, root, [path])
-            added.add(path)
-        changed, deleted = changes(before, snapshot(root))
-        _add_all(tar, root, [path for path in changed if path not in added])
+        for path in sorted({*changed, *folders}) if folders else changed:
+            if path in folders:
+                info = tarfile.TarInfo(path)
+                info.type, info.mode = tarfile.DIRTYPE, folders[path]
+                tar.addfile(_normalise(info))
+            else:
+                _add_all(tar, root, [path])
         _add_whiteouts(tar, deleted)
+
+
+def file_header(path: str, size: int) -> bytes:
+    """The tar header (with its PAX record for a long name) of a regular file ``path`` of
+    ``size`` bytes, as :func:`write_layer` writes it for such a file of mode 0644: the
+    registry layer writes a blob's header before the blob's bytes arrive."""
+    info = tarfile.TarInfo(path)
+    info.size, info.mode = size, 0o644
+    return _normalise(info).tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
+
+
+def padded(size: int) -> int:
+    """The bytes a member's content of ``size`` bytes takes in a tar: whole 512-byte blocks."""
+    return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
 
 
 def _tar(destination: Any) -> tarfile.TarFile:
@@ -91,41 +100,3 @@ def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
     info.uname = info.gname = ""
     info.mtime = 0
     return info
-
-
-class InOrder:
-    """Paths that land in any order (parallel downloads), handed on in one fixed order.
-
-    A layer's digest depends on the order of its tar members, so for the same images to give
-    the same layer (and the same image ID) the blobs must be tarred in an order the timing of
-    downloads cannot change. Until that order is known (``expect``), arrivals are held; then
-    the held ones go first, sorted, and each expected path follows as soon as every path
-    before it has arrived (the expected order is the order downloads are asked for, so little
-    waits). What never comes in that order is left to the final sweep of :func:`stream_layer`,
-    which is sorted.
-    """
-
-    def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[str, tuple[str, ...]] | None] = queue.Queue()
-
-    def arrived(self, path: str) -> None:
-        self._queue.put(("arrived", (path,)))
-
-    def expect(self, paths: Iterable[str]) -> None:
-        self._queue.put(("expect", tuple(paths)))
-
-    def close(self) -> None:
-        self._queue.put(None)
-
-    def __iter__(self) -> Iterator[str]:
-        held: set[str] = set()
-        order: list[str] = []
-        position = 0
-        for kind, paths in iter(self._queue.get, None):
-            if kind == "arrived":
-                held.update(paths)
-            else:
-                order = sorted(held) + [path for path in dict.fromkeys(paths) if path not in held]
-            while position < len(order) and order[position] in held:
-                yield order[position]
-                position += 1

@@ -2,11 +2,12 @@
 
 FROM gives the base rootfs (the standard empty folders, or a cluster image from the store);
 each COPY and each build-host RUN adds a layer; cluster commands and CMD are recorded; then
-discovery lists every image the rootfs needs and the cache pulls them into ``registry/``,
-which becomes the last layer. The rootfs is built in a temporary folder inside the store and
-removed afterwards, whatever happens, so a failed, cancelled or killed build leaves the store
-as it was. A cancel token is checked between steps and passed to what takes time (a RUN, the
-pulls), which stop at once and raise ``Cancelled``.
+discovery lists every image the rootfs needs and the pull writes them into ``registry/``,
+which becomes the last layer (each blob straight into that layer: ``registry_layer.py``).
+The rootfs is built in a temporary folder inside the store and removed afterwards, whatever
+happens, so a failed, cancelled or killed build leaves the store as it was. A cancel token is
+checked between steps and passed to what takes time (a RUN, the pulls), which stop at once
+and raise ``Cancelled``.
 """
 
 from __future__ import annotations
@@ -22,26 +23,26 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from kubenb.builders import unchanged
 from kubenb.builders.copy import copy_into_rootfs, explain_sources_run_wrote
 from kubenb.builders.fingerprints import Fingerprints
-from kubenb.builders.layers import InOrder, changes, snapshot, stream_layer, write_layer
+from kubenb.builders.layers import changes, snapshot, write_layer
 from kubenb.builders.options import BuildOptions
+from kubenb.builders.registry_layer import RegistryLayer
 from kubenb.builders.run import run_on_host
 from kubenb.builders.steps import needs_cluster
 from kubenb.discover import DiscoveryOptions, apply_review, discover, view_of_folder
 from kubenb.discover.persist import kubenb_version
 from kubenb.errors import BuildError, InvalidReferenceError, StoreError
-from kubenb.events import BlobDone, BlobsPlanned, CancelToken, Event, EventSink, Message
+from kubenb.events import CancelToken, EventSink, Message
 from kubenb.kubefile import STANDARD_FOLDERS, BuildPlan, pairs, plan_build
 from kubenb.model import ImageList, ImageRef, Instruction, Kubefile
 from kubenb.oci import apply_layer, resolve_in_root
 from kubenb.oci.platforms import parse_platform, platform_matches
 from kubenb.reference import parse_reference
 from kubenb.registry_folder import RegistryFolder, save_images, saved_problems
-from kubenb.store import IMAGES_ANNOTATION, ClusterImage, Layer, Store
+from kubenb.store import IMAGES_ANNOTATION, ClusterImage, Layer, PlacedFile, Store
 from kubenb.store.space import translating_disk_full
 
 __all__ = ["LiteBuilder"]
@@ -262,45 +263,37 @@ class _Build:
         return {str(ref): images[str(ref)] for ref in refs if str(ref) in images}
 
     def pull_layer(self, refs: list[ImageRef]) -> Layer:
-        """Pull into ``registry/`` and tar each blob into the layer as soon as it is verified.
+        """Pull every image straight into the registry layer (``builders/registry_layer.py``):
+        each blob is written once, into its place in the layer, as it downloads.
 
         Image layers are compressed already, so this layer is a plain tar: a second gzip would
         cost time and save nothing.
         """
         before = snapshot(self.rootfs)
-        folder = RegistryFolder(self.registry)
-        ready = InOrder()  # blobs land in any order; the layer takes them sorted, so it is reproducible
         failures: list[BaseException] = []
 
-        def path_of(digest: str) -> str:
-            return folder.blob_path(digest).relative_to(self.rootfs).as_posix()
+        def produce(out: PlacedFile) -> None:
+            layer = RegistryLayer(self.rootfs, self.registry, out)
 
-        def tap(event: Event) -> None:
-            self.events(event)
-            if isinstance(event, BlobDone) and event.fetched:
-                ready.arrived(path_of(event.digest))
-            elif isinstance(event, BlobsPlanned):
-                ready.expect(map(path_of, event.digests))
+            def pull() -> None:
+                try:
+                    self.pull(refs, layer)
+                except BaseException as error:  # handed to the building thread, which raises it
+                    failures.append(error)
+                finally:
+                    layer.close()
 
-        def pull() -> None:
-            try:
-                self.pull(refs, tap)
-            except BaseException as error:  # handed to the building thread, which raises it
-                failures.append(error)
-            finally:
-                ready.close()
-
-        def produce(out: Any) -> None:
             worker = threading.Thread(target=pull, name="kubenb-pull", daemon=True)
             worker.start()
             try:
-                stream_layer(self.rootfs, before, ready, out)
+                layer.follow()
             finally:
-                worker.join()
+                worker.join()  # every download has stopped: none writes into the file any more
             if failures:
                 raise failures[0]
+            layer.finish(before)
 
-        return self.store.write_layer(produce, compresslevel=0)
+        return self.store.place_layer(produce, what="the registry layer")
 
     @property
     def registry(self) -> Path:
@@ -315,27 +308,29 @@ class _Build:
             return [parse_platform(p) for p in self.options.platforms]
         return [self.state.platform] if self.state.platform_asked and self.state.platform else None
 
-    def pull(self, refs: list[ImageRef], events: EventSink) -> None:
+    def pull(self, refs: list[ImageRef], layer: RegistryLayer) -> None:
         from kubenb.registry import Registries  # noqa: PLC0415  (an unchanged rebuild never loads the HTTP client)
         options = self.options
         with Registries(mirrors=options.mirrors, insecure=options.insecure, ca_files=options.ca_files,
-                        events=events, cancel=self.cancel) as registries, \
+                        events=self.events, cancel=self.cancel) as registries, \
                 translating_disk_full(self.registry, "the images into registry/"):
-            result = save_images(refs, self.registry, registries=registries, platforms=self.platforms,
-                                 skip_missing_platform=options.skip_missing_platform, verb="build", events=events,
-                                 cancel=self.cancel)
-        self.check_registry(refs, {saved.image for saved in result.images if saved.left_out})
+            result = save_images(refs, layer.folder, registries=registries, platforms=self.platforms,
+                                 skip_missing_platform=options.skip_missing_platform, verb="build",
+                                 events=self.events, cancel=self.cancel, sink=layer)
+        self.check_registry(refs, {saved.image for saved in result.images if saved.left_out}, layer.folder)
 
-    def check_registry(self, refs: list[ImageRef], left_out: set[ImageRef] | None) -> None:
+    def check_registry(self, refs: list[ImageRef], left_out: set[ImageRef] | None,
+                       folder: RegistryFolder | None = None) -> None:
         """Fail unless ``registry/`` serves every image whole (never a silent gap: docs/build.md).
-        ``left_out`` None: a cached layer, whose left-out images are those it lacks."""
-        folder = RegistryFolder(self.registry)
+        ``left_out`` None: a cached layer, whose left-out images are those it lacks. ``folder``:
+        the pull's, which serves the blobs it wrote into the layer."""
+        folder = folder or RegistryFolder(self.registry)
         if left_out is None:
             left_out = {ref for ref in refs if self.options.skip_missing_platform and _digest_in(folder, ref) is None}
             for ref in sorted(left_out, key=str):
                 self.events(Message(f"warning: {ref} lacks every requested platform: left out "
                                     "(--skip-missing-platform)", level="warning"))
-        if problems := saved_problems(self.registry, refs, self.platforms, left_out):
+        if problems := saved_problems(folder, refs, self.platforms, left_out):
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise BuildError(f"the registry layer is not whole: {problems[0]}{more}",
                              hint="nothing was stored; build with --no-cache, and save again a registry folder that "

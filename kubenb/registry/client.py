@@ -39,7 +39,7 @@ from kubenb.reference import is_repository_path, is_tag
 from kubenb.registry.auth import Authenticator, pull_scope, push_scope
 from kubenb.registry.credentials import Credentials, registry_host
 from kubenb.registry.deadline import SpeedLimit
-from kubenb.registry.download import CHUNK_SIZE, BlobDownload
+from kubenb.registry.download import CHUNK_SIZE, BlobDownload, BlobFile
 from kubenb.registry.failures import cut_short
 from kubenb.registry.manifest import MAX_MANIFEST_BYTES, CorruptContent, Manifest, verified_manifest
 from kubenb.registry.transport import (
@@ -180,14 +180,17 @@ class RegistryClient:
             path, repository, data, media_type=media_type, digest=digest, what=what))
 
     def download_blob(
-        self, repository: str, digest: str, destination: Path, *, expected_size: int | None = None,
+        self, repository: str, digest: str, destination: Path | BlobFile, *, expected_size: int | None = None,
         on_bytes: Callable[[int], None] | None = None,
     ) -> int:
         """Stream blob ``digest`` to ``destination`` and verify it; return the bytes fetched.
 
-        ``on_bytes`` gets the size of every chunk received (their sum is the return value,
-        which exceeds the blob's size when a transfer had to start over). On any failure the
-        partial file is removed and a RegistryError names the repository and the digest.
+        ``destination`` is a path, or a file the caller opened and owns (a window onto the
+        registry layer a build writes: then nothing is removed here on failure, the caller
+        discards it). ``on_bytes`` gets the size of every chunk received (their sum is the
+        return value, which exceeds the blob's size when a transfer had to start over). On any
+        failure a partial file at a path is removed and a RegistryError names the repository
+        and the digest.
         """
         _check_repository(repository)
         _check_digest(digest)
@@ -200,19 +203,25 @@ class RegistryClient:
                                      stream=True)
             return self._expect(response, what, ok=(200, 206, 416))
 
+        def into(file: BlobFile) -> int:
+            download = BlobDownload(file, digest, registry=self.registry, what=what,
+                                    expected_size=expected_size, on_bytes=on_bytes, cancel=self.cancel)
+            self._retrying(path, lambda: download.attempt(get))
+            return download.fetched
+
         try:
+            if not isinstance(destination, Path):
+                return into(destination)
             with destination.open("wb") as file:
-                download = BlobDownload(file, digest, registry=self.registry, what=what,
-                                        expected_size=expected_size, on_bytes=on_bytes, cancel=self.cancel)
-                self._retrying(path, lambda: download.attempt(get))
+                return into(file)
         except BaseException as error:
-            destination.unlink(missing_ok=True)
+            if isinstance(destination, Path):
+                destination.unlink(missing_ok=True)
             if isinstance(error, OSError) and not isinstance(error, requests.RequestException):
                 if is_disk_full(error):
                     raise  # the caller names the disk and what it was writing
                 raise StoreError(f"cannot write {what} to {destination}: {error.strerror}") from None
             raise
-        return download.fetched
 
     def _blob_present(self, repository: str, digest: str, scope: str) -> bool:
         what = f"blob {digest} of {repository}"

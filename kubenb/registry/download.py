@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 import requests
 
@@ -26,7 +26,7 @@ from kubenb.registry.failures import cut_short
 from kubenb.registry.manifest import CorruptContent, hasher_for
 from kubenb.registry.transport import Retryable, requests_errors
 
-__all__ = ["CHUNK_SIZE", "BlobDownload"]
+__all__ = ["CHUNK_SIZE", "BlobDownload", "BlobFile"]
 
 #: What a broken transfer may lose: a read that fails mid-chunk drops that chunk (urllib3 keeps
 #: no partial read), so a resume starts at the last whole chunk. 256 KiB reads a 200 MB blob
@@ -38,11 +38,24 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-")
 Get = Callable[[Mapping[str, str]], requests.Response]
 
 
+class BlobFile(Protocol):
+    """Where a download writes: an open file, or a window onto a part of one (a build writes
+    each blob straight into its place in the registry layer). A restart seeks to 0."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def truncate(self, size: int | None = None, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
 class BlobDownload:
     """One blob going into an open file; each ``attempt`` goes on from where the last broke off."""
 
     def __init__(
-        self, file: BinaryIO, digest: str, *, registry: str, what: str,
+        self, file: BlobFile, digest: str, *, registry: str, what: str,
         expected_size: int | None = None, on_bytes: Callable[[int], None] | None = None,
         cancel: CancelToken | None = None,
     ) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from kubenb.oci.manifests import Descriptor, References, parse_references
 from kubenb.registry_folder.folder import RegistryFolder, validate_repository
-from kubenb.registry_folder.save import SavedImage, SaveResult, save_images, saved_problems
+from kubenb.registry_folder.save import BlobSink, SavedImage, SaveResult, save_images, saved_problems
 
 __all__ = [
+    "BlobSink",
     "Descriptor",
     "References",
     "RegistryFolder",

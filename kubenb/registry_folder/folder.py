@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,12 +65,15 @@ class RegistryFolder:
     """Writes and checks one registry folder; threads and processes may share it.
 
     ``durable`` fsyncs each file before its rename, so a power cut leaves no empty blob under a
-    valid name; turn it off for throwaway folders.
+    valid name; turn it off for throwaway folders. ``elsewhere`` names blobs the folder serves
+    whose bytes are kept outside it, each verified when it landed (digest: size): a build's
+    work folder, whose blobs go straight into the registry layer it is making.
     """
 
-    def __init__(self, root: Path, *, durable: bool = True) -> None:
+    def __init__(self, root: Path, *, durable: bool = True, elsewhere: Mapping[str, int] | None = None) -> None:
         self.root = Path(root)
         self.durable = durable
+        self.elsewhere: Mapping[str, int] = elsewhere if elsewhere is not None else {}
         self._v2 = self.root / "docker" / "registry" / "v2"
         self._temp = self.root / TEMP_DIR
 
@@ -79,7 +82,7 @@ class RegistryFolder:
         return self._v2 / "blobs" / algorithm / hex_[:2] / hex_ / "data"
 
     def has_blob(self, digest: str) -> bool:
-        return self.blob_path(digest).is_file()
+        return digest in self.elsewhere or self.blob_path(digest).is_file()
 
     def new_blob_file(self) -> Path:
         """An empty temp file in the folder for the client to stream a download into."""
@@ -216,9 +219,13 @@ class RegistryFolder:
     def blob_problem(self, repository: str, blob: Descriptor) -> str | None:
         """Why the registry could not serve ``blob`` from ``repository``, None when it can."""
         path = self.blob_path(blob.digest)
-        if not path.is_file():
+        if blob.digest in self.elsewhere:
+            size = self.elsewhere[blob.digest]
+        elif not path.is_file():
             return "a missing blob"
-        if (size := path.stat().st_size) != blob.size:
+        else:
+            size = path.stat().st_size
+        if size != blob.size:
             return f"stored with {size} bytes, not {blob.size}"
         if read_link(self.link_path(repository, "_layers", blob.digest)) != blob.digest:
             return f"not linked in {repository}"
@@ -301,8 +308,8 @@ class RegistryFolder:
         return _Stored(data, "", digest) if data is not None else None
 
     def _config_platform(self, references: References) -> str | None:
-        config = references.config
-        if config is None or not self.has_blob(config.digest) or config.size > MAX_MANIFEST_BYTES:
+        config = references.config  # a config kept elsewhere is not read: none is (see save.py)
+        if config is None or not self.blob_path(config.digest).is_file() or config.size > MAX_MANIFEST_BYTES:
             return None
         return config_platform(self.blob_path(config.digest).read_bytes(), config.media_type)
 

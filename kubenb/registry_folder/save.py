@@ -14,11 +14,11 @@ lands whole or not at all), and a rerun fetches only the rest.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from kubenb.errors import Cancelled, KubenbError, StoreError
 from kubenb.events import (
@@ -43,11 +43,30 @@ from kubenb.registry_folder.folder import RegistryFolder
 
 if TYPE_CHECKING:  # the HTTP client is imported only by a save that runs (an unchanged rebuild needs none)
     from kubenb.registry import Registries, RegistryClient
+    from kubenb.registry.download import BlobFile
 
-__all__ = ["SaveResult", "SavedImage", "save_images", "saved_problems"]
+__all__ = ["BlobSink", "SaveResult", "SavedImage", "save_images", "saved_problems"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class BlobSink(Protocol):
+    """Where the blobs a save plans go instead of the folder's blob files: a build's registry
+    layer, which takes each one straight from its download (written once, never copied).
+
+    ``plan`` gets every blob the save will download, in the order it asks for them, before the
+    first of them starts; ``open`` gives the file a planned blob streams into (None: not
+    planned, so it goes into the folder as usual: the configs read while planning); ``keep``
+    says that what streamed into it was verified against its digest. A blob the sink keeps
+    must be in the folder's ``elsewhere``, so that its manifests can be stored.
+    """
+
+    def plan(self, blobs: Mapping[str, int], /) -> None: ...
+
+    def open(self, digest: str, /) -> BlobFile | None: ...
+
+    def keep(self, digest: str, /) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -86,7 +105,7 @@ class _Plan:
 
 def save_images(
     images: Sequence[ImageRef],
-    folder: Path,
+    folder: Path | RegistryFolder,
     *,
     registries: Registries | None = None,
     platforms: Collection[str] | None = None,
@@ -95,6 +114,7 @@ def save_images(
     workers: int = 8,
     events: EventSink = ignore,
     cancel: CancelToken | None = None,
+    sink: BlobSink | None = None,
 ) -> SaveResult:
     """Every image of ``images`` complete in the registry folder at ``folder``.
 
@@ -105,7 +125,8 @@ def save_images(
     together at the end, each named, after the others are saved: what was saved stays saved,
     and a rerun fetches only what is missing. Setting ``cancel`` stops the save with
     ``Cancelled``; ``registries``, when given, must be made with the same token (its own, when
-    ``cancel`` is not given), so that the downloads it runs stop too.
+    ``cancel`` is not given), so that the downloads it runs stop too. ``sink`` takes the blobs
+    to download instead of the folder (see ``BlobSink``).
     """
     _refuse_name_clashes(images)
     if registries is None:
@@ -114,20 +135,21 @@ def save_images(
     elif cancel is not None and registries.cancel is not cancel:
         raise ValueError("save_images: make the registries with the same cancel token")
     token = registries.cancel or CancelToken()
-    saver = _Saver(RegistryFolder(folder), registries, platforms, workers, events, cancel=token)
+    registry = folder if isinstance(folder, RegistryFolder) else RegistryFolder(folder)
+    saver = _Saver(registry, registries, platforms, workers, events, cancel=token, sink=sink)
     try:
         return saver.run(images, skip_missing_platform, verb)
     finally:
         saver.close()
 
 
-def saved_problems(folder: Path, images: Sequence[ImageRef], platforms: Collection[str] | None,
+def saved_problems(folder: Path | RegistryFolder, images: Sequence[ImageRef], platforms: Collection[str] | None,
                    left_out: Collection[ImageRef] = ()) -> list[str]:
     """What keeps the registry folder from serving ``images`` whole, one line each: every image
     (but those ``left_out`` by ``--skip-missing-platform``) resolves to its manifests and all
     their blobs, and the folder passes ``RegistryFolder.check`` (blobs not hashed again: they
     were as they arrived). A build runs this on its registry layer, whoever made it."""
-    registry = RegistryFolder(folder)
+    registry = folder if isinstance(folder, RegistryFolder) else RegistryFolder(folder)
     problems = [f"{ref}: {problem}" for ref in dict.fromkeys(images) if ref not in left_out
                 for problem in registry.image_problems(ref.repository, ref.tag or ref.digest or "latest", platforms)]
     return problems + registry.check(hash_blobs=False)
@@ -148,8 +170,9 @@ def _refuse_name_clashes(images: Sequence[ImageRef]) -> None:
 
 class _Saver:
     def __init__(self, folder: RegistryFolder, registries: Registries, platforms: Collection[str] | None,
-                 workers: int, events: EventSink, *, cancel: CancelToken) -> None:
+                 workers: int, events: EventSink, *, cancel: CancelToken, sink: BlobSink | None = None) -> None:
         self.folder = folder
+        self.sink = sink
         self.cancel = cancel
         self.registries = registries
         self.platforms = platforms
@@ -172,6 +195,8 @@ class _Saver:
         for plan in lacking:
             self.events(Message(_skipped_line(plan), level="warning"))
         needed = self.to_fetch(plans)
+        if self.sink is not None:
+            self.sink.plan(needed)
         self.events(BlobsPlanned(tuple(needed), tuple(needed.values())))
         numbered = {plan.ref: n for n, plan in enumerate(plans, 1)}
         saved, more = self.each(plans, lambda plan: self.save(plan, numbered[plan.ref], len(plans)))
@@ -290,15 +315,24 @@ class _Saver:
             self.events(BlobDone(image, blob.digest, blob.size, fetched=False))
             return 0
         self.events(BlobStarted(image, blob.digest, blob.size))
-        temp = self.folder.new_blob_file()
-        try:
-            fetched = client.download_blob(
-                ref.repository, blob.digest, temp, expected_size=blob.size,
-                on_bytes=lambda n: self.events(BlobProgress(image, blob.digest, n)),
-            )
-            self.folder.commit_blob(temp, blob.digest, verified=True)  # the client hashed while streaming
-        finally:
-            temp.unlink(missing_ok=True)
+
+        def progress(count: int) -> None:
+            self.events(BlobProgress(image, blob.digest, count))
+
+        window = self.sink.open(blob.digest) if self.sink is not None else None
+        if window is not None:  # straight into the build's layer; the client hashed while streaming
+            fetched = client.download_blob(ref.repository, blob.digest, window, expected_size=blob.size,
+                                           on_bytes=progress)
+            assert self.sink is not None
+            self.sink.keep(blob.digest)
+        else:
+            temp = self.folder.new_blob_file()
+            try:
+                fetched = client.download_blob(ref.repository, blob.digest, temp, expected_size=blob.size,
+                                               on_bytes=progress)
+                self.folder.commit_blob(temp, blob.digest, verified=True)  # the client hashed while streaming
+            finally:
+                temp.unlink(missing_ok=True)
         self.events(BlobDone(image, blob.digest, blob.size, fetched=True))
         return fetched
 

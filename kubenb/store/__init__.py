@@ -12,16 +12,18 @@ from importlib import import_module as _import_module
 
 if _typing.TYPE_CHECKING:
     from kubenb.store.image import IMAGES_ANNOTATION, ClusterImage, Layer, normalize_name
+    from kubenb.store.placed import PlacedFile
     from kubenb.store.pull import RegistrySource
     from kubenb.store.push import RegistryTarget
     from kubenb.store.root import default_root
     from kubenb.store.store import Store
 
-__all__ = ["IMAGES_ANNOTATION", "ClusterImage", "Layer", "RegistrySource", "RegistryTarget", "Store", "default_root",
-           "normalize_name"]
+__all__ = ["IMAGES_ANNOTATION", "ClusterImage", "Layer", "PlacedFile", "RegistrySource", "RegistryTarget", "Store",
+           "default_root", "normalize_name"]
 
 _LAZY = {
     **dict.fromkeys(("IMAGES_ANNOTATION", "ClusterImage", "Layer", "normalize_name"), "kubenb.store.image"),
+    "PlacedFile": "kubenb.store.placed",
     "RegistrySource": "kubenb.store.pull",
     "RegistryTarget": "kubenb.store.push",
     "default_root": "kubenb.store.root",

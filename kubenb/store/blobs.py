@@ -20,6 +20,7 @@ from typing import IO, BinaryIO, cast
 from kubenb.errors import StoreError, is_disk_full
 from kubenb.oci.digests import CHUNK, HashingWriter, atomic_file, compute_digest, is_sha256, keep_verified, remove_stale
 from kubenb.store.image import Layer
+from kubenb.store.placed import PlacedFile
 from kubenb.store.root import blob_folder
 from kubenb.store.space import no_space
 
@@ -121,6 +122,36 @@ class Blobs:
                 os.unlink(temp_name)
             if is_disk_full(error):
                 written = blob.size if blob is not None else 0
+                raise no_space(self.temp_dir, f"{what} into the store", max(expected, written)) from None
+            raise
+
+    def place_layer(self, produce: Callable[[PlacedFile], None], *, what: str = "a layer",
+                    expected: int = 0) -> Layer:
+        """A plain-tar layer blob whose parts ``produce`` writes at their places, in any order
+        and from several threads (a registry layer: each blob straight from its download);
+        hashed by reading the file back once, in order (``kubenb.store.placed``).
+
+        Like :meth:`write_layer`, the temp file is a ``layer.*`` of ``tmp``: removed on any
+        error here, and by the next holder of the lock after a kill.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.temp_dir.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(dir=self.temp_dir, prefix=LAYER_PREFIX)
+        placed: PlacedFile | None = None
+        try:
+            try:
+                placed = PlacedFile(fd)
+                produce(placed)
+                digest, size = placed.finish()
+            finally:
+                os.close(fd)
+            keep_verified(Path(temp_name), self.path(digest), digest, verified=True)
+            return Layer(digest=digest, diff_id=digest, size=size)
+        except BaseException as error:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp_name)
+            if is_disk_full(error):
+                written = placed.tell() if placed is not None else 0
                 raise no_space(self.temp_dir, f"{what} into the store", max(expected, written)) from None
             raise
 

@@ -25,6 +25,7 @@ from kubenb.store import build_cache, layout
 from kubenb.store.blobs import Blobs
 from kubenb.store.image import ClusterImage, Layer, normalize_name
 from kubenb.store.lock import StoreLock
+from kubenb.store.placed import PlacedFile
 from kubenb.store.root import default_root
 from kubenb.store.space import translating_disk_full
 
@@ -69,6 +70,13 @@ class Store:
         disk names ``what`` and asks for room for ``expected`` bytes."""
         self._ensure_layout()
         return self.blobs.write_layer(produce, compresslevel, what=what, expected=expected)
+
+    def place_layer(self, produce: Callable[[PlacedFile], None], *, what: str = "a layer",
+                    expected: int = 0) -> Layer:
+        """A plain-tar layer blob written part by part at its places (``kubenb.store.placed``):
+        the registry layer, each blob written once, by its download."""
+        self._ensure_layout()
+        return self.blobs.place_layer(produce, what=what, expected=expected)
 
     def remove_leftovers(self) -> int:
         """Remove the partial layers and staging folders of killed builds and loads, at once
