@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kubenb.builders.lite import _annotations, _Build, _workspace
+from kubenb.builders.lite import LiteBuild, build_workspace, image_annotations
 from kubenb.builders.node import KUBECONFIG, CommandResult, Node, NodeLauncher
 from kubenb.builders.options import BuildOptions
 from kubenb.builders.steps import needs_cluster
@@ -59,14 +59,14 @@ class ClusterBuilder:
         kubefile = plan.require_kubefile()
         launcher = self.launcher_for(options)  # a missing SDK or bad option fails before any work
         with translating_disk_full(store.root, f"the build of {options.tag}"), store.lock(), \
-                _workspace(store.root) as work:
+                build_workspace(store.root) as work:
             store.remove_leftovers()
             return _ClusterBuild(plan, kubefile, options, store, events, work, cancel or CancelToken(),
                                  launcher=launcher, builder=self.name).run()
 
 
 @dataclass
-class _ClusterBuild(_Build):
+class _ClusterBuild(LiteBuild):
     """The lite build's steps, with RUN and CMD kept for the node and the node's images added."""
 
     launcher: NodeLauncher | None = None
@@ -102,7 +102,7 @@ class _ClusterBuild(_Build):
 
     def annotations(self, images: Mapping[str, str]) -> dict[str, str]:
         pulled = {str(f.image): [loc.file for loc in f.locations if loc.source == "cluster"] for f in self.pulled}
-        return {**_annotations(self.kubefile, self.state, images, builder=self.builder),
+        return {**image_annotations(self.kubefile, self.state, images, builder=self.builder),
                 CLUSTER_IMAGES_ANNOTATION: json.dumps({ref: pods for ref, pods in sorted(pulled.items())
                                                        if ref in images})}
 

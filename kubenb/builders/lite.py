@@ -45,7 +45,7 @@ from kubenb.registry_folder import RegistryFolder, save_images, saved_problems
 from kubenb.store import IMAGES_ANNOTATION, ClusterImage, Layer, PlacedFile, Store
 from kubenb.store.space import translating_disk_full
 
-__all__ = ["LiteBuilder"]
+__all__ = ["LiteBuild", "LiteBuilder", "build_workspace", "image_annotations"]
 
 
 @dataclass
@@ -87,9 +87,9 @@ class LiteBuilder:
         kubefile = plan.require_kubefile()
         warnings: list[str] = []
         with translating_disk_full(store.root, f"the build of {options.tag}"), store.lock(), \
-                _workspace(store.root) as work:
+                build_workspace(store.root) as work:
             store.remove_leftovers()  # of a killed build: this one holds the lock now
-            build = _Build(plan, kubefile, options, store, unchanged.warnings_of(events, warnings), work,
+            build = LiteBuild(plan, kubefile, options, store, unchanged.warnings_of(events, warnings), work,
                            cancel or CancelToken(), hashed=unchanged.known(None if options.no_cache else found, store))
             image = build.run()
             unchanged.record(found, store, image, plan=plan, hashed=build.hashed, warnings=warnings)
@@ -97,8 +97,10 @@ class LiteBuilder:
 
 
 @dataclass
-class _Build:
-    """One build in progress: its inputs, its workspace and what it has so far."""
+class LiteBuild:
+    """One build in progress: its inputs, its workspace and what it has so far. The cluster
+    build (``builders/cluster.py``) extends it through its hooks, so both lay out the rootfs and
+    write the registry layer with the same code."""
 
     plan: BuildPlan
     kubefile: Kubefile  # the plan's
@@ -142,7 +144,7 @@ class _Build:
 
     def annotations(self, images: Mapping[str, str]) -> dict[str, str]:
         """The cluster image's annotations (the same keys for every builder)."""
-        return _annotations(self.kubefile, self.state, images)
+        return image_annotations(self.kubefile, self.state, images)
 
     def step(self, instruction: Instruction) -> None:
         keyword, state = instruction.keyword, self.state
@@ -422,7 +424,8 @@ def _step_key(parent: str, instruction: Instruction, files: Mapping[str, Path], 
     return "sha256:" + digest.hexdigest()
 
 
-def _annotations(kubefile: Kubefile, state: _State, images: Mapping[str, str], builder: str = "lite") -> dict[str, str]:
+def image_annotations(kubefile: Kubefile, state: _State, images: Mapping[str, str],
+                      builder: str = "lite") -> dict[str, str]:
     return {
         "io.kubenb.kubefile": "".join(f"{i.original}\n" for i in kubefile.instructions),
         IMAGES_ANNOTATION: json.dumps(dict(sorted(images.items()))),
@@ -434,7 +437,7 @@ def _annotations(kubefile: Kubefile, state: _State, images: Mapping[str, str], b
 
 
 @contextmanager
-def _workspace(root: Path) -> Iterator[Path]:
+def build_workspace(root: Path) -> Iterator[Path]:
     """A fresh build folder in the store, removed afterwards. Called under the store lock, so
     any other build folder is left over from a killed build and can go."""
     (root / "tmp").mkdir(parents=True, exist_ok=True)
