@@ -7,7 +7,8 @@ The public Python API is what ``__all__`` names; everything else may change betw
 from __future__ import annotations
 
 import typing as _typing
-from importlib import import_module as _import_module
+
+from kubenb.lazy import lazy_attributes as _lazy_attributes
 
 if _typing.TYPE_CHECKING:  # the names for type checkers; at run time __getattr__ imports each on first use
     from kubenb.engine import Engine, list_images
@@ -41,14 +42,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """PEP 562: a public name is imported the first time it is asked for, then kept here."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kubenb' has no attribute {name!r}")
-    value = getattr(_import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_attributes(__name__, _LAZY)
 
 
 def __dir__() -> list[str]:

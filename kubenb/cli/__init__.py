@@ -13,10 +13,10 @@ import os
 import sys
 import typing as _typing
 from collections.abc import Sequence
-from importlib import import_module as _import_module
 
 from kubenb.cli.parser import add_build_options, build_parser
 from kubenb.errors import Cancelled, KubenbError
+from kubenb.lazy import lazy_attributes as _lazy_attributes
 
 if _typing.TYPE_CHECKING:  # the names for type checkers; at run time __getattr__ imports each on first use
     from kubenb.cli.engine_calls import build_options, engine_for, list_images_of
@@ -33,14 +33,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """PEP 562: a name is imported the first time it is asked for, then kept here."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kubenb.cli' has no attribute {name!r}")
-    value = getattr(_import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_attributes(__name__, _LAZY)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

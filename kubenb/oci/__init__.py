@@ -6,13 +6,14 @@ import these pieces instead of each spelling a media type, hashing a blob or wal
 its own way (``media_types``, ``manifests``, ``selection``, ``platforms``, ``digests``). Everything
 that takes a layer or a rootfs from an image (export, a build's FROM and its cache hits, COPY
 into the rootfs) goes through ``layers`` and ``paths``, so the rules that keep kubenb inside
-its own folders are written once too. Layer 2: imports only ``errors``.
+its own folders are written once too. Layer 2: imports only ``errors`` (and ``lazy``).
 """
 
 from __future__ import annotations
 
 import typing as _typing
-from importlib import import_module as _import_module
+
+from kubenb.lazy import lazy_attributes as _lazy_attributes
 
 if _typing.TYPE_CHECKING:
     from kubenb.oci.layers import OPAQUE, WHITEOUT, apply_layer
@@ -25,10 +26,4 @@ _LAZY = {"OPAQUE": "kubenb.oci.layers", "WHITEOUT": "kubenb.oci.layers", "apply_
          "resolve_in_root": "kubenb.oci.paths"}
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kubenb.oci' has no attribute {name!r}")
-    value = getattr(_import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_attributes(__name__, _LAZY)

@@ -8,7 +8,8 @@ line reads the store's files with ``kubenb/store/root.py`` alone.
 from __future__ import annotations
 
 import typing as _typing
-from importlib import import_module as _import_module
+
+from kubenb.lazy import lazy_attributes as _lazy_attributes
 
 if _typing.TYPE_CHECKING:
     from kubenb.store.image import IMAGES_ANNOTATION, ClusterImage, Layer, normalize_name
@@ -31,11 +32,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """PEP 562: a name is imported the first time it is asked for, then kept here."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kubenb.store' has no attribute {name!r}")
-    value = getattr(_import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_attributes(__name__, _LAZY)
