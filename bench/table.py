@@ -71,9 +71,17 @@ def combine(runs: Sequence[Sequence[Row]]) -> list[Row]:
     for rows in groups.values():
         values = [_key(row) for row in rows]
         middle = sorted(rows, key=_key)[(len(rows) - 1) // 2]
-        goal = middle.goal.split(":")[0]  # a script's own verdict for one run does not hold for all
+        goal = _without_run_note(middle.goal)
         combined.append(replace(middle, goal=goal, low=min(values), high=max(values)))
     return combined
+
+
+def _without_run_note(goal: str) -> str:
+    """``<= 0.1x: 0.05x to 0.12x per round`` -> ``<= 0.1x``: a script's note on one run (its
+    own verdict, its rounds) does not hold for all runs. Other texts are kept whole."""
+    head, colon, _ = goal.partition(":")
+    match = _GOAL.match(head)
+    return head.strip() if colon and match is not None and match.end() == len(head.strip()) else goal
 
 
 def _key(row: Row) -> float:
@@ -98,7 +106,8 @@ def table(rows: list[Row]) -> str:
         base = "" if row.baseline_seconds is None else f"{row.baseline_seconds:9.3f}"
         ratio = "" if row.ratio is None else f"{row.ratio:7.2f}x"
         spread = f"  {_range(row):<17}" if ranged else ""
-        goal = f"{row.goal}, {row.verdict}" if ranged and row.verdict else row.goal
+        said = row.goal.rstrip(")").endswith("met")  # a script that judged the row itself
+        goal = f"{row.goal}, {row.verdict}" if ranged and row.verdict and not said else row.goal
         lines.append(f"{row.bench:<10}{row.measure:<38}{row.seconds:9.3f}  {row.baseline:<32}{base:>9}{ratio:>8}"
                      f"{spread}  {goal}")
     return "\n".join(lines)
