@@ -99,6 +99,24 @@ def test_an_unchanged_rebuild_is_answered_by_the_record(tmp_path: Path, registry
     assert len(list((store.root / "unchanged").glob("*.json"))) == 1
 
 
+def test_the_first_rebuild_reads_no_blob_the_build_just_wrote(tmp_path: Path, registry: DemoRegistry,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry layer is the build's last write: its stat is taken in the same moment, and
+    an unsettled stat would make the next rebuild hash every byte of it again."""
+    context, store = _context(tmp_path), Store(tmp_path / "store")
+    _build(context, store, registry)
+    hashed: list[Path] = []
+
+    def counted(path: Path) -> object:
+        hashed.append(path)
+        return fingerprint(path)
+
+    monkeypatch.setattr(record, "fingerprint", counted)
+    _, said = _build(context, store, registry)
+    assert _answered(said)
+    assert not [path for path in hashed if store.root / "blobs" in path.parents]
+
+
 def test_a_file_rewritten_with_the_same_size_and_mtime_is_rebuilt(tmp_path: Path, registry: DemoRegistry) -> None:
     """The edit of the same second, same size: the mtime is even set back; ctime shows it."""
     context, store, _ = _built_twice(tmp_path, registry)
