@@ -65,7 +65,7 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
         return tag
 
     # Path resolvers, which the safe loader has none of, are called twice per node: a C callable
-    # that ignores its arguments costs no Python frame (a no-op method cost about 8% of composing).
+    # that ignores its arguments costs no Python frame (no-op methods cost about 5% of the parse).
     descend_resolver = slice
     ascend_resolver = tuple
 
