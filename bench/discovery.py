@@ -18,7 +18,6 @@ helm-python-sdk renders in Go), steadier when other work loads the machine.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import sys
 import tempfile
@@ -36,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from table import Row, show
 
 from kubenb.discover import clear_memo, context_images
+from kubenb.discover.documents import is_crd, split_documents
 from kubenb.kubefile import plan_build
 from tests.support.corpus import CORPUS
 
-CRD = re.compile(r"^kind:[ \t]*CustomResourceDefinition[ \t]*$", re.MULTILINE)
 CHART_VALUES = {"apollo-portal": "apollo-portal.yaml", "apollo-service": "apollo-service.yaml"}
 CLOCK = [time.perf_counter]
 
@@ -66,14 +65,10 @@ def manifest_context(root: Path, copies: int, *, without_crds: bool = False) -> 
         for source in sorted((CORPUS / "manifests").iterdir()):
             if not without_crds:
                 files.append(Path(shutil.copy(source, folder / source.name)))
-            elif kept := [d for d in _documents(source.read_text()) if not CRD.search(d)]:
+            elif kept := [d.text for d in split_documents(source.read_text(), source.name) if not is_crd(d.text)]:
                 files.append(folder / source.name)
                 files[-1].write_text("---\n".join(kept))
     return files
-
-
-def _documents(text: str) -> list[str]:
-    return [d for d in re.split(r"^---[ \t]*$\n?", text, flags=re.MULTILINE) if d.strip()]
 
 
 def chart_context(root: Path) -> None:

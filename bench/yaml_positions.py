@@ -42,9 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from table import Row, show
 
-from kubenb.discover import _CRD
 from kubenb.discover.charts import charts_in, render_chart
-from kubenb.discover.documents import Document, parse_documents, read_input_file, split_documents
+from kubenb.discover.documents import Document, is_crd, parse_documents, read_input_file, split_documents
 from kubenb.discover.hits import Hit
 from kubenb.discover.positions import NodeLines
 from kubenb.discover.walk import ObjectContext, walk_object
@@ -67,7 +66,7 @@ def corpus_documents() -> list[Document]:
         values = CHART_VALUES.get(source.name)
         for rendered in render_chart(source, values_files=(CORPUS / "values" / values,) if values else ()):
             docs += split_documents(rendered.text, rendered.template, chart=rendered.chart)
-    return [doc for doc in docs if not _CRD.search(doc.text)]
+    return [doc for doc in docs if not is_crd(doc.text)]
 
 
 def with_hits(docs: list[Document]) -> list[tuple[Document, yaml.Node, list[Hit]]]:

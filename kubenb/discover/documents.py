@@ -24,8 +24,19 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from kubenb.errors import DiscoveryError
 
-__all__ = ["MAX_ALIAS_NODES", "MAX_FILE_BYTES", "MAX_LINE_BYTES", "Document", "Parsed", "build_value",
-           "load_documents", "parse_documents", "read_input_file", "split_documents"]
+__all__ = [
+    "MAX_ALIAS_NODES",
+    "MAX_FILE_BYTES",
+    "MAX_LINE_BYTES",
+    "Document",
+    "Parsed",
+    "build_value",
+    "is_crd",
+    "load_documents",
+    "parse_documents",
+    "read_input_file",
+    "split_documents",
+]
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_LINE_BYTES = 4 * 1024 * 1024
@@ -208,6 +219,15 @@ def _after_marker(text: str, at: int) -> int:
         return _end_of(_BLANKS, text, at + 3, len(text))
     end = text.find("\n", at)
     return len(text) if end < 0 else end + 1
+
+
+_CRD = re.compile(r"""^kind:[ \t]*["']?CustomResourceDefinition["']?[ \t]*(?:#.*)?$""", re.MULTILINE)
+
+
+def is_crd(text: str) -> bool:
+    """Whether a document's text is a CustomResourceDefinition (a type's schema: nothing to walk).
+    The plain search first: a multi-line regex scans about ten times slower than ``in``."""
+    return "CustomResourceDefinition" in text and _CRD.search(text) is not None
 
 
 def load_documents(docs: Sequence[Document]) -> list[tuple[Document, object]]:
