@@ -107,6 +107,8 @@ def test_pod_spec_images_with_provenance_and_potential(tmp_path: Path) -> None:
                       "        ephemeralContainers:\n        - image: debug:1\n", ["docker.io/library/debug:1"]),
         ("cr.yaml", "apiVersion: ceph.rook.io/v1\nkind: CephCluster\nspec:\n  cephVersion:\n"
                     "    image: quay.io/ceph/ceph:v19\n", ["quay.io/ceph/ceph:v19"]),
+        ("cr-escaped-key.yaml", 'apiVersion: ceph.rook.io/v1\nkind: CephCluster\nspec:\n  cephVersion:\n'
+                                '    "im\\x61ge": quay.io/ceph/ceph:v19\n', ["quay.io/ceph/ceph:v19"]),
         ("policy.yaml", "kind: ClusterPolicy\nspec:\n  pattern:\n    image: docker.io*\n", []),
         ("crd.yaml", "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nspec:\n  versions:\n"
                      "  - schema: {openAPIV3Schema: {example: {image: nginx:1.25}}}\n", []),

@@ -8,6 +8,7 @@ tree by ``documents.build_value``. The corpus (tests/corpus, read only) and the 
 from __future__ import annotations
 
 import gc
+import io
 import json
 import math
 import shutil
@@ -23,7 +24,14 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubenb.discover.documents import Document, load_documents, read_input_file, split_documents
+from kubenb.discover.documents import (
+    Document,
+    _read_at_most,
+    is_crd,
+    load_documents,
+    read_input_file,
+    split_documents,
+)
 from kubenb.errors import DiscoveryError
 from tests.support.corpus import CORPUS
 
@@ -87,6 +95,33 @@ def test_split_documents(text: str, expected: list[tuple[int, str]]) -> None:
     assert [(doc.line, doc.text) for doc in docs] == expected
     assert [doc.index for doc in docs] == list(range(len(expected)))
     assert all(doc.file == "manifests/x.yaml" and doc.chart == "c" for doc in docs)
+
+
+CRD = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nspec: {}\n"
+
+
+@pytest.mark.parametrize("text", [
+    f"{CRD}---\n{CRD}---\n# x\nkind: Pod\n",
+    f"kind: A\n---\n{CRD}---\n\nkind: B\n",
+    f"%YAML 1.1\n---\n{CRD}---\nkind: C\n",
+    f"a: 1\n--- {CRD}--- b: 2\n",
+    "a: 1\n--- kind: CustomResourceDefinition\nspec: {}\n--- b: 2\n",  # starts on its marker's line
+    "a: 1\n--- x: 'kind: CustomResourceDefinition'\n",
+    f"{CRD}...\n{CRD}",
+])
+def test_split_without_crds_drops_them_and_keeps_every_other_place(text: str) -> None:
+    """Left out of the split, a CRD moves nothing: each other document keeps its line, text
+    and index in the file, exactly as a full split then ``is_crd`` gives them."""
+    kept = [(d.index, d.line, d.text) for d in split_documents(text, "f") if not is_crd(d.text)]
+    assert [(d.index, d.line, d.text) for d in split_documents(text, "f", without_crds=True)] == kept
+    assert all("CustomResourceDefinition\n" not in d.text for d in split_documents(text, "f", without_crds=True))
+
+
+def test_split_without_crds_on_the_corpus() -> None:
+    for path in MANIFESTS + PEER_MANIFESTS:
+        text = path.read_text(encoding="utf-8")
+        kept = [(d.index, d.line, d.text) for d in split_documents(text, path.name) if not is_crd(d.text)]
+        assert [(d.index, d.line, d.text) for d in split_documents(text, path.name, without_crds=True)] == kept
 
 
 def test_split_matches_pyyaml_on_the_corpus() -> None:
@@ -313,6 +348,13 @@ def test_unreadable_files(tmp_path: Path, data: bytes, message: str, line: int |
     with pytest.raises(DiscoveryError, match=message) as error:
         read_input_file(path, "manifests/x.yaml")
     assert (error.value.file, error.value.line) == ("manifests/x.yaml", line)
+
+
+@pytest.mark.parametrize(("expected", "limit", "read"), [(3, 100, 10), (50, 100, 10), (3, 6, 6), (10, 10, 10)])
+def test_a_file_is_read_whole_whatever_size_its_stat_said(expected: int, limit: int, read: int) -> None:
+    """The buffer is sized by the file's stat; a file that grew (or shrank) since is still read
+    whole, up to the limit that tells a file too big."""
+    assert _read_at_most(io.BytesIO(b"x" * 10), expected, limit) == b"x" * read
 
 
 def test_read_input_file_refuses_what_is_not_a_file(tmp_path: Path) -> None:

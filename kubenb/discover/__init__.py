@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kubenb.discover import persist
 from kubenb.discover.charts import chart_options, charts_in, render_chart
-from kubenb.discover.documents import Document, is_crd, parse_documents, read_input_file, split_documents
+from kubenb.discover.documents import Document, parse_documents, read_input_file, split_documents
 from kubenb.discover.hits import Hit, collect
 from kubenb.discover.imagelist import IMAGE_LIST, read_image_list
 from kubenb.discover.memo import DiscoveryMemo, content_key
@@ -23,7 +23,7 @@ from kubenb.discover.potential import render_names
 from kubenb.discover.review import apply_review, save_choice, write_review
 from kubenb.discover.rootfs import RootfsView, view_of_folder, view_of_plan
 from kubenb.discover.templates import helm_template_line
-from kubenb.discover.walk import ObjectContext, walk_object
+from kubenb.discover.walk import ObjectContext, may_hold_image_keys, walk_object
 from kubenb.errors import DiscoveryError
 from kubenb.events import EventSink, Message
 from kubenb.kubefile import BuildPlan
@@ -159,7 +159,7 @@ def _manifest_hits(view: RootfsView, warnings: list[str]) -> Iterator[Hit]:
                 "put charts under charts/ so they are rendered"
             )
             continue
-        yield from _document_hits(split_documents(text, name), "manifest")
+        yield from _document_hits(split_documents(text, name, without_crds=True), "manifest")
 
 
 def _chart_hits(view: RootfsView, options: DiscoveryOptions, warnings: list[str]) -> Iterator[Hit]:
@@ -175,17 +175,18 @@ def _chart_hits(view: RootfsView, options: DiscoveryOptions, warnings: list[str]
             backend="cli" if options.helm_backend == "cli" else "sdk",
             warnings=warnings,
         )
-        documents = [d for r in rendered for d in split_documents(r.text, r.template, chart=r.chart)]
+        documents = [d for r in rendered for d in split_documents(r.text, r.template, chart=r.chart, without_crds=True)]
         yield from _document_hits(documents, "chart")
 
 
 def _document_hits(documents: Sequence[Document], source: str) -> Iterator[Hit]:
     """Hits of each document, each at the line where the parser placed its value."""
-    parsed_documents = list(parse_documents([d for d in documents if not is_crd(d.text)]))
+    parsed_documents = list(parse_documents(documents))
     names = render_names(parsed.value for parsed in parsed_documents)  # for the noise rules of potential images
     for parsed in parsed_documents:
         document = parsed.document
-        context = ObjectContext(source=source, file=document.file, chart=document.chart, render=names)
+        context = ObjectContext(source=source, file=document.file, chart=document.chart, render=names,
+                                image_keys=may_hold_image_keys(document.text))
         hits = list(walk_object(parsed.value, context))
         if hits:  # only documents with images pay for node positions
             lines = NodeLines(document, parsed.node)

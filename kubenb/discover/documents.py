@@ -17,7 +17,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AnyStr, ClassVar, NoReturn
+from typing import Any, AnyStr, BinaryIO, ClassVar, NoReturn
 
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
@@ -109,10 +109,11 @@ def read_input_file(path: Path, display: str, *, max_bytes: int = MAX_FILE_BYTES
     C0 control characters are refused here, as PyYAML refuses them (``translate`` is fast).
     """
     try:
-        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read forever
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):  # a FIFO would block the open, then the read, forever
             raise DiscoveryError("not a regular file", file=display)
-        with path.open("rb") as stream:
-            data = stream.read(max_bytes + 1)
+        with path.open("rb", buffering=0) as stream:
+            data = _read_at_most(stream, status.st_size, max_bytes + 1)
     except OSError as error:
         raise DiscoveryError(f"cannot read: {error.strerror}", file=display) from None
     if len(data) > max_bytes:
@@ -136,6 +137,16 @@ def read_input_file(path: Path, display: str, *, max_bytes: int = MAX_FILE_BYTES
     except UnicodeDecodeError as error:
         _fail(data, error.start, display, f"not valid UTF-8 (byte 0x{data[error.start]:02x})",
               "save the file as UTF-8")
+
+
+def _read_at_most(stream: BinaryIO, expected: int, limit: int) -> bytes:
+    """Up to ``limit`` bytes of ``stream``, in a buffer of the size the file says it has: asking
+    for ``limit`` at once would allocate (and fault in) 64 MB for every small manifest.
+    A file that grows while it is read is read on, still up to ``limit``."""
+    data = stream.read(min(expected + 1, limit))
+    while len(data) < limit and (more := stream.read(limit - len(data))):
+        data += more
+    return data
 
 
 _NOT_CONTROLS = bytes(b for b in range(256) if b not in (*range(1, 9), 11, 12, *range(14, 32), 127))
@@ -168,8 +179,12 @@ _BLANK_LINES = re.compile(r"(?:[ \t]*\n)*")
 _CONTENT = re.compile(r"(?:[ \t]*(?:\#[^\n]*)?\n)*[ \t]*([^ \t\n#])")  # skips comment lines
 
 
-def split_documents(text: str, file: str, *, chart: str | None = None) -> list[Document]:
-    """Split a manifest stream into documents, dropping those with nothing but comments.
+def split_documents(text: str, file: str, *, chart: str | None = None,
+                    without_crds: bool = False) -> list[Document]:
+    """Split a manifest stream into documents, dropping those with nothing but comments, and
+    with ``without_crds`` the CustomResourceDefinitions too (``is_crd``), which discovery never
+    parses: such a document is never copied out of the text, nor its lines counted unless a
+    later document needs them (a file of CRDs alone costs one scan for its markers).
 
     A leading BOM goes and CRLF / CR become LF (YAML's own line-break normalisation), so
     lines count as editors count them; ``%`` directives stay with the document they precede.
@@ -178,24 +193,37 @@ def split_documents(text: str, file: str, *, chart: str | None = None) -> list[D
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     documents: list[Document] = []
-    counted, line = 0, 1
-    directives: tuple[int, int] | None = None  # (offset, line) of pending "%" lines
+    lines = _LineCounter(text)
+    directives: int | None = None  # offset of pending "%" lines
+    index = -1  # of the document in the file, counting those left out
     for start, end in _spans(text):
-        line += text.count("\n", counted, start)
-        counted = start
         content = _CONTENT.match(text, start, end)
         if content is None:
             directives = None  # they belonged to this empty document
             continue
         begin = _end_of(_BLANK_LINES, text, start, end)
-        begin_line = line + text.count("\n", start, begin)
         if directives is not None:
-            (begin, begin_line), directives = directives, None
+            begin, directives = directives, None
         elif content.group(1) == "%" and end < len(text):
-            directives = (begin, begin_line)
+            directives = begin
             continue
-        documents.append(Document(file, len(documents), begin_line, text[begin:end], chart))
+        index += 1
+        if without_crds and _is_crd_at(text, begin, end):
+            continue
+        documents.append(Document(file, index, lines.line_at(begin), text[begin:end], chart))
     return documents
+
+
+class _LineCounter:
+    """Line numbers of increasing offsets of one text, each newline counted once."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.offset, self.line = text, 0, 1
+
+    def line_at(self, offset: int) -> int:
+        self.line += self.text.count("\n", self.offset, offset)
+        self.offset = offset
+        return self.line
 
 
 def _end_of(pattern: re.Pattern[str], text: str, start: int, end: int) -> int:
@@ -228,6 +256,15 @@ def is_crd(text: str) -> bool:
     """Whether a document's text is a CustomResourceDefinition (a type's schema: nothing to walk).
     The plain search first: a multi-line regex scans about ten times slower than ``in``."""
     return "CustomResourceDefinition" in text and _CRD.search(text) is not None
+
+
+def _is_crd_at(text: str, begin: int, end: int) -> bool:
+    """``is_crd`` of ``text[begin:end]`` without copying it out. A search from ``begin`` finds a
+    line start there only when ``begin`` is one; a document that starts after ``--- `` on the
+    marker's line is checked as a copy."""
+    if begin > 0 and text[begin - 1] != "\n":
+        return is_crd(text[begin:end])
+    return text.find("CustomResourceDefinition", begin, end) >= 0 and _CRD.search(text, begin, end) is not None
 
 
 def load_documents(docs: Sequence[Document]) -> list[tuple[Document, object]]:

@@ -20,7 +20,7 @@ from kubenb.discover.hits import Hit, Kind, Steps
 from kubenb.discover.potential import Candidate, RenderNames
 from kubenb.model import Location
 
-__all__ = ["POD_SPEC_PATHS", "ObjectContext", "walk_object"]
+__all__ = ["POD_SPEC_PATHS", "ObjectContext", "may_hold_image_keys", "walk_object"]
 
 #: Where each workload kind keeps its pod spec.
 POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
@@ -45,6 +45,9 @@ class ObjectContext:
     file: str
     chart: str | None = None
     render: RenderNames = field(default_factory=RenderNames)  # names of the whole render, for noise rules
+    #: False when the document's text cannot hold an ``image`` key: it has neither the word nor
+    #: a backslash (only a double-quoted escape can spell the key otherwise), so no node needs a visit.
+    image_keys: bool = True
 
 
 def walk_object(obj: Any, context: ObjectContext, prefix: Steps = ()) -> Iterator[Hit]:
@@ -186,10 +189,17 @@ class _Walker:
     def _image_keys(self, node: Any) -> Iterator[Hit]:
         """Any other ``image`` key holding a valid reference (custom resources, operators)."""
         found: list[tuple[Steps, str]] = []
-        _collect_image_keys(node, (), found)
+        if self.context.image_keys:
+            _collect_image_keys(node, (), found)
         for steps, value in found:
             if steps not in self.claimed:
                 yield self._hit(self.kind, value, steps, strict=False)
+
+
+def may_hold_image_keys(text: str) -> bool:
+    """Whether YAML ``text`` can hold a key ``image``: a key is spelled out in the text (an
+    anchor merged by ``<<`` is in the same document) unless a double-quoted escape writes it."""
+    return "image" in text or "\\" in text
 
 
 def _collect_image_keys(node: Any, steps: Steps, found: list[tuple[Steps, str]]) -> None:
