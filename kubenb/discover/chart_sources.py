@@ -14,8 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from kubenb.discover.documents import load_documents, split_documents
 from kubenb.errors import DiscoveryError
 
 __all__ = ["ChartSource", "chart_options", "charts_in", "find_charts"]
@@ -127,9 +126,11 @@ def _archive_chart_name(archive_path: Path) -> str | None:
 
 
 def _name_of(chart_yaml: bytes) -> str | None:
+    """Read by discovery's one parser (PyYAML's C composer), as every other YAML is."""
     try:
-        metadata = yaml.safe_load(chart_yaml.decode("utf-8", errors="replace"))
-    except yaml.YAMLError:
+        documents = load_documents(split_documents(chart_yaml.decode("utf-8", errors="replace"), "Chart.yaml"))
+    except DiscoveryError:
         return None
+    metadata = documents[0][1] if documents else None
     name = metadata.get("name") if isinstance(metadata, dict) else None
     return name if isinstance(name, str) and name else None

@@ -52,14 +52,24 @@ def view_of_folder(root: Path) -> RootfsView:
         with os.scandir(folder) as entries:
             for entry in entries:
                 name = prefix + entry.name
-                linked = through_link or entry.is_symlink()
-                host = resolve_in_root(root, name) if entry.is_symlink() else Path(entry.path)
-                if host.is_dir() and not (linked and host in followed):
-                    followed.update([host] if linked else [])
-                    pending.append((host, name + "/", linked))
+                if not entry.is_symlink():  # the entry's own type, read with the folder: no stat
+                    if entry.is_dir(follow_symlinks=False):
+                        host = Path(entry.path)
+                        if not (through_link and host in followed):
+                            followed.update([host] if through_link else [])
+                            pending.append((host, name + "/", through_link))
+                    elif entry.is_file(follow_symlinks=False):
+                        files[name] = Path(entry.path)
+                    else:  # a FIFO, socket or device
+                        refuse_special(Path(entry.path))
+                    continue
+                host = resolve_in_root(root, name)
+                if host.is_dir() and host not in followed:
+                    followed.add(host)
+                    pending.append((host, name + "/", True))
                 elif host.is_file():
                     files[name] = host
-                elif host.exists() and not host.is_dir():  # a FIFO, socket or device
+                elif host.exists() and not host.is_dir():
                     refuse_special(host)
     return RootfsView(dict(sorted(files.items())))
 
