@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kubenb.discover import persist
-from kubenb.discover.charts import chart_options, charts_in, render_chart
+from kubenb.discover.ahead import one_ahead
+from kubenb.discover.charts import ChartSource, RenderedTemplate, chart_options, charts_in, render_chart
 from kubenb.discover.documents import Document, parse_documents, read_input_file, split_documents
 from kubenb.discover.hits import Hit, collect
 from kubenb.discover.imagelist import IMAGE_LIST, read_image_list
@@ -165,16 +166,17 @@ def _manifest_hits(view: RootfsView, warnings: list[str]) -> Iterator[Hit]:
 def _chart_hits(view: RootfsView, options: DiscoveryOptions, warnings: list[str]) -> Iterator[Hit]:
     sources = charts_in({rel.removeprefix("charts/"): host for rel, host in view.under("charts")})
     per_chart = chart_options(sources, options.values, options.set_values)
-    for source in sources:
+
+    def render(source: ChartSource) -> tuple[list[RenderedTemplate], list[str]]:
         values_files, set_values = per_chart[source.name]
-        rendered = render_chart(
-            source,
-            values_files=values_files,
-            set_values=set_values,
-            kube_version=options.kube_version,
-            backend="cli" if options.helm_backend == "cli" else "sdk",
-            warnings=warnings,
-        )
+        said: list[str] = []  # Helm's warnings, added in the charts' order by the caller
+        rendered = render_chart(source, values_files=values_files, set_values=set_values,
+                                kube_version=options.kube_version,
+                                backend="cli" if options.helm_backend == "cli" else "sdk", warnings=said)
+        return rendered, said
+
+    for rendered, said in one_ahead(sources, render):  # the next renders while this is read
+        warnings += said
         documents = [d for r in rendered for d in split_documents(r.text, r.template, chart=r.chart, without_crds=True)]
         yield from _document_hits(documents, "chart")
 
