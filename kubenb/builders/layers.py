@@ -9,6 +9,7 @@ and reproducible image IDs need.
 
 from __future__ import annotations
 
+import io
 import os
 import tarfile
 from collections.abc import Iterable, Mapping
@@ -43,21 +44,24 @@ def changes(before: Snapshot, after: Snapshot) -> tuple[list[str], list[str]]:
 
 
 def write_layer(root: Path, changed: Iterable[str], deleted: Iterable[str], destination: Any,
-                *, folders: Mapping[str, int] | None = None) -> None:
+                *, folders: Mapping[str, int] | None = None, files: Mapping[str, bytes | Path] | None = None) -> None:
     """A plain tar of ``changed`` paths and a whiteout for each deleted one (OCI layer rules),
     streamed to ``destination`` (any object with ``write`` and ``tell``).
 
-    ``folders`` (path: mode) are folders the layer holds that are not on disk: the registry
-    layer's blob folders, whose files went straight into the layer. Each is written as the
-    folder of that mode would be, in its sorted place among ``changed``.
+    ``folders`` (path: mode) and ``files`` (path: bytes, or the file elsewhere that holds
+    them) are what the layer holds that is not on disk: the registry layer's folders and
+    metadata, kept in memory. Each is written as a folder of that mode, or a file of mode
+    0644, would be, in its sorted place among ``changed``.
     """
-    folders = folders or {}
+    folders, files = folders or {}, files or {}
     with _tar(destination) as tar:
-        for path in sorted({*changed, *folders}) if folders else changed:
+        for path in sorted({*changed, *folders, *files}) if folders or files else changed:
             if path in folders:
                 info = tarfile.TarInfo(path)
                 info.type, info.mode = tarfile.DIRTYPE, folders[path]
                 tar.addfile(_normalise(info))
+            elif path in files:
+                _add_content(tar, path, files[path])
             else:
                 _add_all(tar, root, [path])
         _add_whiteouts(tar, deleted)
@@ -85,6 +89,19 @@ def _tar(destination: Any) -> tarfile.TarFile:
 def _add_all(tar: tarfile.TarFile, root: Path, paths: Iterable[str]) -> None:
     for path in paths:
         tar.add(root / path, arcname=path, recursive=False, filter=_normalise)
+
+
+def _add_content(tar: tarfile.TarFile, path: str, content: bytes | Path) -> None:
+    """A regular file of mode 0644 holding ``content`` (or the bytes of the file it names)."""
+    info = tarfile.TarInfo(path)
+    info.mode = 0o644
+    if isinstance(content, bytes):
+        info.size = len(content)
+        tar.addfile(_normalise(info), io.BytesIO(content))
+        return
+    with content.open("rb") as source:
+        info.size = os.fstat(source.fileno()).st_size
+        tar.addfile(_normalise(info), source)
 
 
 def _add_whiteouts(tar: tarfile.TarFile, deleted: Iterable[str]) -> None:
