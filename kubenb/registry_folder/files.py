@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -48,9 +49,10 @@ class DiskFiles:
     def size(self, path: Path) -> int | None:
         """The size of the regular file at ``path`` (symlinks followed), None when there is none."""
         try:
-            return path.stat().st_size if path.is_file() else None
-        except OSError:
+            info = path.stat()
+        except (OSError, ValueError):  # what Path.is_file takes as "not a file"
             return None
+        return info.st_size if stat.S_ISREG(info.st_mode) else None
 
     def write(self, path: Path, data: bytes, *, exclusive: bool = False) -> bool:
         """``path`` holds ``data``, whole; with ``exclusive``, False if it already exists."""
@@ -147,7 +149,10 @@ class MemoryFiles(DiskFiles):
     def write(self, path: Path, data: bytes, *, exclusive: bool = False) -> bool:
         with self._lock:
             self._use_temp()
-            self._enter_folder(path.parent)
+            try:
+                self._enter_folder(path.parent)
+            except FileExistsError:  # a file where a folder belongs: as the folder on disk answers
+                return False
             if exclusive and (path in self.files or os.path.lexists(path)):
                 return False
             self.files[path] = data
