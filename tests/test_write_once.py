@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from kubenb.builders import BuildOptions, build
+from kubenb.builders.layers import member_header
 from kubenb.demo import DemoRegistry
 from kubenb.errors import Cancelled, KubenbError, StoreError
 from kubenb.events import BlobDone, BlobsPlanned, CancelToken, Event
@@ -311,3 +312,23 @@ def test_a_failed_placed_layer_leaves_no_temp_file(tmp_path: Path) -> None:
         store.place_layer(produce)
     assert not list((tmp_path / "store" / "tmp").glob("layer.*"))
     assert store.blobs.digests() == []
+
+
+@pytest.mark.parametrize("length", [1, 99, 100, 101, 155, 156, 250, 1000, 2000])
+@pytest.mark.parametrize("kind", [tarfile.REGTYPE, tarfile.DIRTYPE])
+def test_a_member_header_is_the_one_tarfile_writes(length: int, kind: bytes) -> None:
+    """The registry layer's headers are made without ``tarfile`` (its thousands of paths):
+    byte for byte what ``tarfile`` gives the same normalised member, long names (a PAX record
+    whose length counts its own digits) and ustar-overflowing sizes included, and a non-ASCII
+    name (left to ``tarfile``)."""
+    names = [("registry/" + "ab/" * length)[:length].rstrip("/") or "r", "registry/caf\u00e9/" + "x" * length]
+    for name in names:
+        for mode, given in ((0o644, 0), (0o755, 71), (0o700, 8 ** 11 - 1), (0o644, 8 ** 11 + 5)):
+            size = 0 if kind == tarfile.DIRTYPE else given
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.size = kind, mode, size
+            info.uid = info.gid = info.mtime = 0
+            info.uname = info.gname = ""
+            assert member_header(name, kind, mode, size) == info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING,
+                                                                       "surrogateescape"), (name, mode, size)
+
