@@ -24,6 +24,7 @@ still run.
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
 import stat
@@ -112,7 +113,11 @@ class RegistryLayer:
                     files={self._in_rootfs(path): content for path, content in self.files.files.items()})
 
     def _in_rootfs(self, path: Path) -> str:
-        return path.relative_to(self.rootfs).as_posix()
+        """``path``'s name in the layer (``path.relative_to(rootfs)`` costs 6 us, for thousands)."""
+        text, prefix = str(path), f"{self.rootfs}{os.sep}"
+        if not text.startswith(prefix):
+            raise ValueError(f"{path} is not in {self.rootfs}")
+        return text[len(prefix):]
 
 
 def _new_folder_mode(work: Path) -> int:
