@@ -45,13 +45,13 @@ def test_the_memory_folder_holds_what_the_same_writes_change_on_disk_and_writes_
     changed, deleted = changes(before_disk, snapshot(tmp_path / "disk"))
     base = tmp_path / "base"
 
-    def relative(paths: set[Path]) -> set[str]:
-        return {path.relative_to(base).as_posix() for path in paths}
+    def relative(paths: set[str]) -> set[str]:
+        return {Path(path).relative_to(base).as_posix() for path in paths}
 
     assert deleted == []
     assert relative({*files.files, *files.folders, *files.touched}) == set(changed)
     assert f"registry/{TEMP_DIR}" in relative(files.touched)  # temp files came and went in it
-    for path in files.files:
+    for path in map(Path, files.files):
         assert files.read(path) == (tmp_path / "disk" / path.relative_to(base)).read_bytes()
     assert memory.repositories() == disk.repositories() == ["library/a", "team/b"]
     assert memory.check() == [] and disk.check() == []

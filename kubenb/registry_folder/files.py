@@ -116,47 +116,50 @@ class MemoryFiles(DiskFiles):
     but never written: ``files`` (path: bytes, or the file in ``spill`` a download that was
     not planned went to), the folders writing them on disk would make (``folders``) and those
     on disk it would change (``touched``: an entry added or replaced, so their mtime moves),
-    the folder's temp folder included, as the layer of the same folder written on disk holds."""
+    the folder's temp folder included, as the layer of the same folder written on disk holds.
+    Paths are kept as strings: a ``Path`` takes about 1 KB, and a build of 500 images keeps
+    some 14,000 of them."""
 
     def __init__(self, temp: Path, spill: Path) -> None:
         super().__init__(temp, durable=False)
         self.spill = spill
-        self.files: dict[Path, bytes | Path] = {}
-        self.folders: set[Path] = set()
-        self.touched: set[Path] = set()
-        self._children: dict[Path, set[str]] = {}  # folder -> names of the entries written in it
-        self._on_disk: set[Path] = set()  # folders known to be on disk
+        self.files: dict[str, bytes | Path] = {}
+        self.folders: set[str] = set()
+        self.touched: set[str] = set()
+        self._children: dict[str, set[str]] = {}  # folder -> names of the entries written in it
+        self._on_disk: set[str] = set()  # folders known to be on disk
         self._lock = threading.Lock()  # the save's threads write at once
 
     def read(self, path: Path) -> bytes | None:
-        content = self.files.get(path)
+        content = self.files.get(key := str(path))
         if content is None:
-            return None if path in self.folders else super().read(path)
+            return None if key in self.folders else super().read(path)
         return content if isinstance(content, bytes) else content.read_bytes()
 
     def size(self, path: Path) -> int | None:
-        content = self.files.get(path)
+        content = self.files.get(key := str(path))
         if content is None:
-            return None if path in self.folders else super().size(path)
+            return None if key in self.folders else super().size(path)
         return len(content) if isinstance(content, bytes) else content.stat().st_size
 
     def digest(self, path: Path, algorithm: str) -> str:
-        content = self.files.get(path)
+        content = self.files.get(str(path))
         if isinstance(content, bytes):
             return compute_digest(content, algorithm)
         return file_digest(content if content is not None else path, algorithm)
 
     def write(self, path: Path, data: bytes, *, exclusive: bool = False) -> bool:
+        key = str(path)
         with self._lock:
             self._use_temp()
             try:
-                self._enter_folder(path.parent)
+                self._enter_folder(os.path.dirname(key))
             except FileExistsError:  # a file where a folder belongs: as the folder on disk answers
                 return False
-            if exclusive and (path in self.files or os.path.lexists(path)):
+            if exclusive and (key in self.files or os.path.lexists(key)):
                 return False
-            self.files[path] = data
-            self._enter(path)
+            self.files[key] = data
+            self._enter(key)
             return True
 
     def new_temp(self, prefix: str) -> tuple[int, Path]:
@@ -169,6 +172,7 @@ class MemoryFiles(DiskFiles):
     def keep(self, temp: Path, path: Path, digest: str, *, verified: bool) -> None:
         """Keep ``temp`` (in ``spill``, where its bytes stay) as the content of ``path``, once it
         hashes to ``digest``; ``temp`` is gone afterwards either way."""
+        key = str(path)
         try:
             actual = digest if verified else file_digest(temp, split_digest(digest)[0])
             if actual != digest:
@@ -176,42 +180,46 @@ class MemoryFiles(DiskFiles):
                                  hint="the download was corrupted or the registry sent other content")
             with self._lock:
                 if self.size(path) != temp.stat().st_size:  # else the blob is there whole already
-                    self._enter_folder(path.parent)
-                    self.files[path] = temp.rename(temp.with_name(f"{temp.name}.kept"))
-                    self._enter(path)
+                    self._enter_folder(os.path.dirname(key))
+                    self.files[key] = temp.rename(temp.with_name(f"{temp.name}.kept"))
+                    self._enter(key)
         finally:
             temp.unlink(missing_ok=True)
 
     def enter(self, path: Path) -> None:
         """Count ``path`` as a file written into the folder whose content lives elsewhere (the
         planned blobs, in the layer): its folders are made or touched as writing it would."""
+        parent = os.path.dirname(str(path))
         with self._lock:
-            self._enter_folder(path.parent)
-            if path.parent not in self.folders:
-                self.touched.add(path.parent)
+            self._enter_folder(parent)
+            if parent not in self.folders:
+                self.touched.add(parent)
 
     def entries(self, folder: Path) -> set[str]:
-        disk = set() if folder in self.folders else super().entries(folder)
+        key = str(folder)
+        disk = set() if key in self.folders else super().entries(folder)
         with self._lock:
-            return disk | self._children.get(folder, set())
+            return disk | self._children.get(key, set())
 
     def subfolders(self, folder: Path) -> dict[str, bool]:
-        found = {} if folder in self.folders else super().subfolders(folder)
+        key = str(folder)
+        found = {} if key in self.folders else super().subfolders(folder)
         with self._lock:
-            found.update({name: False for name in self._children.get(folder, set())
-                          if folder / name in self.folders})
+            found.update({name: False for name in self._children.get(key, set())
+                          if os.path.join(key, name) in self.folders})
         return found
 
     # -- under the lock ------------------------------------------------------------------------
 
     def _use_temp(self) -> None:
         """A temp file made and removed in the temp folder: made if missing, changed if not."""
-        if self.temp not in self.folders and self.temp not in self.touched:
-            self._enter_folder(self.temp)
-            if self.temp not in self.folders:
-                self.touched.add(self.temp)
+        temp = str(self.temp)
+        if temp not in self.folders and temp not in self.touched:
+            self._enter_folder(temp)
+            if temp not in self.folders:
+                self.touched.add(temp)
 
-    def _enter_folder(self, folder: Path) -> None:
+    def _enter_folder(self, folder: str) -> None:
         """``mkdir -p folder``: each missing folder is made, entered in its parent."""
         if folder in self.folders or folder in self._on_disk:
             return
@@ -219,21 +227,21 @@ class MemoryFiles(DiskFiles):
             self._on_disk.add(folder)
             return
         self.folders.add(folder)
-        self._enter_folder(folder.parent)
+        self._enter_folder(os.path.dirname(folder))
         self._enter(folder)
 
-    def _enter(self, path: Path) -> None:
+    def _enter(self, path: str) -> None:
         """``path`` was added to (or replaced in) its folder, which exists by now."""
-        parent = path.parent
-        self._children.setdefault(parent, set()).add(path.name)
+        parent, name = os.path.split(path)
+        self._children.setdefault(parent, set()).add(name)
         if parent not in self.folders:
             self.touched.add(parent)
 
 
-def _is_folder(path: Path) -> bool:
+def _is_folder(path: str) -> bool:
     """Whether ``path`` is a folder on disk; anything else there is an error, as ``mkdir`` has."""
-    if path.is_dir():
+    if os.path.isdir(path):
         return True
     if os.path.lexists(path):
-        raise FileExistsError(errno.EEXIST, "a file where a folder belongs", str(path))
+        raise FileExistsError(errno.EEXIST, "a file where a folder belongs", path)
     return False
