@@ -118,16 +118,16 @@ def _pax_record(keyword: bytes, value: bytes) -> bytes:
 
 
 class _Built(tarfile.TarInfo):
-    """A member whose header is made already (``member_header``): ``addfile`` writes it as is."""
+    """A member whose header ``member_header`` makes (``addfile`` writes what ``tobuf`` gives;
+    the tar keeps every member it wrote, so the header is made there, not kept)."""
 
     def __init__(self, path: str, kind: bytes, mode: int, size: int = 0) -> None:
         super().__init__(path)
         self.type, self.mode, self.size = kind, mode, size
-        self.header = member_header(path, kind, mode, size)
 
     def tobuf(self, format: int | None = None, encoding: str | None = None,
               errors: str = "surrogateescape") -> bytes:
-        return self.header
+        return member_header(self.name, self.type, self.mode, self.size)
 
 
 def _tar(destination: Any) -> tarfile.TarFile:
