@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from kubenb.builders import BuildOptions, build
+from kubenb.builders.layers import member_header
 from kubenb.demo import DemoRegistry
 from kubenb.errors import Cancelled, KubenbError, StoreError
 from kubenb.events import BlobDone, BlobsPlanned, CancelToken, Event
@@ -129,10 +130,13 @@ def test_the_registry_layer_is_the_tar_of_registry_with_the_blobs_first_in_the_p
         assert [member.name for member in tar.getmembers()][:len(first)] == first
 
 
-def test_a_build_writes_no_image_blob_into_its_work_folder(source: DemoRegistry, tmp_path: Path) -> None:
+def test_a_build_writes_no_image_blob_and_no_registry_file_into_its_work_folder(
+    source: DemoRegistry, tmp_path: Path,
+) -> None:
     """While the last blob is held, every other one has landed: in the registry layer being
-    written (``tmp/layer.*``), and nowhere in the work folder, whose ``registry/`` holds only
-    manifests, links and tags. The cancel that ends the build leaves no layer and no image."""
+    written (``tmp/layer.*``), and nowhere in the work folder, whose ``registry/`` stays empty:
+    the manifests, links and tags of the images already saved are kept in memory, never written
+    there. The cancel that ends the build leaves no layer and no image."""
     root = tmp_path / "store"
     held_blob = layer_blob(source, "library/alpine", "3.20")
     hold, landed = Hold(), threading.Event()
@@ -169,6 +173,7 @@ def test_a_build_writes_no_image_blob_into_its_work_folder(source: DemoRegistry,
             layers = [blob for blob in planned if blob != held_blob]
             assert held_blob in planned and len(layers) >= 3
             assert not in_work & set(planned), "image blobs were written into the work folder"
+            assert not list((work / "rootfs" / "registry").iterdir()), "registry files were written in the work folder"
             (partial,) = (root / "tmp").glob("layer.*")
             assert partial.stat().st_size >= sum(sizes)  # every member's room is reserved
         finally:
@@ -179,6 +184,40 @@ def test_a_build_writes_no_image_blob_into_its_work_folder(source: DemoRegistry,
     assert len(outcome) == 1 and type(outcome[0]) is Cancelled, outcome
     assert not list((root / "tmp").glob("layer.*")) and not list((root / "tmp").glob("build-*"))
     assert Store(root).images() == [] and Store(root).check() == []
+
+
+def test_the_registry_layer_of_a_build_from_an_image_with_a_registry_holds_what_the_pull_changed(
+    source: DemoRegistry, tmp_path: Path,
+) -> None:
+    """FROM an image whose ``registry/`` holds busybox: the build pulls the two other images
+    over it. Its layer is, byte for byte, what tarring the changes to that ``registry/`` gives:
+    the new blobs first in the pull's order, then, sorted, every new path, every folder of the
+    base that gained an entry, and the temp folder (its temp files came and went), read from
+    the rootfs the image exports."""
+    store = Store(tmp_path / "store")
+    base_context = tmp_path / "base"
+    base_context.mkdir()
+    (base_context / "Kubefile").write_text("FROM scratch\nCOPY imageList manifests\n")
+    (base_context / "imageList").write_text("busybox:1.36\n")
+    build(BuildOptions(tag="base:1", context=base_context, kubefile=base_context / "Kubefile",
+                       mirrors={domain: source.host for domain in ("docker.io", "registry.k8s.io")}), store=store)
+    context = context_of(tmp_path)
+    (context / "Kubefile").write_text("FROM base:1\nCOPY imageList manifests\n")
+    build(options(context, source.host), store=store)
+    store.export("base:1", tmp_path / "before")
+    store.export("once:1", tmp_path / "after")
+    before, after = tmp_path / "before", tmp_path / "after"
+    blobs = [digest for digest in planned_order(RegistryFolder(after / "registry"), IMAGES)
+             if not RegistryFolder(before / "registry").has_blob(digest)]
+    first = [RegistryFolder(after / "registry").blob_path(digest).relative_to(after).as_posix() for digest in blobs]
+    new = {path.relative_to(after).as_posix() for path in (after / "registry").rglob("*")
+           if not (before / path.relative_to(after)).exists()}
+    gained = {path.relative_to(after).as_posix() for path in (after / "registry").rglob("*")
+              if path.is_dir() and (before / path.relative_to(after)).is_dir()
+              and {p.name for p in path.iterdir()} != {p.name for p in (before / path.relative_to(after)).iterdir()}}
+    rest = sorted((new | gained | {"registry/.kubenb-tmp"}) - set(first))
+    assert first and "registry/docker/registry/v2/repositories/library" in gained
+    assert registry_layer(store, "once:1") == reference_tar(after, first + rest)
 
 
 def test_a_blob_that_does_not_match_its_digest_fails_the_build_and_leaves_no_layer(
@@ -273,3 +312,23 @@ def test_a_failed_placed_layer_leaves_no_temp_file(tmp_path: Path) -> None:
         store.place_layer(produce)
     assert not list((tmp_path / "store" / "tmp").glob("layer.*"))
     assert store.blobs.digests() == []
+
+
+@pytest.mark.parametrize("length", [1, 99, 100, 101, 155, 156, 250, 1000, 2000])
+@pytest.mark.parametrize("kind", [tarfile.REGTYPE, tarfile.DIRTYPE])
+def test_a_member_header_is_the_one_tarfile_writes(length: int, kind: bytes) -> None:
+    """The registry layer's headers are made without ``tarfile`` (its thousands of paths):
+    byte for byte what ``tarfile`` gives the same normalised member, long names (a PAX record
+    whose length counts its own digits) and ustar-overflowing sizes included, and a non-ASCII
+    name (left to ``tarfile``)."""
+    names = [("registry/" + "ab/" * length)[:length].rstrip("/") or "r", "registry/caf\u00e9/" + "x" * length]
+    for name in names:
+        for mode, given in ((0o644, 0), (0o755, 71), (0o700, 8 ** 11 - 1), (0o644, 8 ** 11 + 5)):
+            size = 0 if kind == tarfile.DIRTYPE else given
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.size = kind, mode, size
+            info.uid = info.gid = info.mtime = 0
+            info.uname = info.gname = ""
+            assert member_header(name, kind, mode, size) == info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING,
+                                                                       "surrogateescape"), (name, mode, size)
+

@@ -111,6 +111,7 @@ class LiteBuild:
     cancel: CancelToken
     state: _State = field(default_factory=_State)
     hashed: Fingerprints = field(default_factory=Fingerprints)  # the COPY sources, with their stats
+    pull_folder: RegistryFolder | None = None  # the registry folder of the pull that made the registry layer
 
     @property
     def rootfs(self) -> Path:
@@ -236,7 +237,8 @@ class LiteBuild:
             return noted
         if self.add_layer(key, description, lambda: self.pull_layer(refs)):
             self.check_registry(refs, None)  # the build cache answered: check what it gave
-        folder = RegistryFolder(self.registry)  # those --skip-missing-platform left out are not in it
+        # the pull's (in memory), else the cached layer's, on disk; those --skip-missing-platform left out are not in it
+        folder = self.pull_folder or RegistryFolder(self.registry)
         images = {str(ref): digest for ref in refs if (digest := _digest_in(folder, ref)) is not None}
         self.store.note_step(key, {"kubenb": kubenb_version(), "images": images})  # checked: for the next build
         return images
@@ -271,11 +273,11 @@ class LiteBuild:
         Image layers are compressed already, so this layer is a plain tar: a second gzip would
         cost time and save nothing.
         """
-        before = snapshot(self.rootfs)
         failures: list[BaseException] = []
 
         def produce(out: PlacedFile) -> None:
             layer = RegistryLayer(self.rootfs, self.registry, out)
+            self.pull_folder = layer.folder
 
             def pull() -> None:
                 try:
@@ -293,7 +295,7 @@ class LiteBuild:
                 worker.join()  # every download has stopped: none writes into the file any more
             if failures:
                 raise failures[0]
-            layer.finish(before)
+            layer.finish()
 
         return self.store.place_layer(produce, what="the registry layer")
 

@@ -6,11 +6,14 @@ tarring it wrote every image byte twice. Here the pull plans its downloads first
 and its size, from the manifests), so where each blob's tar member goes is known before its
 first byte: the blobs come first in the tar, in the order the pull asks for them (fixed by
 the inputs, so the layer is reproducible whatever order the downloads finish in), each header
-written at once, each download writing into its own window of the layer file. What is left
-in ``registry/`` (manifests, links, tags, the configs read while planning, the folders of
-every blob) is tarred after them, sorted, as any other layer. The work folder's registry
-serves the planned blobs from the layer (its ``elsewhere``), so manifests are stored and the
-registry is checked as before.
+written at once, each download writing into its own window of the layer file. The rest of
+``registry/`` (manifests, links, tags, the configs read while planning, the folders of every
+blob) is never written into the work folder: the registry folder keeps it in memory, over
+whatever ``registry/`` the base image brought (``registry_folder.files.MemoryFiles``), and it
+is tarred from there after the blobs, sorted, with the folders on disk it changed, exactly as
+tarring the folder written on disk would give. The work folder's registry serves the planned
+blobs from the layer (its ``elsewhere``), so manifests are stored and the registry is checked
+as before.
 
 Each blob is verified against its digest as it streams (the registry client hashes it): one
 that does not match fails the pull, and with it the build, and the layer file is removed
@@ -21,6 +24,7 @@ still run.
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
 import stat
@@ -28,9 +32,10 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from kubenb.builders.layers import Snapshot, changes, file_header, padded, snapshot, write_layer
+from kubenb.builders.layers import file_header, padded, write_layer
 from kubenb.errors import BuildError
 from kubenb.registry_folder import RegistryFolder
+from kubenb.registry_folder.files import TEMP_DIR, MemoryFiles
 from kubenb.store import PlacedFile
 from kubenb.store.placed import Window
 
@@ -45,13 +50,14 @@ class RegistryLayer:
         self.rootfs = rootfs
         self.out = out
         self.kept: dict[str, int] = {}  # digest -> size of each planned blob verified in place
-        # a throwaway folder (its layer is what is kept): no fsync; its planned blobs are in the layer
-        self.folder = RegistryFolder(registry, durable=False, elsewhere=self.kept)
+        # a throwaway folder (its layer is what is kept): in memory; its planned blobs are in the layer;
+        # a download that is not planned (a config read while planning) waits in the work folder
+        self.files = MemoryFiles(registry / TEMP_DIR, spill=Path(tempfile.mkdtemp(prefix="pull-", dir=rootfs.parent)))
+        self.folder = RegistryFolder(registry, durable=False, elsewhere=self.kept, files=self.files)
         self._regions: dict[str, tuple[int, int]] = {}  # digest -> (offset of its bytes, size)
         self._order: list[str] = []
         self._end = 0  # where the planned members end and the rest of the tar begins
         self._landed: queue.Queue[str | None] = queue.Queue()
-        self._blob_folders: set[Path] = set()  # the planned blobs' folders: in the layer, not made on disk
 
     # -- the pull's side (its threads) ---------------------------------------------------------
 
@@ -60,7 +66,7 @@ class RegistryLayer:
         offset = 0
         for digest, size in blobs.items():
             path = self.folder.blob_path(digest)
-            self._blob_folders.add(path.parent)
+            self.files.enter(path)  # its folders are in the layer, not made on disk
             header = file_header(path.relative_to(self.rootfs).as_posix(), size)
             self.out.write_at(header, offset)
             self._regions[digest] = (offset + len(header), size)
@@ -94,32 +100,24 @@ class RegistryLayer:
                 self.out.final(offset + padded(size))
                 position += 1
 
-    def finish(self, before: Snapshot) -> None:
-        """After a pull that succeeded: the rest of ``registry/`` (what changed in the rootfs
-        since ``before``: manifests, links, folders), the end of the tar."""
+    def finish(self) -> None:
+        """After a pull that succeeded: the rest of ``registry/`` (what the folder kept in
+        memory, the folders that made and those on disk it changed), the end of the tar."""
         if missing := [digest for digest in self._order if digest not in self.kept]:
             raise BuildError(f"the pull ended without {len(missing)} planned blob(s), first {missing[0]}",
                              hint="nothing was stored; build again")
         self.out.final(self._end)
-        changed, deleted = changes(before, snapshot(self.rootfs))
-        folders, touched = self._folders_not_on_disk()
-        write_layer(self.rootfs, sorted({*changed, *touched}), deleted, self.out, folders=folders)
+        mode = _new_folder_mode(self.rootfs.parent) if self.files.folders else 0
+        write_layer(self.rootfs, sorted(self._in_rootfs(path) for path in self.files.touched), [], self.out,
+                    folders={self._in_rootfs(folder): mode for folder in self.files.folders},
+                    files={self._in_rootfs(path): content for path, content in self.files.files.items()})
 
-    def _folders_not_on_disk(self) -> tuple[dict[str, int], set[str]]:
-        """The folders of the planned blobs that are not on disk (path in the rootfs: the mode a
-        new folder gets here), and the folders on disk that would have gained one of them as a
-        new entry: the layer holds what it would if the blobs had been written into ``registry/``."""
-        missing: set[Path] = set()
-        touched: set[str] = set()
-        for blob_folder in self._blob_folders:
-            folder = blob_folder
-            while folder not in missing and not folder.is_dir():
-                missing.add(folder)
-                folder = folder.parent
-            if folder not in missing:
-                touched.add(folder.relative_to(self.rootfs).as_posix())
-        mode = _new_folder_mode(self.rootfs.parent) if missing else 0
-        return {folder.relative_to(self.rootfs).as_posix(): mode for folder in missing}, touched
+    def _in_rootfs(self, path: str) -> str:
+        """``path``'s name in the layer (``Path.relative_to`` costs 6 us, for thousands)."""
+        prefix = f"{self.rootfs}{os.sep}"
+        if not path.startswith(prefix):
+            raise ValueError(f"{path} is not in {self.rootfs}")
+        return path[len(prefix):]
 
 
 def _new_folder_mode(work: Path) -> int:

@@ -11,7 +11,9 @@ repository's blob or manifest only through that repository's link.
 Every file appears whole by ``os.replace`` (or ``os.link``, which never overwrites) of a temp
 file in ``.kubenb-tmp/`` beside ``docker/``: the same filesystem, so the rename is atomic, and a
 place the registry never reads. So neither a crash nor a second process filling the folder
-leaves a half-written file. No network here: the client fetches, this keeps what hashes right.
+leaves a half-written file. A build's work folder keeps what it writes in memory instead
+(``files.MemoryFiles``): its registry layer is all that is kept of it. No network here: the
+client fetches, this keeps what hashes right.
 Hashing, verified renames and the temp sweep are ``kubenb.oci.digests``'s, shared with the
 store; the index walk is ``kubenb.oci.selection``'s.
 """
@@ -19,18 +21,14 @@ store; the index walk is ``kubenb.oci.selection``'s.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from kubenb.errors import StoreError, is_disk_full
 from kubenb.oci.digests import (
-    atomic_file,
     compute_digest,
     is_content_digest,
-    is_whole,
-    keep_verified,
     remove_stale,
     split_digest,
 )
@@ -39,12 +37,11 @@ from kubenb.oci.platforms import config_platform
 from kubenb.oci.selection import Selection, select
 from kubenb.reference import is_repository_path, is_tag
 from kubenb.registry_folder import problems
+from kubenb.registry_folder.files import TEMP_DIR, DiskFiles
 from kubenb.registry_folder.problems import read_link
 
 __all__ = ["RegistryFolder", "validate_repository"]
 
-FILE_MODE = 0o644  # the registry serving the folder may run as another user
-TEMP_DIR = ".kubenb-tmp"
 STALE_SECONDS = 24 * 3600.0  # a download refreshes its temp file's mtime as it writes
 
 
@@ -67,22 +64,33 @@ class RegistryFolder:
     ``durable`` fsyncs each file before its rename, so a power cut leaves no empty blob under a
     valid name; turn it off for throwaway folders. ``elsewhere`` names blobs the folder serves
     whose bytes are kept outside it, each verified when it landed (digest: size): a build's
-    work folder, whose blobs go straight into the registry layer it is making.
+    work folder, whose blobs go straight into the registry layer it is making. ``files`` is
+    where the folder's files are read and written: on disk (the default), or in memory over
+    the folder on disk (``files.MemoryFiles``, made with ``root / TEMP_DIR``).
     """
 
-    def __init__(self, root: Path, *, durable: bool = True, elsewhere: Mapping[str, int] | None = None) -> None:
+    def __init__(self, root: Path, *, durable: bool = True, elsewhere: Mapping[str, int] | None = None,
+                 files: DiskFiles | None = None) -> None:
         self.root = Path(root)
         self.durable = durable
         self.elsewhere: Mapping[str, int] = elsewhere if elsewhere is not None else {}
         self._v2 = self.root / "docker" / "registry" / "v2"
         self._temp = self.root / TEMP_DIR
+        self.files = files if files is not None else DiskFiles(self._temp, durable=durable)
 
     def blob_path(self, digest: str) -> Path:
         algorithm, hex_ = split_digest(digest)
         return self._v2 / "blobs" / algorithm / hex_[:2] / hex_ / "data"
 
     def has_blob(self, digest: str) -> bool:
-        return digest in self.elsewhere or self.blob_path(digest).is_file()
+        return digest in self.elsewhere or self.files.size(self.blob_path(digest)) is not None
+
+    def blob_bytes(self, digest: str) -> bytes:
+        """The bytes of a (small) blob kept in the folder: a config, a manifest."""
+        data = self.files.read(self.blob_path(digest))
+        if data is None:
+            raise StoreError(f"blob {digest} is not in {self.root}")
+        return data
 
     def new_blob_file(self) -> Path:
         """An empty temp file in the folder for the client to stream a download into."""
@@ -98,8 +106,7 @@ class RegistryFolder:
         does, while streaming): reading the file again would only cost a second pass.
         """
         try:
-            keep_verified(temp, self.blob_path(digest), digest, verified=verified, durable=self.durable,
-                          mode=FILE_MODE)
+            self.files.keep(temp, self.blob_path(digest), digest, verified=verified)
         except OSError as error:
             if is_disk_full(error):
                 raise  # the caller names the disk and what it was writing
@@ -108,7 +115,7 @@ class RegistryFolder:
     def put_blob_bytes(self, data: bytes, digest: str) -> None:
         """Keep small in-memory content (manifests, configs) as blob ``digest``."""
         self._verify(data, digest)
-        if not is_whole(self.blob_path(digest), len(data)):
+        if self.files.size(self.blob_path(digest)) != len(data):
             self._write(self.blob_path(digest), data)
 
     def link_layer(self, repository: str, digest: str) -> None:
@@ -143,7 +150,7 @@ class RegistryFolder:
     def tag_digest(self, repository: str, tag: str) -> str | None:
         """The digest ``tag`` points at now, None when there is no such tag."""
         link = self._tag_dir(repository, tag) / "current" / "link"
-        content = read_link(link)
+        content = read_link(link, self.files)
         if content is not None and not is_content_digest(content):
             raise StoreError(f"{link} holds {content[:80]!r}, not a digest")
         return content
@@ -181,9 +188,9 @@ class RegistryFolder:
     def repositories(self) -> list[str]:
         """Names of the repositories in the folder, sorted."""
         top, found = self._v2 / "repositories", []
-        for folder, subfolders, _files in os.walk(top):
+        for folder, subfolders in self.files.walk(top):
             if "_manifests" in subfolders or "_layers" in subfolders:
-                found.append(Path(folder).relative_to(top).as_posix())
+                found.append(folder.relative_to(top).as_posix())
             subfolders[:] = [name for name in subfolders if not name.startswith("_")]
         return sorted(found)
 
@@ -218,16 +225,12 @@ class RegistryFolder:
 
     def blob_problem(self, repository: str, blob: Descriptor) -> str | None:
         """Why the registry could not serve ``blob`` from ``repository``, None when it can."""
-        path = self.blob_path(blob.digest)
-        if blob.digest in self.elsewhere:
-            size = self.elsewhere[blob.digest]
-        elif not path.is_file():
+        size = self.elsewhere.get(blob.digest)
+        if size is None and (size := self.files.size(self.blob_path(blob.digest))) is None:
             return "a missing blob"
-        else:
-            size = path.stat().st_size
         if size != blob.size:
             return f"stored with {size} bytes, not {blob.size}"
-        if read_link(self.link_path(repository, "_layers", blob.digest)) != blob.digest:
+        if read_link(self.link_path(repository, "_layers", blob.digest), self.files) != blob.digest:
             return f"not linked in {repository}"
         return None
 
@@ -264,23 +267,17 @@ class RegistryFolder:
 
     def _mkstemp(self, prefix: str) -> tuple[int, Path]:
         try:
-            self._temp.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=self._temp)
+            return self.files.new_temp(prefix)
         except OSError as error:
             if is_disk_full(error):
                 raise  # the caller names the disk and what it was writing
             raise StoreError(f"cannot write in {self._temp}: {error.strerror}") from error
-        return fd, Path(name)
 
     def _write(self, path: Path, data: bytes, *, exclusive: bool = False) -> bool:
         """Write ``path`` whole via a temp file; with ``exclusive``, False if it already exists
         (``os.link`` never overwrites)."""
         try:
-            with atomic_file(path, self._temp, durable=self.durable, exclusive=exclusive, mode=FILE_MODE) as out:
-                out.write(data)
-            return True
-        except FileExistsError:
-            return False
+            return self.files.write(path, data, exclusive=exclusive)
         except OSError as error:
             if is_disk_full(error):
                 raise  # the caller names the disk and what it was writing
@@ -288,30 +285,31 @@ class RegistryFolder:
 
     def _write_link(self, path: Path, digest: str) -> None:
         """A link holds the bare digest, no newline; an identical one is left alone."""
-        if read_link(path) != digest:
+        if read_link(path, self.files) != digest:
             self._write(path, digest.encode())
 
     def _manifest_bytes(self, digest: str) -> bytes | None:
         """A stored manifest's bytes, None unless present, small and hashing to ``digest``."""
         path = self.blob_path(digest)
-        try:
-            data = path.read_bytes() if path.stat().st_size <= MAX_MANIFEST_BYTES else b""
-        except (FileNotFoundError, NotADirectoryError):
+        size = self.files.size(path)
+        if size is None:
             return None
+        data = (self.files.read(path) or b"") if size <= MAX_MANIFEST_BYTES else b""
         return data if _hash_bytes(data, digest) == digest else None
 
     def _stored(self, repository: str, digest: str) -> _Stored | None:
         """The manifest ``digest`` as ``repository`` serves it: linked, present and hashing right."""
-        if read_link(self.link_path(repository, "_manifests/revisions", digest)) != digest:
+        if read_link(self.link_path(repository, "_manifests/revisions", digest), self.files) != digest:
             return None
         data = self._manifest_bytes(digest)
         return _Stored(data, "", digest) if data is not None else None
 
     def _config_platform(self, references: References) -> str | None:
         config = references.config  # a config kept elsewhere is not read: none is (see save.py)
-        if config is None or not self.blob_path(config.digest).is_file() or config.size > MAX_MANIFEST_BYTES:
+        if config is None or config.size > MAX_MANIFEST_BYTES:
             return None
-        return config_platform(self.blob_path(config.digest).read_bytes(), config.media_type)
+        data = self.files.read(self.blob_path(config.digest))
+        return None if data is None else config_platform(data, config.media_type)
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kubenb.errors import StoreError
-from kubenb.oci.digests import file_digest, is_content_digest, split_digest
+from kubenb.oci.digests import is_content_digest, split_digest
 from kubenb.oci.manifests import Descriptor, parse_references
 from kubenb.oci.selection import Selection
 
 if TYPE_CHECKING:
+    from kubenb.registry_folder.files import DiskFiles
     from kubenb.registry_folder.folder import RegistryFolder
 
 __all__ = ["folder_problems", "image_problems", "manifest_blobs", "read_link"]
@@ -25,7 +26,7 @@ __all__ = ["folder_problems", "image_problems", "manifest_blobs", "read_link"]
 
 def folder_problems(folder: RegistryFolder, *, hash_blobs: bool = True) -> list[str]:
     """Every inconsistency of ``folder`` (see ``RegistryFolder.check``)."""
-    problems = _check_blobs(folder.blobs_dir) if hash_blobs else []
+    problems = _check_blobs(folder) if hash_blobs else []
     for repository in folder.repositories():
         try:
             problems += _check_links(folder, repository) + _check_tags(folder, repository)
@@ -61,27 +62,29 @@ def manifest_blobs(selection: Selection) -> list[Descriptor]:
     return [blob for manifest in selection.manifests for blob in parse_references(manifest.data).blobs]
 
 
-def read_link(path: Path) -> str | None:
-    """A link's exact content: the registry parses it as is, so a stray newline is a problem."""
+def read_link(path: Path, files: DiskFiles | None = None) -> str | None:
+    """A link's exact content: the registry parses it as is, so a stray newline is a problem.
+    ``files``: where the folder's files are (on disk when not given)."""
     try:
-        return path.read_text(encoding="ascii", errors="replace")
+        data = files.read(path) if files is not None else path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         return None
+    return None if data is None else data.decode("ascii", errors="replace")
 
 
-def _links(folder: Path) -> Iterator[tuple[str, str | None]]:
+def _links(registry: RegistryFolder, folder: Path) -> Iterator[tuple[str, str | None]]:
     """(digest named by the path, content) of each ``<alg>/<hex>/link`` under ``folder``."""
-    for link in sorted(folder.glob("*/*/link")):
-        yield f"{link.parts[-3]}:{link.parts[-2]}", read_link(link)
+    for link in registry.files.glob(folder, "*/*/link"):
+        yield f"{link.parts[-3]}:{link.parts[-2]}", read_link(link, registry.files)
 
 
-def _check_blobs(blobs: Path) -> list[str]:
+def _check_blobs(folder: RegistryFolder) -> list[str]:
     problems = []
-    for data in sorted(blobs.glob("*/*/*/data")):
+    for data in folder.files.glob(folder.blobs_dir, "*/*/*/data"):
         digest, prefix = f"{data.parts[-4]}:{data.parts[-2]}", data.parts[-3]
         if not is_content_digest(digest) or prefix != data.parts[-2][:2]:
             problems.append(f"blob file {data} is not where its digest belongs")
-        elif (actual := file_digest(data, split_digest(digest)[0])) != digest:
+        elif (actual := folder.files.digest(data, split_digest(digest)[0])) != digest:
             problems.append(f"blob {digest}: data hashes to {actual} ({data})")
     return problems
 
@@ -89,7 +92,7 @@ def _check_blobs(blobs: Path) -> list[str]:
 def _check_links(folder: RegistryFolder, repository: str) -> list[str]:
     problems = []
     for kind in ("_layers", "_manifests/revisions"):
-        for named, held in _links(folder.repository_dir(repository) / kind):
+        for named, held in _links(folder, folder.repository_dir(repository) / kind):
             if held != named or not is_content_digest(named):
                 problems.append(f"{repository}: {kind} link {named} holds {held!r}")
             elif not folder.has_blob(named):
@@ -102,10 +105,11 @@ def _check_links(folder: RegistryFolder, repository: str) -> list[str]:
 
 def _check_tags(folder: RegistryFolder, repository: str) -> list[str]:
     problems = []
-    for tag_dir in sorted((folder.repository_dir(repository) / "_manifests/tags").glob("*")):
-        current = read_link(tag_dir / "current" / "link")
+    for tag_dir in folder.files.glob(folder.repository_dir(repository) / "_manifests/tags", "*"):
+        current = read_link(tag_dir / "current" / "link", folder.files)
         valid = current is not None and is_content_digest(current)
-        if not valid or read_link(folder.link_path(repository, "_manifests/revisions", str(current))) != current:
+        revision = folder.link_path(repository, "_manifests/revisions", str(current)) if valid else None
+        if revision is None or read_link(revision, folder.files) != current:
             problems.append(f"{repository}:{tag_dir.name} points at {current}, not a revision of {repository}")
     return problems
 
@@ -113,10 +117,10 @@ def _check_tags(folder: RegistryFolder, repository: str) -> list[str]:
 def _check_indexes(folder: RegistryFolder, repository: str) -> list[str]:
     """Each index revision with none of its images here (today's --platform cannot do that)."""
     tags: dict[str, list[str]] = {}
-    for tag_dir in sorted((folder.repository_dir(repository) / "_manifests/tags").glob("*")):
-        tags.setdefault(read_link(tag_dir / "current" / "link") or "", []).append(tag_dir.name)
+    for tag_dir in folder.files.glob(folder.repository_dir(repository) / "_manifests/tags", "*"):
+        tags.setdefault(read_link(tag_dir / "current" / "link", folder.files) or "", []).append(tag_dir.name)
     problems = []
-    for digest, _ in _links(folder.repository_dir(repository) / "_manifests/revisions"):
+    for digest, _ in _links(folder, folder.repository_dir(repository) / "_manifests/revisions"):
         selection = folder.selection(repository, digest, None) if is_content_digest(digest) else None
         if selection is None or selection.images:  # an image manifest counts itself
             continue

@@ -263,7 +263,7 @@ class _Saver:
         future, first = self.fetch(plan.client, plan.ref, config)
         fetched = future.result()
         plan.prefetched += fetched if first else 0
-        return config_platform(self.folder.blob_path(config.digest).read_bytes(), config.media_type)
+        return config_platform(self.folder.blob_bytes(config.digest), config.media_type)
 
     def save(self, plan: _Plan, index: int, total: int) -> SavedImage:
         ref, image = plan.ref, str(plan.ref)
@@ -272,7 +272,7 @@ class _Saver:
         if plan.complete is not None:
             known = plan.complete
             if ref.tag and ref.digest:
-                self.folder.put_manifest(ref.repository, self.folder.blob_path(known).read_bytes(), known, ref.tag)
+                self.folder.put_manifest(ref.repository, self.folder.blob_bytes(known), known, ref.tag)
             self.events(ImageSkipped(image, known))
             return SavedImage(ref, known, 0, skipped=True)
         assert plan.client is not None and plan.selection is not None
