@@ -28,6 +28,7 @@ __all__ = [
     "VERIFIABLE_DIGESTS",
     "HashingWriter",
     "atomic_file",
+    "check_digest",
     "compute_digest",
     "file_digest",
     "hasher_for",
@@ -120,6 +121,15 @@ class HashingWriter:
         return f"sha256:{self.hash.hexdigest()}"
 
 
+def check_digest(temp: Path, digest: str, *, verified: bool = False, sync: bool = False) -> None:
+    """Refuse ``temp`` unless its bytes hash to ``digest`` (read back unless ``verified``: the
+    caller hashed them as it wrote them); ``sync`` fsyncs the file during that read."""
+    actual = digest if verified else file_digest(temp, split_digest(digest)[0], sync=sync)
+    if actual != digest:
+        raise StoreError(f"blob {digest} not kept: its data hashes to {actual}",
+                         hint="the download was corrupted or the registry sent other content")
+
+
 def keep_verified(temp: Path, target: Path, digest: str, *, verified: bool = False,
                   durable: bool = False, mode: int = 0o644) -> None:
     """Rename ``temp`` to ``target`` only if its bytes hash to ``digest``; ``temp`` is gone
@@ -131,10 +141,7 @@ def keep_verified(temp: Path, target: Path, digest: str, *, verified: bool = Fal
     A whole ``target`` already there wins (content-addressed: it holds the same bytes).
     """
     try:
-        actual = digest if verified else file_digest(temp, split_digest(digest)[0], sync=durable)
-        if actual != digest:
-            raise StoreError(f"blob {digest} not kept: its data hashes to {actual}",
-                             hint="the download was corrupted or the registry sent other content")
+        check_digest(temp, digest, verified=verified, sync=durable)
         if verified and durable:
             with temp.open("rb+") as stream:
                 os.fsync(stream.fileno())

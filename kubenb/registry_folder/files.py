@@ -22,8 +22,7 @@ from collections.abc import Iterator
 from fnmatch import fnmatch
 from pathlib import Path
 
-from kubenb.errors import StoreError
-from kubenb.oci.digests import atomic_file, compute_digest, file_digest, keep_verified, split_digest
+from kubenb.oci.digests import atomic_file, check_digest, compute_digest, file_digest, keep_verified
 
 __all__ = ["TEMP_DIR", "DiskFiles", "MemoryFiles"]
 
@@ -174,10 +173,7 @@ class MemoryFiles(DiskFiles):
         hashes to ``digest``; ``temp`` is gone afterwards either way."""
         key = str(path)
         try:
-            actual = digest if verified else file_digest(temp, split_digest(digest)[0])
-            if actual != digest:
-                raise StoreError(f"blob {digest} not kept: its data hashes to {actual}",
-                                 hint="the download was corrupted or the registry sent other content")
+            check_digest(temp, digest, verified=verified)
             with self._lock:
                 if self.size(path) != temp.stat().st_size:  # else the blob is there whole already
                     self._enter_folder(os.path.dirname(key))
