@@ -27,7 +27,8 @@ lint: venv
 # bubblewrap (confines RUN to the rootfs), chromium (Playwright drives it in the JupyterLab widget
 # tests; never `playwright install`), busybox-static, podman and runc (the container build's tests
 # run a stand-in node, tests/support/standin.py, under Podman's Docker-compatible API), openssh-server
-# and openssh-client (the cloud build's tests start sshd over that stand-in node, tests/support/sshd.py).
+# and openssh-client (the cloud build's tests start sshd over that stand-in node, tests/support/sshd.py);
+# gcc, libyaml-dev and the interpreter's headers build discovery's YAML reader (kubenb/discover/_yaml_values.c).
 system-packages:
 	@missing=""; \
 	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
@@ -41,6 +42,10 @@ system-packages:
 	command -v runc >/dev/null || missing="$$missing runc"; \
 	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	command -v ssh-keygen >/dev/null || missing="$$missing openssh-client"; \
+	command -v gcc >/dev/null || missing="$$missing gcc"; \
+	[ -f /usr/include/yaml.h ] || missing="$$missing libyaml-dev"; \
+	$(PYTHON) -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' \
+	  || missing="$$missing python3-dev"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
@@ -49,7 +54,7 @@ system-packages:
 
 venv: system-packages $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml kubenb/discover/_yaml_values.c
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'

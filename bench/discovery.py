@@ -5,8 +5,8 @@
                load the same documents: PyYAML's CSafeLoader and yaml-rs. Goal: <= 1.5x yaml-rs.
     no CRDs    the same without the CustomResourceDefinitions, which are 90% of the corpus's bytes
                and which discovery skips (a type's schema holds no image): what the parse costs on
-               workload YAML. No goal: PyYAML's composer is several times slower than yaml-rs per
-               byte (docs/benchmarks.md).
+               workload YAML. No goal: here discovery's reading, splitting and walking, which
+               the CRDs dilute in the row above, show against the bare load (docs/benchmarks.md).
     charts     every corpus chart in one context; kubenb against bare helm-python-sdk
                ``Chart.load(...).render(...)`` of the same charts. Goal: <= 1.2x.
     cached     a second list_images of the unchanged manifest context against the first. Goal: < 0.1x.

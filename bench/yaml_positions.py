@@ -3,14 +3,15 @@
     .venv/bin/python bench/yaml_positions.py [--copies 20] [--rounds 5]
 
 Discovery needs each document's value and, for each image found, the line its value is
-written on. It has one parser: PyYAML's C composer composes each document once, and the
-value is built from that node tree (kubenb/discover/documents.py). This measures it and the
+written on. Each document is parsed once, on libyaml: kubenb's reader (the C extension
+kubenb/discover/_yaml_values.c) builds its value and node offsets, and leaves the shapes it does
+not handle to PyYAML's C composer (kubenb/discover/documents.py). This measures it and the
 other candidates on the documents discovery parses (every corpus manifest ``--copies``
 times, CustomResourceDefinitions skipped as discovery skips them, plus every rendered corpus
 chart once per copy), in CPU seconds, best of ``--rounds``, against yaml-rs loading the same
 documents (values only, no positions: the floor):
 
-    kubenb       ``parse_documents`` (values and node trees), then the same with the walk and
+    kubenb       ``parse_documents`` (values and position trees), then the same with the walk and
                  every hit's line (``NodeLines``): what discovery does with YAML
     PyYAML       CSafeLoader ``compose`` (nodes with start marks) of every document, and of
                  only those that hold an image; the full CSafeLoader load, for scale
@@ -69,12 +70,12 @@ def corpus_documents() -> list[Document]:
     return [doc for doc in docs if not is_crd(doc.text)]
 
 
-def with_hits(docs: list[Document]) -> list[tuple[Document, yaml.Node, list[Hit]]]:
+def with_hits(docs: list[Document]) -> list[tuple[Document, object, list[Hit]]]:
     found = []
     for parsed in parse_documents(docs):
         hits = list(walk_object(parsed.value, ObjectContext("manifest", parsed.document.file)))
         if hits:
-            found.append((parsed.document, parsed.node, hits))
+            found.append((parsed.document, parsed.tree, hits))
     return found
 
 
@@ -101,9 +102,9 @@ def with_lines(docs: list[Document]) -> Callable[[], None]:
         for parsed in parse_documents(docs):
             hits = list(walk_object(parsed.value, ObjectContext("manifest", parsed.document.file)))
             if hits:
-                lines = NodeLines(parsed.document, parsed.node)
+                lines = NodeLines(parsed.document, parsed.tree)
                 for hit in hits:
-                    lines.line_of(hit.steps, hit.written)
+                    lines.line_of(hit.steps, hit.value_line)
     return run
 
 
@@ -191,7 +192,7 @@ def main() -> None:
         for doc, node, hits in work:
             lines = NodeLines(doc, node)
             for hit in hits:
-                lines.line_of(hit.steps, hit.written)
+                lines.line_of(hit.steps, hit.value_line)
 
     rows.append(Row("yaml", "NodeLines alone, image docs", cpu_best(args.rounds, lines_only),
                     "yaml-rs loads, no positions", floor))

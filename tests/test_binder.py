@@ -39,7 +39,7 @@ def _run(command: list[str], *, cwd: Path, env: dict[str, str], timeout: float) 
 
 def test_apt_txt_lists_packages_that_are_installed() -> None:
     packages = [line.strip() for line in (REPO / "binder" / "apt.txt").read_text().splitlines() if line.strip()]
-    assert packages == ["docker-registry", "skopeo", "apache2-utils", "bubblewrap"]
+    assert packages == ["docker-registry", "skopeo", "apache2-utils", "bubblewrap", "libyaml-dev"]
     for package in packages:
         status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True,
                                 check=False)

@@ -148,9 +148,10 @@ def test_corpus_documents_are_pyyamls(path: Path) -> None:
 
 
 def test_discovery_has_one_parser(tmp_path: Path) -> None:
-    """The discovery path imports no second YAML parser, and a document that YAML 1.1 and
-    1.2 read differently gives PyYAML's (1.1) values: ``on`` and ``yes`` are True, ``0644`` is
-    420, ``12:30`` is 750, ``<<`` merges."""
+    """The discovery path imports no second YAML parser: PyYAML and kubenb's own reader, both
+    on libyaml (tests/test_yaml_values.py holds the reader to PyYAML's values). A document that
+    YAML 1.1 and 1.2 read differently gives PyYAML's (1.1) values: ``on`` and ``yes`` are True,
+    ``0644`` is 420, ``12:30`` is 750, ``<<`` merges."""
     text = "on: yes\nmode: 0644\nat: 12:30\nbase: &b {x: 0x1F}\nmerged: {<<: *b, y: 1e3}\n"
     assert values(text) == [yaml.load(text, Loader=yaml.CSafeLoader)]
     assert values(text) == [{True: True, "mode": 420, "at": 750, "base": {"x": 31},
@@ -163,7 +164,7 @@ def test_discovery_has_one_parser(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", probe, str(tmp_path)],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.strip() == "['kubenb.discover._yaml_values']"
 
 
 def test_rendered_corpus_charts_are_pyyamls() -> None:

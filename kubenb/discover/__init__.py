@@ -191,7 +191,7 @@ def _document_hits(documents: Sequence[Document], source: str) -> Iterator[Hit]:
                                 image_keys=may_hold_image_keys(document.text))
         hits = list(walk_object(parsed.value, context))
         if hits:  # only documents with images pay for node positions
-            lines = NodeLines(document, parsed.node)
+            lines = NodeLines(document, parsed.tree)
             for hit in hits:
                 yield replace(hit, location=replace(hit.location, line=lines.line_of(hit.steps, hit.value_line)))
 

@@ -1,13 +1,17 @@
-"""Manifest text -> parsed YAML documents: split the way Helm splits, composed once by PyYAML.
+"""Manifest text -> parsed YAML documents: split the way Helm splits, read once by libyaml.
 
 Kubernetes tools read YAML 1.1 (``yes`` is a bool, ``0644`` is octal, ``<<`` merges), as
-PyYAML's C loader does: it is the reference, and the one parser. Each document is composed
-once by its C composer; the node tree carries the lines provenance needs
-(``kubenb/discover/positions.py``) and the value is built from the same tree by
-``build_value``, which does for the shapes manifests are made of (text keys, plain mappings
-and lists, the scalar tags the resolver gives) what PyYAML's constructor does, without its
-per-node bookkeeping, and hands anything else to that constructor. Errors, named by file and
-line, are PyYAML's.
+PyYAML's safe loader does: it is the reference. Both readers below run on libyaml's parser:
+
+- ``_yaml_values`` (C, ``_yaml_values.c``) builds a document's value straight from libyaml's
+  events, with a compact tree of node offsets beside it, for the shapes manifests are made of
+  (untagged scalars, lists, mappings with scalar keys). It costs a third of PyYAML's composer.
+- Anything else (tags, anchors, merge keys, errors), or any document when the extension was not
+  built, is composed by PyYAML's C composer; the node tree carries the lines, and
+  ``build_value`` builds the value from it as PyYAML's constructor would.
+
+Either way the value is PyYAML's and so are the errors, named by file and line; the lines
+provenance needs come from the parser (``kubenb/discover/positions.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, AnyStr, BinaryIO, ClassVar, NoReturn
 
 import yaml
@@ -24,12 +29,19 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from kubenb.errors import DiscoveryError
 
+_yaml_values: ModuleType | None
+try:
+    from kubenb.discover import _yaml_values
+except ImportError:  # built without libyaml's headers (libyaml-dev): PyYAML composes everything
+    _yaml_values = None
+
 __all__ = [
     "MAX_ALIAS_NODES",
     "MAX_FILE_BYTES",
     "MAX_LINE_BYTES",
     "Document",
     "Parsed",
+    "PositionTree",
     "build_value",
     "is_crd",
     "load_documents",
@@ -92,13 +104,19 @@ class Document:
     chart: str | None = None
 
 
+#: ``_yaml_values``'s offsets of a document's nodes: a scalar is ``offset << 1 | literal``,
+#: a list ``[code, item trees...]``, a mapping ``(code, {key: value tree})``.
+PositionTree = int | list[Any] | tuple[int, dict[Any, Any]] | None
+
+
 @dataclass(frozen=True, slots=True)
 class Parsed:
-    """A document's value and the node tree it was built from (the nodes have the lines)."""
+    """A document's value and where its nodes are: PyYAML's node tree, or ``_yaml_values``'s
+    position tree (``kubenb.discover.positions.NodeLines`` reads lines from either)."""
 
     document: Document
     value: object
-    node: yaml.Node
+    tree: yaml.Node | PositionTree
 
 
 def read_input_file(path: Path, display: str, *, max_bytes: int = MAX_FILE_BYTES,
@@ -282,6 +300,34 @@ def parse_documents(docs: Iterable[Document]) -> Iterator[Parsed]:
 
 
 def _parse(doc: Document) -> Parsed | None:
+    """The document read by ``_yaml_values`` when it can, else by ``_compose``."""
+    if _yaml_values is not None:
+        built = _yaml_values.load(doc.text, _plain_number)
+        if built is not NotImplemented:
+            return Parsed(doc, *built)
+    return _compose(doc)
+
+
+#: Plain scalars that start like a number, with the value PyYAML gives them (they repeat:
+#: ports, replicas, versions), bounded as ``_Loader._resolved`` is.
+_NUMBERS: dict[str, object] = {}
+_RESOLVER, _CONSTRUCTOR = yaml.resolver.Resolver(), yaml.constructor.SafeConstructor()
+
+
+def _plain_number(text: str) -> object:
+    """What PyYAML's safe loader makes of a plain scalar starting with a digit, a dot or a
+    sign and one of those: an int, a float, a timestamp or the text. ``_yaml_values`` asks;
+    an error here (``2024-13-45``) sends the document to PyYAML, which reports it."""
+    value = _NUMBERS.get(text, _NUMBERS)
+    if value is _NUMBERS:
+        tag: str = _RESOLVER.resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+        value = text if tag == _STR else _CONSTRUCTOR.yaml_constructors[tag](_CONSTRUCTOR, ScalarNode(tag, text))
+        if len(text) <= _RESOLVED_LENGTH and len(_NUMBERS) < _RESOLVED_MAX:
+            _NUMBERS[text] = value
+    return value
+
+
+def _compose(doc: Document) -> Parsed | None:
     """The document composed once by PyYAML's C composer, refusing alias bombs before anything
     walks the tree, and its value built from that tree (``build_value``)."""
     loader = _Loader(doc.text)

@@ -1,17 +1,18 @@
 """Lines of values in a YAML document, as the parser placed them: never a search of the text.
 
-Discovery reports where each image was written. ``parse_documents`` composes each document
-once with PyYAML's C composer and builds its value from that node tree; the same nodes carry
-their start and end marks, so a hit's steps lead to the node its value came from. Aliases
-share their anchor's node, and ``<<`` merge keys are followed as PyYAML's constructor follows
-them, so the line is where the value is written.
+Discovery reports where each image was written. ``parse_documents`` reads each document once
+and keeps, beside its value, where its nodes start: ``_yaml_values``'s position tree, or
+PyYAML's node tree for the documents PyYAML composed. A hit's steps lead to the node its value
+came from. In a node tree aliases share their anchor's node, and ``<<`` merge keys are followed
+as PyYAML's constructor follows them, so the line is where the value is written; a position
+tree has neither (such documents go to PyYAML).
 """
 
 from __future__ import annotations
 
 import yaml
 
-from kubenb.discover.documents import Document
+from kubenb.discover.documents import Document, PositionTree
 
 __all__ = ["NodeLines"]
 
@@ -22,7 +23,7 @@ _MERGE = "tag:yaml.org,2002:merge"
 class NodeLines:
     """Answers "on which file line is the value at these steps?" for one document."""
 
-    def __init__(self, document: Document, root: yaml.Node) -> None:
+    def __init__(self, document: Document, root: yaml.Node | PositionTree) -> None:
         self.document = document
         self._root = root
 
@@ -36,21 +37,43 @@ class NodeLines:
 
         Lines are counted from the node's character offset, as editors count them ("\\n"
         only): PyYAML's own line numbers also count U+2028 and NEL as line breaks."""
-        node = self._node_at(steps)
-        if node is None:
+        place = self._place(steps)
+        if place is None:
             return None
-        line = self.document.line + self.document.text.count("\n", 0, node.start_mark.index)
-        if value_line is not None and isinstance(node, yaml.ScalarNode) and node.style == "|":
+        offset, literal = place
+        line = self.document.line + self.document.text.count("\n", 0, offset)
+        if value_line is not None and literal:
             return line + value_line  # the header "|" is on the node's first line
         return line
 
-    def _node_at(self, steps: tuple[object, ...]) -> yaml.Node | None:
+    def _place(self, steps: tuple[object, ...]) -> tuple[int, bool] | None:
+        """The offset of the node at ``steps``, and whether it is a literal block."""
+        if not isinstance(self._root, yaml.Node):
+            code = _code_at(self._root, steps)
+            return None if code is None else (code >> 1, bool(code & 1))
         node: yaml.Node | None = self._root
         for step in steps:
             if node is None:
                 return None
             node = _child(node, step)
-        return node
+        if node is None:
+            return None
+        return node.start_mark.index, isinstance(node, yaml.ScalarNode) and node.style == "|"
+
+
+def _code_at(tree: PositionTree, steps: tuple[object, ...]) -> int | None:
+    """The offset code of the node at ``steps`` of a position tree (its layout is described at
+    ``PositionTree``): a list's items follow its own code, a mapping's are by key."""
+    for step in steps:
+        if type(tree) is list:
+            tree = tree[step + 1] if type(step) is int and 0 <= step < len(tree) - 1 else None
+        elif type(tree) is tuple:
+            tree = tree[1].get(step) if step.__hash__ is not None else None
+        else:
+            return None
+    if tree is None or type(tree) is int:
+        return tree
+    return tree[0]  # type: ignore[index]
 
 
 def _child(node: yaml.Node, step: object) -> yaml.Node | None:
@@ -78,7 +101,8 @@ def _child(node: yaml.Node, step: object) -> yaml.Node | None:
 
 def _is_key(key: yaml.Node, step: object) -> bool:
     """Whether a key node constructs to ``step``: text keys compare as written, others (``1:``,
-    ``yes:``, rare in manifests) are constructed as PyYAML's safe loader would."""
+    ``yes:``, rare in manifests) are constructed as PyYAML's safe loader would, and compare as
+    the value's dict compared them (``yes`` and ``1`` are one key: the later one's value won)."""
     if not isinstance(key, yaml.ScalarNode):
         return False
     if type(step) is str:
@@ -87,4 +111,4 @@ def _is_key(key: yaml.Node, step: object) -> bool:
         value = yaml.SafeLoader("").construct_object(key, deep=True)
     except yaml.YAMLError:
         return False
-    return type(value) is type(step) and bool(value == step)
+    return bool(value == step)

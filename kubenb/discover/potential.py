@@ -185,7 +185,7 @@ def embedded_objects(value: str, file: str) -> list[Embedded]:
         return []
     found: list[Embedded] = []
     for item in parsed:
-        obj, lines = item.value, NodeLines(item.document, item.node)
+        obj, lines = item.value, NodeLines(item.document, item.tree)
         if not isinstance(obj, Mapping):
             continue
         if "kind" not in obj and isinstance(obj.get("containers"), list):
