@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kubenb.discover import persist
-from kubenb.discover.ahead import one_ahead
+from kubenb.discover.ahead import ahead
 from kubenb.discover.charts import ChartSource, RenderedTemplate, chart_options, charts_in, render_chart
 from kubenb.discover.documents import Document, parse_documents, read_input_file, split_documents
 from kubenb.discover.hits import Hit, collect
@@ -175,7 +175,7 @@ def _chart_hits(view: RootfsView, options: DiscoveryOptions, warnings: list[str]
                                 backend="cli" if options.helm_backend == "cli" else "sdk", warnings=said)
         return rendered, said
 
-    for rendered, said in one_ahead(sources, render):  # the next renders while this is read
+    for rendered, said in ahead(sources, render):  # the next ones render while this is read
         warnings += said
         documents = [d for r in rendered for d in split_documents(r.text, r.template, chart=r.chart, without_crds=True)]
         yield from _document_hits(documents, "chart")
