@@ -1,6 +1,7 @@
 """Manifest text -> YAML documents: Helm's splitting, PyYAML's values, errors with lines, safety.
 
-One parser reads every document: PyYAML's C composer, with the values built from its node
+Every document is read once on libyaml: by kubenb's reader (``_yaml_values.c``, held to PyYAML
+in tests/test_yaml_values.py), else by PyYAML's C composer with the values built from its node
 tree by ``documents.build_value``. The corpus (tests/corpus, read only) and the tables below
 (the YAML 1.1 / 1.2 differences, merges, tags) prove the values are PyYAML's own.
 """

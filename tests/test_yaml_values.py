@@ -148,9 +148,7 @@ def test_shapes_the_reader_leaves_to_pyyaml(text: str) -> None:
     doc = Document("t.yaml", 0, 1, text)
     try:
         expected = yaml.load(text, Loader=yaml.CSafeLoader)
-    except yaml.YAMLError:
-        expected = None
-    except ValueError:  # 2024-13-45
+    except (yaml.YAMLError, ValueError):  # broken, or 2024-13-45
         expected = None
     if expected is not None:
         assert same(load_documents([doc])[0][1], expected)
@@ -207,7 +205,9 @@ def test_plain_scalars_resolve_as_pyyaml_resolves_them(text: str) -> None:
             assert read(document) is NotImplemented
             continue
         built = read(document)
-        if built is not NotImplemented:
+        if built is NotImplemented:  # a valid document of plain scalars: only "<<" and "=" go to PyYAML
+            assert "<<" in document or "=" in document, document
+        else:
             assert same(built[0], expected), document
 
 

@@ -66,19 +66,24 @@ static Outcome after_error(void) {
 
 /* The value of a plain scalar, a new reference; NULL with *outcome set when not built. */
 static PyObject *plain_value(const char *text, size_t length, PyObject *resolve, Outcome *outcome) {
-    *outcome = NOT_HANDLED;
     if (length == 0 || word_is(text, length, NULL_WORDS))
         Py_RETURN_NONE;
     if (word_is(text, length, TRUE_WORDS))
         Py_RETURN_TRUE;
     if (word_is(text, length, FALSE_WORDS))
         Py_RETURN_FALSE;
-    if ((length == 2 && text[0] == '<' && text[1] == '<') || (length == 1 && text[0] == '='))
-        return NULL; /* merge and value keys: PyYAML's constructor has rules for them */
+    if ((length == 2 && text[0] == '<' && text[1] == '<') || (length == 1 && text[0] == '=')) {
+        *outcome = NOT_HANDLED; /* merge and value keys: PyYAML's constructor has rules for them */
+        return NULL;
+    }
     PyObject *written = PyUnicode_DecodeUTF8(text, (Py_ssize_t)length, "strict");
+    if (written == NULL) {
+        *outcome = after_error();
+        return NULL;
+    }
     size_t first = (text[0] == '-' || text[0] == '+') ? 1 : 0;
-    if (written == NULL || first >= length || !(is_digit(text[first]) || text[first] == '.'))
-        return written == NULL ? (*outcome = after_error(), NULL) : written;
+    if (first >= length || !(is_digit(text[first]) || text[first] == '.'))
+        return written; /* text: no number or timestamp starts so */
     PyObject *resolved = PyObject_CallOneArg(resolve, written); /* a number, a timestamp or text */
     Py_DECREF(written);
     if (resolved == NULL)
@@ -128,7 +133,7 @@ static Outcome attach(Frame *top, PyObject *value, PyObject *position) {
         top->key = Py_NewRef(value); /* a scalar (a collection key is refused when it opens) */
     } else {
         if (PyDict_SetItem(top->value, top->key, value) < 0 || PyDict_SetItem(top->places, top->key, position) < 0)
-            outcome = PyErr_ExceptionMatches(PyExc_TypeError) ? (PyErr_Clear(), NOT_HANDLED) : FAILED;
+            outcome = FAILED; /* keys are scalars, all hashable: only memory can fail here */
         Py_CLEAR(top->key);
     }
     Py_DECREF(value);

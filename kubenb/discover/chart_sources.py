@@ -126,7 +126,7 @@ def _archive_chart_name(archive_path: Path) -> str | None:
 
 
 def _name_of(chart_yaml: bytes) -> str | None:
-    """Read by discovery's one parser (PyYAML's C composer), as every other YAML is."""
+    """Read as discovery reads every other YAML (``documents.load_documents``)."""
     try:
         documents = load_documents(split_documents(chart_yaml.decode("utf-8", errors="replace"), "Chart.yaml"))
     except DiscoveryError:

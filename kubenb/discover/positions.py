@@ -68,7 +68,7 @@ def _code_at(tree: PositionTree, steps: tuple[object, ...]) -> int | None:
         if type(tree) is list:
             tree = tree[step + 1] if type(step) is int and 0 <= step < len(tree) - 1 else None
         elif type(tree) is tuple:
-            tree = tree[1].get(step) if step.__hash__ is not None else None
+            tree = tree[1].get(step)  # steps are keys of the value's dicts: hashable
         else:
             return None
     if tree is None or type(tree) is int:
